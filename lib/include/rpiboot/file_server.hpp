@@ -53,6 +53,10 @@ struct FileServerOptions {
     // Upper bound on requests in one session: a board that loops forever is
     // cut off with Errc::Protocol rather than served indefinitely.
     std::uint32_t maxRequests = 100000;
+    // Consecutive request reads that may time out (each waits
+    // TransferTimeouts::controlIn) before the board counts as hung: recovery
+    // firmware is silent for seconds while it writes the EEPROM.
+    std::uint32_t idleTimeoutsAllowed = 2;
 };
 
 class FileServer {
