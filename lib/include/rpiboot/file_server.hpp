@@ -60,7 +60,7 @@ struct FileServerOptions {
 };
 
 class FileServer {
-public:
+  public:
     FileServer(Link& link, FileSource& source, BootObserver* observer = nullptr,
                FileServerOptions options = {});
 
@@ -69,7 +69,7 @@ public:
     // normally with SessionEnd::DeviceGone.
     FileServerResult run();
 
-private:
+  private:
     Link& link_;
     FileSource& source_;
     BootObserver* observer_;

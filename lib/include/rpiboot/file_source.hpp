@@ -18,7 +18,8 @@ namespace rpiboot {
 struct ServedFile {
     std::shared_ptr<const void> storage;  // keeps `bytes` valid
     std::span<const std::uint8_t> bytes;
-    std::string origin;  // where it came from, for logs: "/srv/fw/2711/start4.elf", "bootfiles.bin:2711/bootmain"
+    std::string origin;  // where it came from, for logs: "/srv/fw/2711/start4.elf",
+                         // "bootfiles.bin:2711/bootmain"
 };
 
 struct Lookup {
@@ -28,7 +29,7 @@ struct Lookup {
 };
 
 class FileSource {
-public:
+  public:
     virtual ~FileSource() = default;
     // `name` is the request's name as the board sent it, already cut at its
     // terminating NUL. Must not throw for a missing or refused file.

@@ -51,7 +51,7 @@ struct FirmwareSetConfig {
 };
 
 class FirmwareSet {
-public:
+  public:
     // Throws Errc::NotFound when `root` is not a directory, Errc::Corrupt when
     // its bootfiles.bin is not a readable tar archive.
     FirmwareSet(FirmwareSetConfig config, std::shared_ptr<FileCache> cache);
@@ -59,25 +59,41 @@ public:
     FirmwareSet(const FirmwareSet&) = delete;
     FirmwareSet& operator=(const FirmwareSet&) = delete;
 
-    // Resolves a name requested by a board. Thread-safe.
+    // Resolves a name requested by a board. Thread-safe. Order (the first
+    // source that has the name wins; C = chipFolder(board.chip)):
+    //  0. the name is checked (request_name.hpp); a refused name stops here;
+    //  1. `generated`, by the exact name;
+    //  2. <serialOverlayRoot>/<serial>/NAME (not for bootcode names);
+    //  3. when <root>/bootfiles.bin existed at construction: <root>/C/NAME on
+    //     disk, else archive member C/NAME (case-insensitive; a zero-length
+    //     member falls through, as upstream);
+    //  4. <root>/<portPath>/NAME when portOverlays (not for bootcode names);
+    //  5. <root>/C/NAME, then <root>/NAME;
+    //  6. each fallback root in turn, with steps 3-5.
+    // Steps 3-5 are upstream's order for one directory (protocol-details §5.2).
+    // A source that exists but is refused (symlink leading outside the trusted
+    // roots, not a regular file, over maxFileSize, unreadable) ends the lookup
+    // with `refusal` set rather than falling through to a lower source. Never
+    // throws.
     Lookup resolve(std::string_view name, const BoardContext& board) const;
     // The chip's second-stage loader (bootcodeFileName(chip)); no overlays.
     Lookup bootcode(const BoardContext& board) const;
 
     const FirmwareSetConfig& config() const noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 // A FileSource for one board: a FirmwareSet seen with that board's context.
 class BoardFileSource final : public FileSource {
-public:
-    BoardFileSource(const FirmwareSet& set, BoardContext board) : set_(set), board_(std::move(board)) {}
+  public:
+    BoardFileSource(const FirmwareSet& set, BoardContext board)
+        : set_(set), board_(std::move(board)) {}
     Lookup lookup(std::string_view name) override { return set_.resolve(name, board_); }
 
-private:
+  private:
     const FirmwareSet& set_;
     BoardContext board_;
 };

@@ -31,7 +31,7 @@ struct UsbDeviceInfo {
 };
 
 class LibusbContext {
-public:
+  public:
     // `discovery` false: libusb does not scan the bus (for callers that get
     // device nodes from udev and wrap them).
     explicit LibusbContext(bool discovery = true, int logLevel = 0);
@@ -40,7 +40,7 @@ public:
     LibusbContext& operator=(const LibusbContext&) = delete;
     libusb_context* get() const noexcept { return ctx_; }
 
-private:
+  private:
     libusb_context* ctx_ = nullptr;
 };
 
@@ -50,12 +50,13 @@ std::string portPathOf(libusb_device* device);
 UsbDeviceInfo describeDevice(libusb_device* device);
 
 class LibusbTransport final : public Transport {
-public:
+  public:
     // Opens `device` (from a libusb device list or hotplug callback). Throws
     // Errc::DeviceGone, Errc::Refused (permission) or Errc::Io.
     static std::unique_ptr<LibusbTransport> open(libusb_device* device);
     // Wraps a usbfs node (/dev/bus/usb/BBB/DDD) reported by udev.
-    static std::unique_ptr<LibusbTransport> openNode(LibusbContext& context, const std::string& devnode);
+    static std::unique_ptr<LibusbTransport> openNode(LibusbContext& context,
+                                                     const std::string& devnode);
     ~LibusbTransport() override;
     LibusbTransport(const LibusbTransport&) = delete;
     LibusbTransport& operator=(const LibusbTransport&) = delete;
@@ -72,7 +73,7 @@ public:
     std::size_t controlIn(std::span<std::uint8_t> buffer, Milliseconds timeout) override;
     void bulkOut(std::span<const std::uint8_t> chunk, Milliseconds timeout) override;
 
-private:
+  private:
     LibusbTransport(libusb_device_handle* handle, int fd) : handle_(handle), fd_(fd) {}
     libusb_device_handle* handle_ = nullptr;
     int fd_ = -1;  // owned when we opened the node ourselves

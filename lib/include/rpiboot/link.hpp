@@ -12,8 +12,9 @@
 namespace rpiboot {
 
 class Link {
-public:
-    Link(Transport& transport, TransferTimeouts timeouts) : transport_(transport), timeouts_(timeouts) {}
+  public:
+    Link(Transport& transport, TransferTimeouts timeouts)
+        : transport_(transport), timeouts_(timeouts) {}
 
     // Control OUT announcing `length`, no bulk data (a size reply, an empty ack).
     void sendLength(std::uint32_t length);
@@ -29,7 +30,7 @@ public:
 
     const TransferTimeouts& timeouts() const noexcept { return timeouts_; }
 
-private:
+  private:
     Transport& transport_;
     TransferTimeouts timeouts_;
 };

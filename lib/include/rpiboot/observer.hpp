@@ -13,7 +13,7 @@ namespace rpiboot {
 enum class LogLevel { Error, Warning, Info, Debug };
 
 class BootObserver {
-public:
+  public:
     virtual ~BootObserver() = default;
 
     // A file (or the bootcode) starts going out: `size` bytes in total.

@@ -31,7 +31,7 @@ struct TransferTimeouts {
 inline constexpr std::size_t kBulkChunkSize = 16 * 1024;
 
 class Transport {
-public:
+  public:
     virtual ~Transport() = default;
 
     // Vendor control OUT, bmRequestType 0x40, bRequest 0, wValue = length &

@@ -16,8 +16,9 @@ BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& 
     }
     Lookup sig = firmware.resolve("bootcode.sig", board);
     if (!sig.found()) {
-        throw Error(Errc::NotFound, "signed boot needs bootcode.sig, which the firmware set does not have" +
-                                        (sig.refusal.empty() ? std::string() : " (" + sig.refusal + ")"));
+        throw Error(Errc::NotFound,
+                    "signed boot needs bootcode.sig, which the firmware set does not have" +
+                        (sig.refusal.empty() ? std::string() : " (" + sig.refusal + ")"));
     }
     if (sig.file->bytes.size() < signature.size()) {
         throw Error(Errc::Corrupt, "bootcode.sig from " + sig.file->origin + " has " +

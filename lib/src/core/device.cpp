@@ -15,7 +15,9 @@ constexpr std::uint16_t kPid2711 = 0x2711;
 constexpr std::uint16_t kPid2712 = 0x2712;
 
 // protocol.md §1: iSerialNumber index 0 or 3 means the boot ROM.
-bool isRomSerialIndex(std::uint8_t index) { return index == 0 || index == 3; }
+bool isRomSerialIndex(std::uint8_t index) {
+    return index == 0 || index == 3;
+}
 
 std::string lowered(std::string_view text) {
     std::string out(text);
@@ -28,20 +30,29 @@ std::string lowered(std::string_view text) {
 
 std::optional<Chip> chipFromProductId(std::uint16_t productId) noexcept {
     switch (productId) {
-        case kPid2835: return Chip::Bcm2835;
-        case kPid2837: return Chip::Bcm2837;
-        case kPid2711: return Chip::Bcm2711;
-        case kPid2712: return Chip::Bcm2712;
-        default: return std::nullopt;
+        case kPid2835:
+            return Chip::Bcm2835;
+        case kPid2837:
+            return Chip::Bcm2837;
+        case kPid2711:
+            return Chip::Bcm2711;
+        case kPid2712:
+            return Chip::Bcm2712;
+        default:
+            return std::nullopt;
     }
 }
 
 std::uint16_t productIdOf(Chip chip) noexcept {
     switch (chip) {
-        case Chip::Bcm2835: return kPid2835;
-        case Chip::Bcm2837: return kPid2837;
-        case Chip::Bcm2711: return kPid2711;
-        case Chip::Bcm2712: return kPid2712;
+        case Chip::Bcm2835:
+            return kPid2835;
+        case Chip::Bcm2837:
+            return kPid2837;
+        case Chip::Bcm2711:
+            return kPid2711;
+        case Chip::Bcm2712:
+            return kPid2712;
     }
     return 0;
 }
@@ -60,8 +71,8 @@ std::optional<DeviceIdentity> identifyDevice(const UsbDescriptorSummary& descrip
     }
     DeviceIdentity identity;
     identity.chip = *chip;
-    identity.stage = isRomSerialIndex(descriptor.serialNumberIndex) ? BootStage::Rom
-                                                                    : BootStage::SecondStage;
+    identity.stage =
+        isRomSerialIndex(descriptor.serialNumberIndex) ? BootStage::Rom : BootStage::SecondStage;
     // protocol.md §1: with two interfaces the first is mass storage and the
     // protocol runs on interface 1, bulk OUT 3 / IN 4.
     if (descriptor.interfaceCount == 1) {
@@ -74,10 +85,14 @@ std::optional<DeviceIdentity> identifyDevice(const UsbDescriptorSummary& descrip
 
 std::string_view chipName(Chip chip) noexcept {
     switch (chip) {
-        case Chip::Bcm2835: return "BCM2835";
-        case Chip::Bcm2837: return "BCM2837";
-        case Chip::Bcm2711: return "BCM2711";
-        case Chip::Bcm2712: return "BCM2712";
+        case Chip::Bcm2835:
+            return "BCM2835";
+        case Chip::Bcm2837:
+            return "BCM2837";
+        case Chip::Bcm2711:
+            return "BCM2711";
+        case Chip::Bcm2712:
+            return "BCM2712";
     }
     return "unknown";
 }
@@ -85,9 +100,12 @@ std::string_view chipName(Chip chip) noexcept {
 std::string_view chipFolder(Chip chip) noexcept {
     switch (chip) {
         case Chip::Bcm2835:
-        case Chip::Bcm2837: return "2710";
-        case Chip::Bcm2711: return "2711";
-        case Chip::Bcm2712: return "2712";
+        case Chip::Bcm2837:
+            return "2710";
+        case Chip::Bcm2711:
+            return "2711";
+        case Chip::Bcm2712:
+            return "2712";
     }
     return "2710";
 }
@@ -95,9 +113,12 @@ std::string_view chipFolder(Chip chip) noexcept {
 std::string_view bootcodeFileName(Chip chip) noexcept {
     switch (chip) {
         case Chip::Bcm2835:
-        case Chip::Bcm2837: return "bootcode.bin";
-        case Chip::Bcm2711: return "bootcode4.bin";
-        case Chip::Bcm2712: return "bootcode5.bin";
+        case Chip::Bcm2837:
+            return "bootcode.bin";
+        case Chip::Bcm2711:
+            return "bootcode4.bin";
+        case Chip::Bcm2712:
+            return "bootcode5.bin";
     }
     return "bootcode.bin";
 }

@@ -4,17 +4,28 @@ namespace rpiboot {
 
 std::string_view toString(Errc code) noexcept {
     switch (code) {
-        case Errc::DeviceGone: return "device gone";
-        case Errc::Timeout: return "timeout";
-        case Errc::Stall: return "stall";
-        case Errc::Io: return "I/O error";
-        case Errc::Protocol: return "protocol error";
-        case Errc::NotFound: return "not found";
-        case Errc::Refused: return "refused";
-        case Errc::Corrupt: return "corrupt";
-        case Errc::TooLarge: return "too large";
-        case Errc::InvalidArgument: return "invalid argument";
-        case Errc::Crypto: return "crypto error";
+        case Errc::DeviceGone:
+            return "device gone";
+        case Errc::Timeout:
+            return "timeout";
+        case Errc::Stall:
+            return "stall";
+        case Errc::Io:
+            return "I/O error";
+        case Errc::Protocol:
+            return "protocol error";
+        case Errc::NotFound:
+            return "not found";
+        case Errc::Refused:
+            return "refused";
+        case Errc::Corrupt:
+            return "corrupt";
+        case Errc::TooLarge:
+            return "too large";
+        case Errc::InvalidArgument:
+            return "invalid argument";
+        case Errc::Crypto:
+            return "crypto error";
     }
     return "unknown error";
 }

@@ -36,15 +36,19 @@ std::string printable(std::string_view name) {
 
 const char* commandName(std::int32_t command) {
     switch (command) {
-        case 0: return "GetFileSize";
-        case 1: return "ReadFile";
-        case 2: return "Done";
-        default: return "unknown";
+        case 0:
+            return "GetFileSize";
+        case 1:
+            return "ReadFile";
+        case 2:
+            return "Done";
+        default:
+            return "unknown";
     }
 }
 
 class Session {
-public:
+  public:
     Session(Link& link, FileSource& source, BootObserver* observer, FileServerOptions options)
         : link_(link), source_(source), observer_(observer), options_(options) {}
 
@@ -62,7 +66,7 @@ public:
         }
     }
 
-private:
+  private:
     void log(LogLevel level, const std::string& message) {
         if (observer_ != nullptr) {
             observer_->onLog(level, message);
@@ -100,7 +104,8 @@ private:
 
     std::optional<SessionEnd> handle(const FileRequest& request) {
         const std::string shown = printable(request.name);
-        log(LogLevel::Debug, std::string("received ") + commandName(request.command) + ": " + shown);
+        log(LogLevel::Debug,
+            std::string("received ") + commandName(request.command) + ": " + shown);
         if (!request.terminated) {
             // protocol.md §5: a name without its NUL is refused, not guessed at.
             notFound(shown, "name is not NUL-terminated within 256 bytes");
@@ -117,13 +122,18 @@ private:
             return std::nullopt;
         }
         switch (request.command) {
-            case static_cast<std::int32_t>(FileCommand::GetFileSize): getFileSize(request.name, shown); break;
-            case static_cast<std::int32_t>(FileCommand::ReadFile): readFile(request.name, shown); break;
-            case static_cast<std::int32_t>(FileCommand::Done): return SessionEnd::DoneCommand;
+            case static_cast<std::int32_t>(FileCommand::GetFileSize):
+                getFileSize(request.name, shown);
+                break;
+            case static_cast<std::int32_t>(FileCommand::ReadFile):
+                readFile(request.name, shown);
+                break;
+            case static_cast<std::int32_t>(FileCommand::Done):
+                return SessionEnd::DoneCommand;
             default:
                 throw Error(Errc::Protocol, "board sent unknown command " +
-                                                std::to_string(request.command) +
-                                                " (file name \"" + shown + "\")");
+                                                std::to_string(request.command) + " (file name \"" +
+                                                shown + "\")");
         }
         return std::nullopt;
     }
@@ -193,8 +203,8 @@ private:
     void recordMetadata(const std::string& message) {
         auto entry = parseMetadataMessage(message);
         if (!entry) {
-            const std::string why = "metadata message without a key or value: \"" +
-                                    printable(message) + "\"";
+            const std::string why =
+                "metadata message without a key or value: \"" + printable(message) + "\"";
             result_.metadataErrors.push_back(why);
             log(LogLevel::Warning, why);
             return;
@@ -243,6 +253,8 @@ FileServer::FileServer(Link& link, FileSource& source, BootObserver* observer,
                        FileServerOptions options)
     : link_(link), source_(source), observer_(observer), options_(options) {}
 
-FileServerResult FileServer::run() { return Session(link_, source_, observer_, options_).run(); }
+FileServerResult FileServer::run() {
+    return Session(link_, source_, observer_, options_).run();
+}
 
 }  // namespace rpiboot

@@ -8,7 +8,9 @@
 
 namespace rpiboot {
 
-void Link::sendLength(std::uint32_t length) { transport_.controlOutLength(length, timeouts_.control); }
+void Link::sendLength(std::uint32_t length) {
+    transport_.controlOutLength(length, timeouts_.control);
+}
 
 void Link::write(std::span<const std::uint8_t> data, BootObserver* observer) {
     if (data.size() > std::numeric_limits<std::uint32_t>::max()) {

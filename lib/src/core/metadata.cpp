@@ -46,8 +46,8 @@ unsigned charToC40(char c) {
 }
 
 [[noreturn]] void badUuid(std::string_view encoded, const std::string& why) {
-    throw Error(Errc::Protocol,
-                "FACTORY_UUID \"" + std::string(encoded.substr(0, 80)) + "\" is not valid c40: " + why);
+    throw Error(Errc::Protocol, "FACTORY_UUID \"" + std::string(encoded.substr(0, 80)) +
+                                    "\" is not valid c40: " + why);
 }
 
 void decodeHalf(std::uint32_t half, std::string& out, std::string_view encoded) {
@@ -98,11 +98,21 @@ void appendJsonString(std::string& out, std::string_view text) {
     out.push_back('"');
     for (unsigned char c : text) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20 || c >= 0x7f) {
                     // Device strings are ASCII; anything else is shown, not trusted.
@@ -119,7 +129,9 @@ void appendJsonString(std::string& out, std::string_view text) {
 
 }  // namespace
 
-bool isMetadataMessage(std::string_view name) noexcept { return !name.empty() && name[0] == '*'; }
+bool isMetadataMessage(std::string_view name) noexcept {
+    return !name.empty() && name[0] == '*';
+}
 
 std::optional<MetadataEntry> parseMetadataMessage(std::string_view name) {
     if (!isMetadataMessage(name)) {
@@ -206,8 +218,8 @@ std::string renderMetadataJson(const std::map<std::string, std::string>& entries
 std::string metadataFileStem(std::string_view serial) {
     std::string stem;
     for (char c : serial.substr(0, 128)) {
-        const bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                          c == '-' || c == '_';
+        const bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '_';
         stem.push_back(safe ? c : '_');
     }
     if (stem.empty()) {
@@ -240,8 +252,8 @@ std::filesystem::path writeMetadataFile(const std::filesystem::path& dir, std::s
     std::filesystem::rename(temp, target, ec);
     if (ec) {
         std::filesystem::remove(temp, ec);
-        throw Error(Errc::Io, "cannot rename metadata file into " + target.string() + ": " +
-                                  ec.message());
+        throw Error(Errc::Io,
+                    "cannot rename metadata file into " + target.string() + ": " + ec.message());
     }
     return target;
 }

@@ -56,8 +56,8 @@ void uploadBootcode(Link& link, std::span<const std::uint8_t> bootcode,
     if (code != 0) {
         char hex[16];
         std::snprintf(hex, sizeof hex, "0x%x", code);
-        throw Error(Errc::Protocol, std::string("boot ROM rejected the loader with return code ") +
-                                        hex);
+        throw Error(Errc::Protocol,
+                    std::string("boot ROM rejected the loader with return code ") + hex);
     }
 }
 

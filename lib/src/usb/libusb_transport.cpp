@@ -16,17 +16,25 @@ namespace rpiboot {
 namespace {
 
 // protocol.md §2: vendor requests, recipient device, bRequest 0.
-constexpr std::uint8_t kVendorOut = 0x40;  // LIBUSB_REQUEST_TYPE_VENDOR | RECIPIENT_DEVICE | ENDPOINT_OUT
-constexpr std::uint8_t kVendorIn = 0xC0;   // LIBUSB_REQUEST_TYPE_VENDOR | RECIPIENT_DEVICE | ENDPOINT_IN
+constexpr std::uint8_t kVendorOut =
+    0x40;  // LIBUSB_REQUEST_TYPE_VENDOR | RECIPIENT_DEVICE | ENDPOINT_OUT
+constexpr std::uint8_t kVendorIn =
+    0xC0;  // LIBUSB_REQUEST_TYPE_VENDOR | RECIPIENT_DEVICE | ENDPOINT_IN
 
 Errc errcOf(int rc) {
     switch (rc) {
-        case LIBUSB_ERROR_NO_DEVICE: return Errc::DeviceGone;
-        case LIBUSB_ERROR_TIMEOUT: return Errc::Timeout;
-        case LIBUSB_ERROR_PIPE: return Errc::Stall;
-        case LIBUSB_ERROR_ACCESS: return Errc::Refused;
-        case LIBUSB_ERROR_NOT_FOUND: return Errc::NotFound;
-        default: return Errc::Io;
+        case LIBUSB_ERROR_NO_DEVICE:
+            return Errc::DeviceGone;
+        case LIBUSB_ERROR_TIMEOUT:
+            return Errc::Timeout;
+        case LIBUSB_ERROR_PIPE:
+            return Errc::Stall;
+        case LIBUSB_ERROR_ACCESS:
+            return Errc::Refused;
+        case LIBUSB_ERROR_NOT_FOUND:
+            return Errc::NotFound;
+        default:
+            return Errc::Io;
     }
 }
 
@@ -110,9 +118,9 @@ std::unique_ptr<LibusbTransport> LibusbTransport::openNode(LibusbContext& contex
     const int fd = ::open(devnode.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         const int err = errno;
-        throw Error(err == ENOENT || err == ENODEV ? Errc::DeviceGone
+        throw Error(err == ENOENT || err == ENODEV  ? Errc::DeviceGone
                     : err == EACCES || err == EPERM ? Errc::Refused
-                                                     : Errc::Io,
+                                                    : Errc::Io,
                     "cannot open " + devnode + ": " + std::strerror(err));
     }
     libusb_device_handle* handle = nullptr;
@@ -167,10 +175,9 @@ void LibusbTransport::claim(const BulkInterface& iface) {
 }
 
 void LibusbTransport::controlOutLength(std::uint32_t length, Milliseconds timeout) {
-    const int rc = libusb_control_transfer(handle_, kVendorOut, 0,
-                                           static_cast<std::uint16_t>(length & 0xffffU),
-                                           static_cast<std::uint16_t>(length >> 16), nullptr, 0,
-                                           timeoutMs(timeout));
+    const int rc = libusb_control_transfer(
+        handle_, kVendorOut, 0, static_cast<std::uint16_t>(length & 0xffffU),
+        static_cast<std::uint16_t>(length >> 16), nullptr, 0, timeoutMs(timeout));
     if (rc < 0) {
         fail(rc, "control OUT (length " + std::to_string(length) + ") failed");
     }
@@ -191,8 +198,9 @@ std::size_t LibusbTransport::controlIn(std::span<std::uint8_t> buffer, Milliseco
 
 void LibusbTransport::bulkOut(std::span<const std::uint8_t> chunk, Milliseconds timeout) {
     int transferred = 0;
-    const int rc = libusb_bulk_transfer(handle_, outEndpoint_, const_cast<std::uint8_t*>(chunk.data()),
-                                        static_cast<int>(chunk.size()), &transferred, timeoutMs(timeout));
+    const int rc =
+        libusb_bulk_transfer(handle_, outEndpoint_, const_cast<std::uint8_t*>(chunk.data()),
+                             static_cast<int>(chunk.size()), &transferred, timeoutMs(timeout));
     if (rc != 0) {
         fail(rc, "bulk OUT of " + std::to_string(chunk.size()) + " bytes failed after " +
                      std::to_string(transferred));
