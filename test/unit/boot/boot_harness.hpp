@@ -19,6 +19,7 @@
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/firmware.hpp"
+#include "rpiboot/metadata.hpp"
 #include "virtualpi/board.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario.hpp"
@@ -63,7 +64,7 @@ inline std::map<std::string, std::string> fixtureSums() {
 }
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string pattern = (fs::temp_directory_path() / "rpiboot-boot-XXXXXX").string();
         path_ = ::mkdtemp(pattern.data());
@@ -74,15 +75,15 @@ public:
     }
     const fs::path& path() const { return path_; }
 
-private:
+  private:
     fs::path path_;
 };
 
 // Hashes of every member of the fixture bootfiles.bin, extracted by tar(1).
 inline std::map<std::string, std::string> archiveMemberSums(const std::string& chipFolder) {
     TempDir dir;
-    const std::string cmd = "tar -xf '" + (kFixtures / "bootfiles.bin").string() + "' -C '" +
-                            dir.path().string() + "'";
+    const std::string cmd =
+        "tar -xf '" + (kFixtures / "bootfiles.bin").string() + "' -C '" + dir.path().string() + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     std::map<std::string, std::string> sums;
     for (const auto& entry : fs::directory_iterator(dir.path() / chipFolder)) {

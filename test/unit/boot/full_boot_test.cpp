@@ -1,5 +1,6 @@
 // Full boots of virtual boards of every chip through the library, every byte
 // the board received checked against the fixtures' SHA256SUMS.
+#include <mutex>
 #include <thread>
 
 #include "boot_harness.hpp"
@@ -10,16 +11,33 @@ namespace {
 using virtualpi::Outcome;
 using virtualpi::Profile;
 
-std::unique_ptr<FirmwareSet> msdSet(const std::shared_ptr<FileCache>& cache) {
+// The msd boot set as shipped: msd/ holds the BCM2835 family's files and
+// links bootcode4.bin / start4.elf for BCM2711 (the fixture copy stores those
+// links as plain text files, so the set is laid out afresh with real links).
+struct MsdTree {
+    TempDir dir;
+    MsdTree() {
+        const fs::path base = dir.path();
+        fs::create_directories(base / "msd");
+        fs::create_directories(base / "2711");
+        fs::copy_file(kFixtures / "msd/bootcode.bin", base / "msd/bootcode.bin");
+        fs::copy_file(kFixtures / "msd/start.elf", base / "msd/start.elf");
+        fs::copy_file(kFixtures / "2711/bootcode4.bin", base / "2711/bootcode4.bin");
+        fs::create_symlink("../2711/bootcode4.bin", base / "msd/bootcode4.bin");
+        fs::create_symlink("start.elf", base / "msd/start4.elf");
+    }
+};
+
+std::unique_ptr<FirmwareSet> msdSet(const MsdTree& tree, const std::shared_ptr<FileCache>& cache) {
     FirmwareSetConfig config;
-    config.root = kFixtures / "msd";
-    config.trustedRoots = {kFixtures};  // msd/bootcode4.bin links to ../2711/
+    config.root = tree.dir.path() / "msd";
+    config.trustedRoots = {tree.dir.path()};  // msd/bootcode4.bin links to ../2711/
     return std::make_unique<FirmwareSet>(config, cache);
 }
 
 std::string describe(const virtualpi::BoardRecord& record) {
-    std::string text = std::string("outcome ") + virtualpi::outcomeName(record.outcome) + ": " +
-                       record.reason;
+    std::string text =
+        std::string("outcome ") + virtualpi::outcomeName(record.outcome) + ": " + record.reason;
     for (const auto& line : record.log) {
         text += "\n  " + line;
     }
@@ -46,7 +64,8 @@ TEST_P(MsdBoot, BoardReceivesTheFixtureBytesAndSucceeds) {
     const MsdCase c = GetParam();
     const auto sums = fixtureSums();
     auto cache = std::make_shared<FileCache>();
-    auto firmware = msdSet(cache);
+    MsdTree tree;
+    auto firmware = msdSet(tree, cache);
     virtualpi::VirtualBus bus;
     virtualpi::Scenario scenario = virtualpi::builtinScenario(c.chip, Profile::Msd);
     scenario.expectSha256(bootcodeFileName(c.chip), sums.at(c.bootcodeFixture));
@@ -68,30 +87,39 @@ TEST_P(MsdBoot, BoardReceivesTheFixtureBytesAndSucceeds) {
     EXPECT_EQ(host.files->filesServed, 1U);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Chips, MsdBoot,
-    ::testing::Values(MsdCase{Chip::Bcm2835, "msd/bootcode.bin", "start.elf"},
-                      MsdCase{Chip::Bcm2837, "msd/bootcode.bin", "start.elf"},
-                      MsdCase{Chip::Bcm2711, "2711/bootcode4.bin", "start4.elf"}),
-    [](const auto& p) { return std::string(chipName(p.param.chip)); });
+INSTANTIATE_TEST_SUITE_P(Chips, MsdBoot,
+                         ::testing::Values(MsdCase{Chip::Bcm2835, "msd/bootcode.bin", "start.elf"},
+                                           MsdCase{Chip::Bcm2837, "msd/bootcode.bin", "start.elf"},
+                                           MsdCase{Chip::Bcm2711, "2711/bootcode4.bin",
+                                                   "start4.elf"}),
+                         [](const auto& p) { return std::string(chipName(p.param.chip)); });
 
 TEST(TwoInterfaceBoot, Bcm2837SecondStageIsServedOnInterfaceOne) {
     const auto sums = fixtureSums();
-    auto firmware = msdSet(std::make_shared<FileCache>());
+    MsdTree tree;
+    auto firmware = msdSet(tree, std::make_shared<FileCache>());
     virtualpi::VirtualBus bus;
     virtualpi::Scenario scenario = virtualpi::builtinScenario(Chip::Bcm2837, Profile::Msd);
     scenario.expectSha256("start.elf", sums.at("msd/start.elf"));
-    const std::string port = bus.plug({scenario, "2-3", {}});
-    auto second = std::thread([&] {
-        auto device = bus.waitForDevice(
-            [&](const virtualpi::DeviceInfo& d) { return d.stage == virtualpi::Stage::SecondStage; },
-            std::chrono::seconds(10));
-        ASSERT_TRUE(device);
-        EXPECT_EQ(device->summary.interfaceCount, 2);
-        EXPECT_EQ(device->summary.serialNumberIndex, 1);
+    std::mutex mutex;
+    std::vector<virtualpi::DeviceInfo> seen;
+    bus.addListener([&](const virtualpi::DeviceEvent& event) {
+        if (event.kind == virtualpi::DeviceEventKind::Added) {
+            std::lock_guard lock(mutex);
+            seen.push_back(event.device);
+        }
     });
+    const std::string port = bus.plug({scenario, "2-3", {}});
     HostResult host = serveBoard(bus, port, *firmware);
-    second.join();
+    bus.flushEvents();
+    {
+        std::lock_guard lock(mutex);
+        ASSERT_GE(seen.size(), 2U);
+        EXPECT_EQ(seen[0].summary.interfaceCount, 1);
+        EXPECT_EQ(seen[0].summary.serialNumberIndex, 0);
+        EXPECT_EQ(seen[1].summary.interfaceCount, 2);
+        EXPECT_EQ(seen[1].summary.serialNumberIndex, 1);
+    }
     auto board = bus.board(port);
     ASSERT_EQ(board->waitForOutcome(std::chrono::seconds(10)), Outcome::Succeeded)
         << describe(board->record()) << "\nhost: " << host.error;
@@ -107,14 +135,16 @@ TEST_P(GadgetBoot, ArchiveMembersConfigAndBootImageArriveIntact) {
     TempDir root;
     fs::copy_file(kFixtures / "bootfiles.bin", root.path() / "bootfiles.bin");
     fs::copy_file(kFixtures / "mass-storage-gadget64/config.txt", root.path() / "config.txt");
-    fs::copy_file(kFixtures / "mass-storage-gadget64/boot-secure-msd.img", root.path() / "boot.img");
+    fs::copy_file(kFixtures / "mass-storage-gadget64/boot-secure-msd.img",
+                  root.path() / "boot.img");
     FirmwareSetConfig config;
     config.root = root.path();
     FirmwareSet firmware(config, std::make_shared<FileCache>());
 
     virtualpi::BuiltinOptions options;
     options.rp1Firmware = true;
-    virtualpi::Scenario scenario = virtualpi::builtinScenario(chip, Profile::MassStorageGadget, options);
+    virtualpi::Scenario scenario =
+        virtualpi::builtinScenario(chip, Profile::MassStorageGadget, options);
     scenario.expectHashes(members);
     scenario.expectSha256("config.txt", sums.at("mass-storage-gadget64/config.txt"));
     scenario.expectSha256("boot.img", sums.at("mass-storage-gadget64/boot-secure-msd.img"));
@@ -131,10 +161,10 @@ TEST_P(GadgetBoot, ArchiveMembersConfigAndBootImageArriveIntact) {
         if (step.kind != virtualpi::StepKind::File || step.optional) {
             continue;
         }
-        const std::string expected = step.name == "config.txt" ? sums.at("mass-storage-gadget64/config.txt")
-                                     : step.name == "boot.img"
-                                         ? sums.at("mass-storage-gadget64/boot-secure-msd.img")
-                                         : members.at(step.name);
+        const std::string expected =
+            step.name == "config.txt" ? sums.at("mass-storage-gadget64/config.txt")
+            : step.name == "boot.img" ? sums.at("mass-storage-gadget64/boot-secure-msd.img")
+                                      : members.at(step.name);
         expectFile(record, step.name, expected);
     }
     if (chip == Chip::Bcm2712) {
@@ -147,14 +177,16 @@ INSTANTIATE_TEST_SUITE_P(Chips, GadgetBoot, ::testing::Values(Chip::Bcm2711, Chi
 
 TEST(ConcurrentBoots, SixteenMixedBoardsShareOneFirmwareSet) {
     const auto sums = fixtureSums();
-    auto firmware = msdSet(std::make_shared<FileCache>());
+    MsdTree tree;
+    auto firmware = msdSet(tree, std::make_shared<FileCache>());
     virtualpi::VirtualBus bus;
     const Chip chips[] = {Chip::Bcm2835, Chip::Bcm2837, Chip::Bcm2711, Chip::Bcm2711};
     std::vector<std::string> ports;
     for (int i = 0; i < 16; ++i) {
         const Chip chip = chips[i % 4];
         virtualpi::Scenario scenario = virtualpi::builtinScenario(chip, Profile::Msd);
-        scenario.expectSha256(chip == Chip::Bcm2711 ? "start4.elf" : "start.elf", sums.at("msd/start.elf"));
+        scenario.expectSha256(chip == Chip::Bcm2711 ? "start4.elf" : "start.elf",
+                              sums.at("msd/start.elf"));
         ports.push_back(bus.plug({scenario, "1-1." + std::to_string(i + 1), {}}));
     }
     std::vector<HostResult> results(ports.size());
@@ -180,11 +212,13 @@ TEST(FailedBoots, MissingRequiredFileFailsTheBoardAndTheHostSaysWhy) {
     config.root = root.path();
     FirmwareSet firmware(config, std::make_shared<FileCache>());
     virtualpi::VirtualBus bus;
-    const std::string port = bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, Profile::Msd), "1-4", {}});
+    const std::string port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, Profile::Msd), "1-4", {}});
     serveBoard(bus, port, firmware);
     auto board = bus.board(port);
     EXPECT_EQ(board->waitForOutcome(std::chrono::seconds(10)), Outcome::Failed);
-    EXPECT_NE(board->record().reason.find("start4.elf"), std::string::npos) << board->record().reason;
+    EXPECT_NE(board->record().reason.find("start4.elf"), std::string::npos)
+        << board->record().reason;
 }
 
 TEST(FailedBoots, MissingBootcodeIsANotFoundErrorNamingTheFile) {
@@ -193,7 +227,8 @@ TEST(FailedBoots, MissingBootcodeIsANotFoundErrorNamingTheFile) {
     config.root = root.path();
     FirmwareSet firmware(config, std::make_shared<FileCache>());
     virtualpi::VirtualBus bus;
-    const std::string port = bus.plug({virtualpi::builtinScenario(Chip::Bcm2712, Profile::MassStorageGadget), "1-5", {}});
+    const std::string port = bus.plug(
+        {virtualpi::builtinScenario(Chip::Bcm2712, Profile::MassStorageGadget), "1-5", {}});
     HostResult host = serveBoard(bus, port, firmware);
     EXPECT_NE(host.error.find("bootcode5.bin"), std::string::npos) << host.error;
 }
