@@ -86,9 +86,10 @@ namespace {
 void requireRsa2048(const EVP_PKEY* pkey, std::string_view origin) {
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
         const char* type = EVP_PKEY_get0_type_name(pkey);
-        throw Error(Errc::Crypto, std::string(origin) + " is a " + (type ? type : "non-RSA") +
-                                      " key; only RSA-2048 keys are supported by the "
-                                      "Raspberry Pi bootloader");
+        throw Error(Errc::Crypto, std::string(origin) + " holds a key of type " +
+                                      (type ? type : "unknown") +
+                                      "; only RSA-2048 keys are supported by the Raspberry Pi "
+                                      "bootloader");
     }
     int bits = EVP_PKEY_get_bits(pkey);
     if (bits != kRsaKeyBits) {
