@@ -1,0 +1,272 @@
+// The rpiboot session loop against virtual boards: the same code path as the
+// real tool, with the virtual bus standing in for libusb hotplug.
+#include "runner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "virtualpi/builtin_scenarios.hpp"
+#include "virtualpi/scenario_builder.hpp"
+#include "virtualpi/virtual_bus.hpp"
+
+namespace rpiboot::cli {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kFixtures{RPIBOOT_FIXTURES_DIR};
+
+class VirtualWaiter final : public DeviceWaiter {
+  public:
+    explicit VirtualWaiter(virtualpi::VirtualBus& bus) : bus_(bus) {
+        std::vector<virtualpi::DeviceInfo> existing;
+        id_ = bus_.addListener(
+            [this](const virtualpi::DeviceEvent& e) {
+                if (e.kind == virtualpi::DeviceEventKind::Added) {
+                    push(e.device);
+                }
+            },
+            &existing);
+        for (auto& d : existing) {
+            push(d);
+        }
+    }
+    ~VirtualWaiter() override { bus_.removeListener(id_); }
+
+    std::optional<CandidateDevice> next() override {
+        std::unique_lock lock(mutex_);
+        if (!cv_.wait_for(lock, std::chrono::seconds(3), [&] { return !queue_.empty(); })) {
+            return std::nullopt;  // nothing more arrives: the test's "Ctrl-C"
+        }
+        virtualpi::DeviceInfo d = queue_.front();
+        queue_.pop_front();
+        CandidateDevice c;
+        c.info.portPath = d.portPath;
+        c.info.descriptor = d.summary;
+        const auto lastDot = d.portPath.find_last_of(".-");
+        c.info.portNumber = static_cast<std::uint8_t>(std::stoi(d.portPath.substr(lastDot + 1)));
+        auto* bus = &bus_;
+        c.open = [bus, d]() -> std::unique_ptr<OpenedDevice> {
+            struct Opened final : OpenedDevice {
+                std::unique_ptr<Transport> t;
+                std::string serial;
+                Transport& transport() override { return *t; }
+                std::string serialString() override { return serial; }
+                void claim(const BulkInterface&) override {}
+            };
+            auto o = std::make_unique<Opened>();
+            o->t = bus->open(d.deviceId);
+            o->serial = d.serial;
+            return o;
+        };
+        return c;
+    }
+
+  private:
+    void push(const virtualpi::DeviceInfo& d) {
+        if (!isBootDevice(d.summary.vendorId, d.summary.productId)) {
+            return;
+        }
+        std::lock_guard lock(mutex_);
+        queue_.push_back(d);
+        cv_.notify_all();
+    }
+
+    virtualpi::VirtualBus& bus_;
+    virtualpi::ListenerId id_ = 0;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<virtualpi::DeviceInfo> queue_;
+};
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "rpiboot-cli-XXXXXX").string();
+        path = ::mkdtemp(pattern.data());
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+// A 2711 boot set: bootcode4.bin and start4.elf in the chip folder.
+void make2711Set(const fs::path& dir) {
+    fs::create_directories(dir / "2711");
+    fs::copy_file(kFixtures / "2711/bootcode4.bin", dir / "2711/bootcode4.bin");
+    fs::copy_file(kFixtures / "msd/start.elf", dir / "2711/start4.elf");
+}
+
+struct CliRun {
+    int status = -1;
+    std::string out;
+    std::string err;
+};
+
+CliRun runCli(const std::vector<std::string>& args, virtualpi::VirtualBus& bus,
+              const std::string& defaultDir = "/nonexistent") {
+    ParseResult parsed = parseOptions(args);
+    EXPECT_EQ(parsed.error, "");
+    VirtualWaiter waiter(bus);
+    std::ostringstream out, err;
+    Runner runner(parsed.options, defaultDir, waiter, out, err);
+    CliRun run;
+    if (std::string problem = runner.checkDirectory(); !problem.empty()) {
+        run.err = problem;
+        return run;
+    }
+    run.status = runner.run();
+    run.out = out.str();
+    run.err = err.str();
+    return run;
+}
+
+TEST(RpibootCli, BootsOneBoardAndExitsZero) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_NE(run.out.find("Sending bootcode4.bin"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Successful read 4 bytes"), std::string::npos);
+    EXPECT_NE(run.out.find("Second stage boot server done"), std::string::npos);
+    EXPECT_NE(run.out.find("File read: start4.elf"), std::string::npos);
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
+}
+
+TEST(RpibootCli, PortPathFilterLeavesOtherBoardsAlone) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
+    const auto other = bus.plug({scenario, "1-1", {}});
+    const auto wanted = bus.plug({scenario, "1-2.3", {}});
+    CliRun run = runCli({"-d", dir.path.string(), "-p", "1-2.3"}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
+}
+
+TEST(RpibootCli, PortNumberFilterMatchesThePortOnTheHub) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
+    const auto other = bus.plug({scenario, "1-1.2", {}});
+    const auto wanted = bus.plug({scenario, "1-1.5", {}});
+    CliRun run = runCli({"-d", dir.path.string(), "-5"}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
+}
+
+TEST(RpibootCli, SerialFilterFollowsTheBoardIntoItsSecondStage) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
+    const auto other = bus.plug({scenario, "1-1", "11111111"});
+    const auto wanted = bus.plug({scenario, "1-2", "af04b2da"});
+    CliRun run = runCli({"-d", dir.path.string(), "-i", "af04b2da"}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
+}
+
+TEST(RpibootCli, PortOverlayServesPerPortFiles) {
+    TempDir dir;
+    make2711Set(dir.path);
+    std::ofstream(dir.path / "config.txt") << "base\n";
+    fs::create_directories(dir.path / "1-4");
+    std::ofstream(dir.path / "1-4" / "config.txt") << "port 1-4\n";
+    virtualpi::VirtualBus bus;
+    auto scenario =
+        virtualpi::ScenarioBuilder(Chip::Bcm2711).file("config.txt").endWithEmptyName().build();
+    const auto port = bus.plug({scenario, "1-4", {}});
+    CliRun run = runCli({"-d", dir.path.string(), "-o"}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    const auto record = bus.board(port)->record();
+    ASSERT_NE(record.file("config.txt"), nullptr);
+    EXPECT_EQ(record.file("config.txt")->receivedBytes, std::string("port 1-4\n").size());
+}
+
+TEST(RpibootCli, MetadataGoesToSerialNamedJsonFile) {
+    TempDir dir;
+    make2711Set(dir.path);
+    TempDir meta;
+    virtualpi::VirtualBus bus;
+    auto scenario = virtualpi::ScenarioBuilder(Chip::Bcm2712)
+                        .metadata("MAC_ADDR", "2c:cf:67:70:76:f3")
+                        .metadataC40("FACTORY_UUID", "001000911006186073")
+                        .endWithEmptyName()
+                        .build();
+    fs::create_directories(dir.path / "2712");
+    std::ofstream(dir.path / "2712" / "bootcode5.bin") << std::string(4096, 'c');
+    bus.plug({scenario, "1-1", "becc6523"});
+    CliRun run = runCli({"-d", dir.path.string(), "-j", meta.path.string()}, bus);
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    std::ifstream in(meta.path / "becc6523.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(text.str(),
+              "{\n\t\"FACTORY_UUID\": \"001000911006186073\",\n\t\"MAC_ADDR\": "
+              "\"2c:cf:67:70:76:f3\"\n}\n");
+}
+
+TEST(RpibootCli, FailureExitsOneWithAReason) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    bus.plug({virtualpi::ScenarioBuilder(Chip::Bcm2711).romReturnCodes({3}).build(), "1-1", {}});
+    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.err.find("Failed"), std::string::npos) << run.err;
+}
+
+TEST(RpibootCli, DirectoryWithoutBootcodeIsAUsageError) {
+    TempDir dir;
+    virtualpi::VirtualBus bus;
+    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    EXPECT_NE(run.err.find("No 'bootcode' files found"), std::string::npos);
+    // Unlike upstream, a set that only has 2711/bootcode4.bin is valid.
+    make2711Set(dir.path);
+    ParseResult parsed = parseOptions({"-d", dir.path.string()});
+    VirtualWaiter waiter(bus);
+    std::ostringstream out, err;
+    EXPECT_EQ(Runner(parsed.options, "", waiter, out, err).checkDirectory(), "");
+}
+
+TEST(RpibootCli, LoopModeServesBoardsOneAfterAnother) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
+    const auto a = bus.plug({scenario, "1-1", {}});
+    const auto b = bus.plug({scenario, "1-2", {}});
+    CliRun run =
+        runCli({"-d", dir.path.string(), "-l"}, bus);  // ends when no board arrives for 3 s
+    EXPECT_EQ(run.status, 0) << run.err;
+    EXPECT_EQ(bus.board(a)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(b)->outcome(), virtualpi::Outcome::Succeeded);
+}
+
+TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
+    TempDir base;
+    make2711Set(base.path / "msd");
+    virtualpi::VirtualBus bus;
+    const auto port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    CliRun run = runCli({}, bus, base.path.string());
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
+    EXPECT_EQ(bus.board(port)->outcome(), virtualpi::Outcome::Succeeded);
+}
+
+}  // namespace
+}  // namespace rpiboot::cli
