@@ -64,6 +64,8 @@ else
 fi
 stamp done
 
-# Only a complete status file counts: write it under another name, then rename.
+# Only a complete status file counts: write it under another name, then rename. The host
+# may stop the VM as soon as it sees it, so every write to the shares is flushed first.
+sync
 echo "$rc" >"$ctl/status.tmp" && mv "$ctl/status.tmp" "$ctl/status"
 power_off
