@@ -1,0 +1,150 @@
+#include "board.hpp"
+
+namespace rpibootd {
+
+namespace {
+
+BoardStatus freshStatus(const std::string& port) {
+    BoardStatus s;
+    s.port = port;
+    return s;
+}
+
+}  // namespace
+
+const char* phaseName(BoardPhase phase) noexcept {
+    switch (phase) {
+        case BoardPhase::Idle:
+            return "idle";
+        case BoardPhase::RomInFlight:
+            return "rom-in-flight";
+        case BoardPhase::AwaitingSecondStage:
+            return "awaiting-second-stage";
+        case BoardPhase::ServingFiles:
+            return "serving-files";
+        case BoardPhase::Done:
+            return "done";
+        case BoardPhase::Failed:
+            return "failed";
+        case BoardPhase::Disconnected:
+            return "disconnected";
+    }
+    return "?";
+}
+
+std::uint32_t changedFields(const BoardStatus& a, const BoardStatus& b) {
+    std::uint32_t m = 0;
+    const auto mark = [&m](bool differs, BoardField field) {
+        if (differs) {
+            m |= field;
+        }
+    };
+    mark(a.port != b.port, kFieldPort);
+    mark(a.chip != b.chip, kFieldChip);
+    mark(a.serial != b.serial, kFieldSerial);
+    mark(a.profile != b.profile, kFieldProfile);
+    mark(a.stage != b.stage, kFieldStage);
+    mark(a.currentFile != b.currentFile, kFieldCurrentFile);
+    mark(a.bytesSent != b.bytesSent, kFieldBytesSent);
+    mark(a.bytesTotal != b.bytesTotal, kFieldBytesTotal);
+    mark(a.filesServed != b.filesServed, kFieldFilesServed);
+    mark(a.bootCount != b.bootCount, kFieldBootCount);
+    mark(a.lastError != b.lastError, kFieldLastError);
+    mark(a.startedUsec != b.startedUsec, kFieldStartedUsec);
+    mark(a.finishedUsec != b.finishedUsec, kFieldFinishedUsec);
+    mark(a.metadata != b.metadata, kFieldMetadata);
+    return m;
+}
+
+Board::Board(std::string port) {
+    status_.port = std::move(port);
+}
+
+void Board::beginRomStage(const std::string& chip, const std::string& serial,
+                          const std::string& profile, std::uint64_t nowUsec) {
+    const std::uint32_t boots = status_.bootCount;
+    status_ = freshStatus(status_.port);
+    status_.chip = chip;
+    status_.serial = serial;
+    status_.profile = profile;
+    status_.stage = kStageSendingBootcode;
+    status_.bootCount = boots + 1;
+    status_.startedUsec = nowUsec;
+    phase_ = BoardPhase::RomInFlight;
+}
+
+void Board::beginSecondStage(const std::string& chip, const std::string& serial,
+                             const std::string& profile, bool continuing, std::uint64_t nowUsec) {
+    if (!continuing) {
+        const std::uint32_t boots = status_.bootCount;
+        status_ = freshStatus(status_.port);
+        status_.chip = chip;
+        status_.serial = serial;
+        status_.profile = profile;
+        status_.bootCount = boots;
+        status_.startedUsec = nowUsec;
+    }
+    status_.stage = kStageServingFiles;
+    status_.currentFile.clear();
+    status_.bytesSent = 0;
+    status_.bytesTotal = 0;
+    phase_ = BoardPhase::ServingFiles;
+}
+
+void Board::transferStarted(const std::string& name, std::uint64_t total) {
+    status_.currentFile = name;
+    status_.bytesSent = 0;
+    status_.bytesTotal = total;
+}
+
+void Board::transferProgress(std::uint64_t sent, std::uint64_t total) {
+    status_.bytesSent = sent;
+    status_.bytesTotal = total;
+}
+
+void Board::transferFinished(const std::string& name, std::uint64_t size, bool countsAsFile) {
+    status_.currentFile = name;
+    status_.bytesSent = size;
+    status_.bytesTotal = size;
+    if (countsAsFile) {
+        ++status_.filesServed;
+    }
+}
+
+void Board::metadata(const std::string& key, const std::string& value) {
+    status_.metadata[key] = value;
+}
+
+void Board::romSucceeded() {
+    status_.stage = kStageWaiting;
+    phase_ = BoardPhase::AwaitingSecondStage;
+}
+
+bool Board::filesDone(rpiboot::SessionEnd end, std::uint64_t nowUsec) {
+    if (end == rpiboot::SessionEnd::DeviceGone && status_.filesServed == 0) {
+        fail("the board left the bus before it was served any file", nowUsec);
+        return false;
+    }
+    status_.stage = kStageDone;
+    status_.currentFile.clear();
+    status_.finishedUsec = nowUsec;
+    phase_ = BoardPhase::Done;
+    return true;
+}
+
+void Board::fail(const std::string& reason, std::uint64_t nowUsec) {
+    status_.stage = kStageFailed;
+    status_.lastError = reason;
+    status_.finishedUsec = nowUsec;
+    phase_ = BoardPhase::Failed;
+}
+
+void Board::disconnect(std::uint64_t nowUsec) {
+    status_.stage = kStageDisconnected;
+    if (status_.finishedUsec == 0) {
+        status_.finishedUsec = nowUsec;
+    }
+    phase_ = BoardPhase::Disconnected;
+}
+
+}  // namespace rpibootd

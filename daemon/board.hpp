@@ -1,0 +1,82 @@
+// The state machine of one board across its stages.
+//
+// A Board is the record of one physical board slot (its USB port path): it
+// follows the board from the ROM (sending-bootcode) through the wait for
+// re-enumeration to the second stage (serving-files) and on to done, failed
+// or disconnected, and keeps the BoardStatus the outside world sees. Pure
+// state: no threads, timers, devices or I/O; the registry drives it and
+// publishes what changed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "board_status.hpp"
+#include "rpiboot/file_server.hpp"
+
+namespace rpibootd {
+
+enum class BoardPhase {
+    Idle,                 // known, nothing happening yet
+    RomInFlight,          // a worker is uploading the bootcode
+    AwaitingSecondStage,  // the ROM took the bootcode; the board is re-enumerating
+    ServingFiles,         // a worker runs the file server
+    Done,
+    Failed,
+    Disconnected,
+};
+
+const char* phaseName(BoardPhase phase) noexcept;
+
+// Which fields differ between two snapshots (BoardField bits).
+std::uint32_t changedFields(const BoardStatus& before, const BoardStatus& after);
+
+class Board {
+  public:
+    explicit Board(std::string port);
+
+    const BoardStatus& status() const noexcept { return status_; }
+    BoardPhase phase() const noexcept { return phase_; }
+    bool inFlight() const noexcept {
+        return phase_ == BoardPhase::RomInFlight || phase_ == BoardPhase::ServingFiles;
+    }
+    // Finished with a verdict (done or failed), or gone.
+    bool settled() const noexcept {
+        return phase_ == BoardPhase::Done || phase_ == BoardPhase::Failed ||
+               phase_ == BoardPhase::Disconnected;
+    }
+
+    // A ROM enumeration: a new boot of this slot (BootCount + 1). Everything
+    // about the previous boot is cleared.
+    void beginRomStage(const std::string& chip, const std::string& serial,
+                       const std::string& profile, std::uint64_t nowUsec);
+    // A second-stage enumeration. `continuing` when it follows this board's
+    // own ROM stage; otherwise (the daemon did not see the ROM stage) the
+    // record starts afresh without counting a boot.
+    void beginSecondStage(const std::string& chip, const std::string& serial,
+                          const std::string& profile, bool continuing, std::uint64_t nowUsec);
+
+    void transferStarted(const std::string& name, std::uint64_t total);
+    void transferProgress(std::uint64_t sent, std::uint64_t total);
+    void transferFinished(const std::string& name, std::uint64_t size, bool countsAsFile);
+    void metadata(const std::string& key, const std::string& value);
+    // The board came back on another port (found by its serial).
+    void relocate(const std::string& port) { status_.port = port; }
+
+    // The ROM accepted the bootcode: wait for the second stage.
+    void romSucceeded();
+    // The file server session ended. Returns false (and fails the board)
+    // when the board left the bus before it was served anything.
+    bool filesDone(rpiboot::SessionEnd end, std::uint64_t nowUsec);
+    void fail(const std::string& reason, std::uint64_t nowUsec);
+    // The device left the bus while nothing was in flight and the board was
+    // neither done nor expected to re-enumerate.
+    void disconnect(std::uint64_t nowUsec);
+
+  private:
+    BoardStatus status_;
+    BoardPhase phase_ = BoardPhase::Idle;
+};
+
+}  // namespace rpibootd

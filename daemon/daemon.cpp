@@ -1,0 +1,213 @@
+#include "daemon.hpp"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <optional>
+
+#include "active_config.hpp"
+#include "board_registry.hpp"
+#include "dbus_service.hpp"
+#include "event_loop.hpp"
+#include "journal.hpp"
+#include "rpiboot/error.hpp"
+#include "rpiboot/file_cache.hpp"
+#include "stage_worker.hpp"
+#include "udev_watcher.hpp"
+#include "virtual_source.hpp"
+
+#ifndef RPIBOOT_VERSION
+#define RPIBOOT_VERSION "0.0.0"
+#endif
+
+namespace rpibootd {
+
+namespace {
+
+std::uint64_t realtimeUsec() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+ConfigLocation locationOf(const DaemonOptions& options) {
+    ConfigLocation where;
+    where.file = options.configFile;
+    where.optional = !options.configGiven;
+    where.overrides.firmwareDir = options.firmwareDir;
+    where.overrides.profilesDir = options.profilesDir;
+    return where;
+}
+
+std::string describe(const ActiveConfig& config) {
+    const auto& c = config.configuration();
+    std::string names;
+    for (const auto& name : config.profileNames()) {
+        names += (names.empty() ? "" : ", ") + name;
+    }
+    return "configuration from " + c.daemon.source + ": profiles " + names + "; default " +
+           c.daemon.defaultProfile + ", " + std::to_string(c.daemon.rules.size()) +
+           " rule(s); firmware in " + c.daemon.firmwareDir.string();
+}
+
+std::string statusLine(const RegistryCounts& c) {
+    return std::to_string(c.boards) + " board(s): " + std::to_string(c.inFlight) + " booting, " +
+           std::to_string(c.done) + " done, " + std::to_string(c.failed) + " failed";
+}
+
+class Daemon {
+  public:
+    Daemon(const DaemonOptions& options, Logger& log) : options_(options), log_(log) {}
+
+    int run() {
+        cache_ = std::make_shared<rpiboot::FileCache>();
+        std::shared_ptr<const ActiveConfig> config;
+        try {
+            config = activate(loadConfiguration(locationOf(options_)), cache_, &log_);
+        } catch (const std::exception& e) {
+            log_.error(std::string("cannot start: ") + e.what());
+            return 1;
+        }
+        log_.info(describe(*config));
+
+        std::vector<virtualpi::BoardSpec> virtualBoards;
+        try {
+            for (const auto& spec : options_.virtualSpecs) {
+                auto boards = parseVirtualSpec(spec);
+                virtualBoards.insert(virtualBoards.end(), boards.begin(), boards.end());
+            }
+        } catch (const std::exception& e) {
+            log_.error(e.what());
+            return 2;
+        }
+
+        EventLoop loop;
+        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, realtimeUsec},
+                          std::move(config));
+        ThreadStageLauncher launcher(loop, *registry_, log_);
+        registry_->setLauncher(&launcher);
+        registry_->setReloadHandler([this] { return reload(); });
+
+        std::vector<EventSource> signals;
+        signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
+        signals.push_back(loop.onSignal(SIGINT, [&loop] { loop.exit(0); }));
+        signals.push_back(loop.onSignal(SIGHUP, [this] { reload(); }));
+        // A client closing a pipe must not kill the daemon.
+        ::signal(SIGPIPE, SIG_IGN);
+
+        const std::size_t expectedVirtual = virtualBoards.size();
+        registry_->setCountsListener([this, &loop, expectedVirtual](const RegistryCounts& c) {
+            sd_notifyf(0, "STATUS=%s", statusLine(c).c_str());
+            if (options_.exitWhenDone && c.inFlight == 0 && c.done + c.failed >= expectedVirtual) {
+                // After the event being handled has been logged in full.
+                loop.post([this, &loop, c] {
+                    log_.info("every virtual board has finished: " + statusLine(c));
+                    loop.exit(c.failed == 0 ? 0 : 1);
+                });
+            }
+        });
+
+        std::unique_ptr<DbusService> dbus;
+        std::unique_ptr<UdevWatcher> udev;
+        std::unique_ptr<VirtualSource> virtualSource;
+        int status = 0;
+        try {
+            if (options_.bus != "none") {
+                DbusOptions dbusOptions;
+                dbusOptions.bus = options_.bus;
+                dbusOptions.version = RPIBOOT_VERSION;
+                dbus = std::make_unique<DbusService>(loop.get(), dbusOptions, *registry_);
+                registry_->setStatusSink(dbus.get());
+                log_.info("serving io.rpibootd1 on the " + options_.bus + " bus as " +
+                          dbus->uniqueName());
+            }
+            if (options_.udev) {
+                udev = std::make_unique<UdevWatcher>(loop, log_);
+                udev->start(*registry_);
+            }
+            if (!virtualBoards.empty()) {
+                virtualSource = std::make_unique<VirtualSource>(loop, log_, virtualBoards);
+                virtualSource->start(*registry_);
+            }
+            loop.enableWatchdog();
+            sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
+            log_.info(std::string("rpibootd ") + RPIBOOT_VERSION + " ready" +
+                      (udev ? "; watching USB through udev" : "") +
+                      (virtualSource ? "; " + std::to_string(expectedVirtual) + " virtual board(s)"
+                                     : std::string()));
+            status = loop.run();
+        } catch (const std::exception& e) {
+            log_.error(std::string("cannot run: ") + e.what());
+            status = 1;
+        }
+
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+        log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) still running");
+        registry_->shutDown();
+        registry_->setStatusSink(nullptr);
+        if (virtualSource) {
+            virtualSource->unplugAll();
+        }
+        udev.reset();
+        launcher.stopAll();
+        virtualSource.reset();
+        dbus.reset();
+        registry_.reset();
+        return status;
+    }
+
+  private:
+    ReloadResult reload() {
+        sd_notify(0, "RELOADING=1");
+        ReloadResult result;
+        try {
+            auto config = activate(loadConfiguration(locationOf(options_)), cache_, &log_);
+            log_.info("reloaded " + describe(*config));
+            registry_->setConfiguration(std::move(config));
+            result = ReloadResult{true, "configuration reloaded"};
+        } catch (const std::exception& e) {
+            result = ReloadResult{false, e.what()};
+            log_.error(std::string("reload rejected, keeping the running configuration: ") +
+                       e.what());
+        }
+        sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
+        return result;
+    }
+
+    const DaemonOptions& options_;
+    Logger& log_;
+    std::shared_ptr<rpiboot::FileCache> cache_;
+    std::optional<BoardRegistry> registry_;
+};
+
+}  // namespace
+
+int runDaemon(const DaemonOptions& options) {
+    Logger log(detectLogTargets(options.verbosity));
+    Daemon daemon(options, log);
+    return daemon.run();
+}
+
+int checkConfiguration(const DaemonOptions& options) {
+    try {
+        const auto configuration = loadConfiguration(locationOf(options));
+        auto cache = std::make_shared<rpiboot::FileCache>();
+        Logger log(LogTargets{false, true, options.verbosity});
+        const auto active = activate(configuration, cache, &log);
+        std::printf("%s\n", describe(*active).c_str());
+        for (const auto& [name, profile] : configuration.profiles) {
+            std::printf("  %-22s %s (%s)\n", name.c_str(), profile.firmware.root.c_str(),
+                        profile.source.c_str());
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "rpibootd: %s\n", e.what());
+        return 1;
+    }
+}
+
+}  // namespace rpibootd

@@ -1,0 +1,187 @@
+#include "event_loop.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "rpiboot/error.hpp"
+
+namespace rpibootd {
+
+namespace {
+
+[[noreturn]] void failWith(int negativeErrno, const std::string& what) {
+    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + std::strerror(-negativeErrno));
+}
+
+// The callbacks live in the sd_event_source's userdata and are freed with it.
+template <typename Callback>
+void attachCallback(sd_event_source* source, Callback callback) {
+    auto* owned = new Callback(std::move(callback));
+    sd_event_source_set_userdata(source, owned);
+    sd_event_source_set_destroy_callback(
+        source, [](void* userdata) { delete static_cast<Callback*>(userdata); });
+}
+
+class LoopTimer final : public Timer {
+  public:
+    explicit LoopTimer(EventSource source) : source_(std::move(source)) {}
+
+  private:
+    EventSource source_;
+};
+
+}  // namespace
+
+EventSource::~EventSource() {
+    if (source_ != nullptr) {
+        sd_event_source_disable_unref(source_);
+    }
+}
+
+EventSource& EventSource::operator=(EventSource&& other) noexcept {
+    if (this != &other) {
+        if (source_ != nullptr) {
+            sd_event_source_disable_unref(source_);
+        }
+        source_ = other.source_;
+        other.source_ = nullptr;
+    }
+    return *this;
+}
+
+EventLoop::EventLoop() {
+    int r = sd_event_new(&event_);
+    if (r < 0) {
+        failWith(r, "cannot create the event loop");
+    }
+    wakeFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd_ < 0) {
+        const int err = errno;
+        sd_event_unref(event_);
+        failWith(-err, "cannot create the event loop's wake-up eventfd");
+    }
+    wakeSource_ = onReadable(wakeFd_, [this](std::uint32_t) {
+        std::uint64_t count = 0;
+        // Reset the counter; a short or failed read only means nothing was pending.
+        [[maybe_unused]] const auto n = ::read(wakeFd_, &count, sizeof count);
+        drainQueue();
+    });
+}
+
+EventLoop::~EventLoop() {
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        queue_.clear();
+    }
+    wakeSource_ = EventSource();
+    if (wakeFd_ >= 0) {
+        ::close(wakeFd_);
+    }
+    sd_event_unref(event_);
+}
+
+void EventLoop::post(std::function<void()> work) {
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) {
+            return;
+        }
+        queue_.push_back(std::move(work));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wakeFd_, &one, sizeof one);
+}
+
+void EventLoop::drainQueue() {
+    std::deque<std::function<void()>> batch;
+    {
+        std::lock_guard lock(mutex_);
+        batch.swap(queue_);
+    }
+    for (auto& work : batch) {
+        work();
+    }
+}
+
+EventSource EventLoop::onSignal(int signal, std::function<void()> handler) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, signal);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    sd_event_source* source = nullptr;
+    const int r = sd_event_add_signal(
+        event_, &source, signal,
+        [](sd_event_source* s, const struct signalfd_siginfo*, void*) -> int {
+            (*static_cast<std::function<void()>*>(sd_event_source_get_userdata(s)))();
+            return 0;
+        },
+        nullptr);
+    if (r < 0) {
+        failWith(r, "cannot watch signal " + std::to_string(signal));
+    }
+    attachCallback(source, std::move(handler));
+    return EventSource(source);
+}
+
+EventSource EventLoop::onReadable(int fd, std::function<void(std::uint32_t)> handler) {
+    sd_event_source* source = nullptr;
+    const int r = sd_event_add_io(
+        event_, &source, fd, EPOLLIN,
+        [](sd_event_source* s, int, std::uint32_t revents, void*) -> int {
+            (*static_cast<std::function<void(std::uint32_t)>*>(sd_event_source_get_userdata(s)))(
+                revents);
+            return 0;
+        },
+        nullptr);
+    if (r < 0) {
+        failWith(r, "cannot watch file descriptor " + std::to_string(fd));
+    }
+    attachCallback(source, std::move(handler));
+    return EventSource(source);
+}
+
+std::unique_ptr<Timer> EventLoop::after(std::chrono::milliseconds delay,
+                                        std::function<void()> callback) {
+    sd_event_source* source = nullptr;
+    const auto usec = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+    const int r = sd_event_add_time_relative(
+        event_, &source, CLOCK_MONOTONIC, usec, 0,
+        [](sd_event_source* s, std::uint64_t, void*) -> int {
+            // A copy: the callback may destroy its own Timer (and with it the stored one).
+            auto fire = *static_cast<std::function<void()>*>(sd_event_source_get_userdata(s));
+            fire();
+            return 0;
+        },
+        nullptr);
+    if (r < 0) {
+        failWith(r, "cannot arm a timer");
+    }
+    attachCallback(source, std::move(callback));
+    return std::make_unique<LoopTimer>(EventSource(source));
+}
+
+void EventLoop::enableWatchdog() {
+    sd_event_set_watchdog(event_, 1);
+}
+
+int EventLoop::run() {
+    const int r = sd_event_loop(event_);
+    if (r < 0) {
+        failWith(r, "event loop failed");
+    }
+    return r;
+}
+
+void EventLoop::exit(int code) {
+    sd_event_exit(event_, code);
+}
+
+}  // namespace rpibootd

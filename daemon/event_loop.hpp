@@ -1,0 +1,94 @@
+// The daemon's one sd-event loop and the ways other threads reach it.
+//
+// Owns the sd_event object; hands out RAII event sources for signals, file
+// descriptors and timers; and carries a queue (an eventfd in the loop) through
+// which worker and virtual-bus threads post closures that then run on the
+// loop thread. Everything that touches board state or D-Bus runs here. It
+// never runs a posted closure on the posting thread, and never blocks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+struct sd_event;
+struct sd_event_source;
+
+namespace rpibootd {
+
+// An sd_event_source that is disabled and released when this goes away.
+class EventSource {
+  public:
+    EventSource() = default;
+    explicit EventSource(sd_event_source* source) noexcept : source_(source) {}
+    ~EventSource();
+    EventSource(EventSource&& other) noexcept : source_(other.source_) { other.source_ = nullptr; }
+    EventSource& operator=(EventSource&& other) noexcept;
+    EventSource(const EventSource&) = delete;
+    EventSource& operator=(const EventSource&) = delete;
+
+    sd_event_source* get() const noexcept { return source_; }
+    explicit operator bool() const noexcept { return source_ != nullptr; }
+
+  private:
+    sd_event_source* source_ = nullptr;
+};
+
+// A one-shot timer: the callback runs once on the loop thread unless the
+// Timer is destroyed first.
+class Timer {
+  public:
+    virtual ~Timer() = default;
+};
+
+// Where board timeouts come from; the loop in the daemon, a fake in tests.
+class TimerService {
+  public:
+    virtual ~TimerService() = default;
+    virtual std::unique_ptr<Timer> after(std::chrono::milliseconds delay,
+                                         std::function<void()> callback) = 0;
+};
+
+class EventLoop final : public TimerService {
+  public:
+    // Creates the loop (sd_event_new) and its post queue. Throws rpiboot::Error.
+    EventLoop();
+    ~EventLoop() override;
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    sd_event* get() const noexcept { return event_; }
+
+    // Thread-safe: queue `work` to run on the loop thread. Work posted after
+    // the loop has finished is dropped.
+    void post(std::function<void()> work);
+
+    // Blocks `signal` for the process and handles it in the loop (signalfd).
+    EventSource onSignal(int signal, std::function<void()> handler);
+    // Calls `handler(revents)` when `fd` is readable.
+    EventSource onReadable(int fd, std::function<void(std::uint32_t)> handler);
+    std::unique_ptr<Timer> after(std::chrono::milliseconds delay,
+                                 std::function<void()> callback) override;
+
+    // Sends WATCHDOG=1 on its own when systemd asked for a watchdog.
+    void enableWatchdog();
+
+    // Runs until exit() is called; returns the exit code.
+    int run();
+    void exit(int code);
+
+  private:
+    void drainQueue();
+
+    sd_event* event_ = nullptr;
+    int wakeFd_ = -1;
+    EventSource wakeSource_;
+    std::mutex mutex_;
+    std::deque<std::function<void()>> queue_;
+    bool closed_ = false;
+};
+
+}  // namespace rpibootd

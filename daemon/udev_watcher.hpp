@@ -1,0 +1,72 @@
+// Real USB boot-mode devices, as udev reports them.
+//
+// Watches a udev monitor ("udev" netlink group, so rules and permissions have
+// been applied before we hear of a device) for usb_device add/remove events
+// of VID 0a5c with a boot PID, and enumerates the ones already attached at
+// start. No polling, no sleeps: the monitor fd sits in the main sd-event
+// loop. Descriptor facts come from sysfs; opening goes through libusb on the
+// device node. Never decides what to do with a device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+
+#include "device_source.hpp"
+#include "event_loop.hpp"
+#include "journal.hpp"
+
+struct udev;
+struct udev_monitor;
+struct udev_device;
+
+namespace rpiboot {
+class LibusbContext;
+}
+
+namespace rpibootd {
+
+struct UdevDeleter {
+    void operator()(udev* u) const noexcept;
+    void operator()(udev_monitor* m) const noexcept;
+    void operator()(udev_device* d) const noexcept;
+};
+using UdevPtr = std::unique_ptr<udev, UdevDeleter>;
+using UdevMonitorPtr = std::unique_ptr<udev_monitor, UdevDeleter>;
+using UdevDevicePtr = std::unique_ptr<udev_device, UdevDeleter>;
+
+// From the sysfs `descriptors` attribute (device descriptor, then the
+// configuration descriptors as the device returned them): iSerialNumber
+// index (byte 16) and the number of interface descriptors actually present
+// in the first configuration — what libusb would report (protocol-details
+// §1.3, the ROM's 55/32 quirk). nullopt when the blob is too short.
+std::optional<rpiboot::UsbDescriptorSummary> summaryFromDescriptors(
+    std::uint16_t vendorId, std::uint16_t productId, std::span<const std::uint8_t> raw);
+
+class UdevWatcher final : public DeviceSource {
+  public:
+    UdevWatcher(EventLoop& loop, Logger& log);
+    ~UdevWatcher() override;
+
+    std::string_view name() const noexcept override { return "udev"; }
+    void start(DeviceEvents& events) override;
+    OpenedDevice open(const DeviceInfo& device) override;
+
+  private:
+    void onMonitorReadable();
+    std::optional<DeviceInfo> describe(udev_device* device);
+
+    EventLoop& loop_;
+    Logger& log_;
+    UdevPtr udev_;
+    UdevMonitorPtr monitor_;
+    EventSource monitorSource_;
+    DeviceEvents* events_ = nullptr;
+    std::set<std::string> known_;  // device nodes reported as added
+    std::unique_ptr<rpiboot::LibusbContext> usb_;
+};
+
+}  // namespace rpibootd

@@ -1,0 +1,238 @@
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "profile/json_reader.hpp"
+#include "rpiboot/error.hpp"
+#include "rpiboot/profile.hpp"
+
+namespace rpiboot {
+
+using profile_detail::appendPointer;
+using profile_detail::fail;
+using profile_detail::ObjectReader;
+
+namespace {
+
+constexpr std::int64_t kMaxForgetMs = 7 * 24 * 3600 * 1000LL;
+
+std::filesystem::path resolveAgainst(const std::filesystem::path& base,
+                                     const std::filesystem::path& path) {
+    if (path.is_absolute()) {
+        return path.lexically_normal();
+    }
+    return (base / path).lexically_normal();
+}
+
+ProfileRule readRule(const nlohmann::json& node, const std::string& label,
+                     const std::string& pointer) {
+    ObjectReader r(node, label, pointer);
+    ProfileRule rule;
+    rule.pointer = pointer;
+    if (auto chip = r.string("chip")) {
+        rule.chip = parseChip(*chip);
+        if (!rule.chip) {
+            fail(
+                label, r.pointerOf("chip"),
+                "\"" + *chip + "\" is not a chip or boot PID (2835, 2837, 2711, 2712, 2763, 2764)");
+        }
+    }
+    rule.port = r.string("port").value_or("");
+    rule.serial = r.string("serial").value_or("");
+    r.string("comment", true);
+    const auto profile = r.string("profile");
+    if (!profile) {
+        fail(label, r.pointerOf("profile"), "missing: a rule names the profile it selects");
+    }
+    rule.profile = *profile;
+    r.rejectUnknownKeys();
+    return rule;
+}
+
+std::string knownNames(const std::map<std::string, Profile>& profiles) {
+    std::string out;
+    for (const auto& [name, profile] : profiles) {
+        out += (out.empty() ? "" : ", ") + name;
+    }
+    return out;
+}
+
+std::string readWholeFile(const std::filesystem::path& file, std::string_view what) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        throw Error(Errc::NotFound, file.string() + ": cannot open " + std::string(what));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        throw Error(Errc::Io, file.string() + ": cannot read " + std::string(what));
+    }
+    return text.str();
+}
+
+std::vector<std::filesystem::path> profileFilesIn(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+        throw Error(Errc::NotFound, dir.string() + ": profile directory does not exist");
+    }
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        if (entry.path().extension() == ".json" && !entry.is_directory()) {
+            files.push_back(entry.path());
+        }
+    }
+    if (ec) {
+        throw Error(Errc::Io, dir.string() + ": cannot list profile directory: " + ec.message());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+bool globMatches(const std::string& pattern, const std::string& text, int flags) {
+    return ::fnmatch(pattern.c_str(), text.c_str(), flags) == 0;
+}
+
+bool ruleMatches(const ProfileRule& rule, const BoardMatchKey& board) {
+    if (rule.chip && *rule.chip != board.chip) {
+        return false;
+    }
+    if (!rule.port.empty() && !globMatches(rule.port, board.port, 0)) {
+        return false;
+    }
+    if (!rule.serial.empty() &&
+        (board.serial.empty() || !globMatches(rule.serial, board.serial, FNM_CASEFOLD))) {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+DaemonConfig defaultDaemonConfig() {
+    DaemonConfig c;
+    c.source = "built-in defaults";
+    c.firmwareDir = defaultFirmwareDir();
+    c.profilesDir = kDefaultProfilesDir;
+    c.profilesDirOptional = true;
+    c.defaultProfile = "msd";
+    // BCM2712 has no legacy mass-storage firmware: like upstream, boot it
+    // with the mass-storage gadget.
+    ProfileRule gadget;
+    gadget.chip = Chip::Bcm2712;
+    gadget.profile = "mass-storage-gadget";
+    gadget.pointer = "(built-in rule)";
+    c.rules.push_back(gadget);
+    return c;
+}
+
+DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
+    const nlohmann::json doc = profile_detail::parseDocument(text, label);
+    const std::string file(label);
+    const std::filesystem::path base = std::filesystem::path(file).parent_path();
+    ObjectReader r(doc, file, "");
+    DaemonConfig c = defaultDaemonConfig();
+    c.source = file;
+    c.rules.clear();  // a file's rules replace the built-in ones entirely
+    r.string("comment", true);
+    if (auto dir = r.string("profiles_dir")) {
+        c.profilesDir = resolveAgainst(base, *dir);
+        c.profilesDirOptional = false;
+    }
+    if (auto dir = r.string("firmware_dir")) {
+        c.firmwareDir = resolveAgainst(base, *dir);
+    }
+    c.defaultProfile = r.string("default_profile").value_or(c.defaultProfile);
+    c.forgetAfter = r.milliseconds("forget_after_ms", 0, kMaxForgetMs).value_or(c.forgetAfter);
+    if (const nlohmann::json* rules = r.member("rules")) {
+        if (!rules->is_array()) {
+            fail(file, "/rules", "expected an array of rule objects");
+        }
+        for (std::size_t i = 0; i < rules->size(); ++i) {
+            c.rules.push_back(
+                readRule((*rules)[i], file, appendPointer("/rules", std::to_string(i))));
+        }
+    }
+    r.rejectUnknownKeys();
+    return c;
+}
+
+DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional) {
+    std::error_code ec;
+    if (optional && !std::filesystem::exists(file, ec)) {
+        return defaultDaemonConfig();
+    }
+    return parseDaemonConfig(readWholeFile(file, "daemon configuration"), file.string());
+}
+
+Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileText>& builtins,
+                                 const ConfigurationOverrides& overrides) {
+    if (overrides.firmwareDir) {
+        daemon.firmwareDir = std::filesystem::absolute(*overrides.firmwareDir).lexically_normal();
+    }
+    if (overrides.profilesDir) {
+        daemon.profilesDir = std::filesystem::absolute(*overrides.profilesDir).lexically_normal();
+        daemon.profilesDirOptional = false;
+    }
+    Configuration config;
+    for (const auto& builtin : builtins) {
+        Profile p = parseProfile(builtin.text, builtin.label, daemon.firmwareDir);
+        config.profiles.insert_or_assign(p.name, std::move(p));
+    }
+    std::error_code ec;
+    const bool dirWanted =
+        !daemon.profilesDir.empty() &&
+        (!daemon.profilesDirOptional || std::filesystem::exists(daemon.profilesDir, ec));
+    if (dirWanted) {
+        std::map<std::string, std::string> fromDir;  // name -> file, to catch duplicates
+        for (const auto& file : profileFilesIn(daemon.profilesDir)) {
+            Profile p = loadProfileFile(file, daemon.firmwareDir);
+            const auto [it, fresh] = fromDir.emplace(p.name, file.string());
+            if (!fresh) {
+                fail(file.string(), "/name",
+                     "profile \"" + p.name + "\" is already defined in " + it->second);
+            }
+            config.profiles.insert_or_assign(p.name, std::move(p));
+        }
+    }
+    if (config.profiles.find(daemon.defaultProfile) == config.profiles.end()) {
+        fail(daemon.source, "/default_profile",
+             "no profile named \"" + daemon.defaultProfile +
+                 "\" (known: " + knownNames(config.profiles) + ")");
+    }
+    for (const auto& rule : daemon.rules) {
+        if (config.profiles.find(rule.profile) == config.profiles.end()) {
+            fail(daemon.source, rule.pointer + "/profile",
+                 "no profile named \"" + rule.profile +
+                     "\" (known: " + knownNames(config.profiles) + ")");
+        }
+    }
+    config.daemon = std::move(daemon);
+    return config;
+}
+
+const ProfileRule* Configuration::matchingRule(const BoardMatchKey& board) const {
+    for (const auto& rule : daemon.rules) {
+        if (ruleMatches(rule, board)) {
+            return &rule;
+        }
+    }
+    return nullptr;
+}
+
+const Profile& Configuration::select(const BoardMatchKey& board) const {
+    const ProfileRule* rule = matchingRule(board);
+    return profiles.at(rule != nullptr ? rule->profile : daemon.defaultProfile);
+}
+
+std::vector<std::string> Configuration::profileNames() const {
+    std::vector<std::string> names;
+    for (const auto& [name, profile] : profiles) {
+        names.push_back(name);
+    }
+    return names;
+}
+
+}  // namespace rpiboot

@@ -1,0 +1,170 @@
+#include "rpiboot/profile.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "profile/json_reader.hpp"
+#include "rpiboot/error.hpp"
+
+#ifndef RPIBOOT_DEFAULT_FIRMWARE_DIR
+#define RPIBOOT_DEFAULT_FIRMWARE_DIR "/usr/share/rpibootd/firmware"
+#endif
+
+namespace rpiboot {
+
+using profile_detail::fail;
+using profile_detail::ObjectReader;
+
+namespace {
+
+// Timeouts above ten minutes are certainly a typo (an extra zero or two).
+constexpr std::int64_t kMaxTimeoutMs = 600000;
+
+bool isValidProfileName(std::string_view name) {
+    if (name.empty() || name.front() == '.' || name.size() > 64) {
+        return false;
+    }
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::filesystem::path resolveAgainst(const std::filesystem::path& base,
+                                     const std::filesystem::path& path) {
+    if (path.is_absolute()) {
+        return path.lexically_normal();
+    }
+    return (base / path).lexically_normal();
+}
+
+ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& firmwareBase) {
+    const nlohmann::json* node = parent.member("firmware");
+    if (node == nullptr) {
+        fail(parent.label(), "/firmware", "missing: every profile names its firmware set");
+    }
+    ObjectReader r(*node, parent.label(), "/firmware");
+    ProfileFirmware fw;
+    const auto root = r.string("root");
+    if (!root) {
+        fail(r.label(), "/firmware/root", "missing: the firmware set's directory");
+    }
+    fw.root = resolveAgainst(firmwareBase, *root);
+    fw.portOverlays = r.boolean("port_overlays").value_or(false);
+    if (auto serial = r.string("serial_overlays")) {
+        fw.serialOverlays = resolveAgainst(firmwareBase, *serial);
+    }
+    for (const auto& p : r.stringArray("fallback").value_or(std::vector<std::string>{})) {
+        fw.fallback.push_back(resolveAgainst(firmwareBase, p));
+    }
+    for (const auto& p : r.stringArray("trusted").value_or(std::vector<std::string>{})) {
+        fw.trusted.push_back(resolveAgainst(firmwareBase, p));
+    }
+    // The firmware tree itself is trusted: sets commonly link into shared
+    // files next to them (msd/bootcode4.bin -> ../2711/bootcode4.bin).
+    fw.trusted.push_back(firmwareBase.lexically_normal());
+    r.rejectUnknownKeys();
+    return fw;
+}
+
+std::filesystem::path readMetadataDir(ObjectReader& parent) {
+    const nlohmann::json* node = parent.member("metadata");
+    if (node == nullptr || node->is_null()) {
+        return {};
+    }
+    ObjectReader r(*node, parent.label(), "/metadata");
+    std::filesystem::path dir;
+    if (auto d = r.string("dir")) {
+        dir = *d;
+        if (!dir.is_absolute()) {
+            fail(r.label(), "/metadata/dir", "must be an absolute path, got \"" + *d + "\"");
+        }
+    }
+    r.rejectUnknownKeys();
+    return dir.lexically_normal();
+}
+
+ProfileTimeouts readTimeouts(ObjectReader& parent) {
+    ProfileTimeouts t;
+    const nlohmann::json* node = parent.member("timeouts");
+    if (node == nullptr) {
+        return t;
+    }
+    ObjectReader r(*node, parent.label(), "/timeouts");
+    t.control = r.milliseconds("control_ms", 1, kMaxTimeoutMs).value_or(t.control);
+    t.bulk = r.milliseconds("bulk_ms", 1, kMaxTimeoutMs).value_or(t.bulk);
+    t.request = r.milliseconds("request_ms", 1, kMaxTimeoutMs).value_or(t.request);
+    t.reenumerate = r.milliseconds("reenumerate_ms", 1, kMaxTimeoutMs).value_or(t.reenumerate);
+    r.rejectUnknownKeys();
+    return t;
+}
+
+}  // namespace
+
+FirmwareSetConfig Profile::firmwareSetConfig() const {
+    FirmwareSetConfig c;
+    c.root = firmware.root;
+    c.trustedRoots = firmware.trusted;
+    c.portOverlays = firmware.portOverlays;
+    c.serialOverlayRoot = firmware.serialOverlays;
+    c.fallbackRoots = firmware.fallback;
+    return c;
+}
+
+BootOptions Profile::bootOptions() const {
+    BootOptions o;
+    o.timeouts.control = timeouts.control;
+    o.timeouts.bulkChunk = timeouts.bulk;
+    o.timeouts.controlIn = timeouts.request;
+    o.signedBoot = signedBoot;
+    return o;
+}
+
+Profile parseProfile(std::string_view text, std::string_view label,
+                     const std::filesystem::path& firmwareBase) {
+    const nlohmann::json doc = profile_detail::parseDocument(text, label);
+    ObjectReader r(doc, std::string(label), "");
+    Profile p;
+    p.source = std::string(label);
+    const auto name = r.string("name");
+    if (!name) {
+        fail(label, "/name", "missing: every profile has a name");
+    }
+    if (!isValidProfileName(*name)) {
+        fail(label, "/name",
+             "\"" + *name + "\" is not a valid profile name (letters, digits, '-', '_', '.')");
+    }
+    p.name = *name;
+    p.description = r.string("description", true).value_or("");
+    r.string("comment", true);
+    p.firmware = readFirmware(r, firmwareBase);
+    p.signedBoot = r.boolean("signed_boot").value_or(false);
+    p.metadataDir = readMetadataDir(r);
+    p.timeouts = readTimeouts(r);
+    r.rejectUnknownKeys();
+    return p;
+}
+
+Profile loadProfileFile(const std::filesystem::path& file,
+                        const std::filesystem::path& firmwareBase) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        throw Error(Errc::NotFound, file.string() + ": cannot open profile");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        throw Error(Errc::Io, file.string() + ": cannot read profile");
+    }
+    return parseProfile(text.str(), file.string(), firmwareBase);
+}
+
+std::filesystem::path defaultFirmwareDir() {
+    return RPIBOOT_DEFAULT_FIRMWARE_DIR;
+}
+
+}  // namespace rpiboot
