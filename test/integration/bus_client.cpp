@@ -141,15 +141,25 @@ int BusClient::onSignal(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
-bool BusClient::waitForSignal(const std::function<bool(const SeenSignal&)>& match) {
-    return pumpUntil(event_, [&] {
-        for (const auto& s : signals_) {
-            if (match(s)) {
-                return true;
+bool BusClient::waitForSignal(const std::function<bool(const SeenSignal&)>& match,
+                              std::chrono::milliseconds timeout) {
+    return waitForSignals(1, match, timeout);
+}
+
+bool BusClient::waitForSignals(std::size_t count,
+                               const std::function<bool(const SeenSignal&)>& match,
+                               std::chrono::milliseconds timeout) {
+    std::size_t checked = 0;
+    std::size_t matched = 0;
+    return pumpUntil(
+        event_,
+        [&] {
+            for (; checked < signals_.size(); ++checked) {
+                matched += match(signals_[checked]) ? 1 : 0;
             }
-        }
-        return false;
-    });
+            return matched >= count;
+        },
+        timeout);
 }
 
 CallResult BusClient::finish(sd_bus_message* call) {

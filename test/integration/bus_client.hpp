@@ -71,7 +71,11 @@ class BusClient {
     void recordSignals();
     const std::vector<SeenSignal>& signals() const { return signals_; }
     // Waits until a recorded signal satisfies `match`.
-    bool waitForSignal(const std::function<bool(const SeenSignal&)>& match);
+    bool waitForSignal(const std::function<bool(const SeenSignal&)>& match,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Waits until `count` recorded signals satisfy `match`.
+    bool waitForSignals(std::size_t count, const std::function<bool(const SeenSignal&)>& match,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
     // Calls a method on io.rpibootd1 and runs the loop until it answers.
     CallResult call(const std::string& path, const std::string& interface,
