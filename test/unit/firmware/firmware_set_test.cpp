@@ -52,7 +52,7 @@ class FirmwareSetTest : public ::testing::Test {
     std::unique_ptr<FirmwareSet> set(const fs::path& root) { return set(configFor(root)); }
     // A boot set holding a small bootfiles.bin with 2711/start4.elf and 2711/bootcode4.bin.
     fs::path setWithArchive(std::string_view name = "set") {
-        const fs::path root = tree.mkdir(name);
+        fs::path root = tree.mkdir(name);
         tree.writeBytes(std::string(name) + "/bootfiles.bin",
                         test::makeTar({{"2711/", "", '5'},
                                        {"2711/Start4.elf", "archive start4"},

@@ -39,8 +39,8 @@ TEST(RequestName, RefusesBackslashes) {
 }
 
 TEST(RequestName, RefusesControlAndNonAsciiBytes) {
-    for (std::string name : {std::string("a\nb"), std::string("tab\t"), std::string("x\x7f"),
-                             std::string("caf\xc3\xa9"), std::string("a\0b", 3)}) {
+    for (const std::string& name : {std::string("a\nb"), std::string("tab\t"), std::string("x\x7f"),
+                                    std::string("caf\xc3\xa9"), std::string("a\0b", 3)}) {
         const auto refusal = requestNameRefusal(name);
         ASSERT_TRUE(refusal) << name;
         EXPECT_NE(refusal->find("non-printable byte 0x"), std::string::npos) << *refusal;

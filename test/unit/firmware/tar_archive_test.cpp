@@ -13,7 +13,6 @@ namespace rpiboot {
 namespace {
 
 using test::makeTar;
-using test::TarEntry;
 
 std::string text(std::span<const std::uint8_t> bytes) {
     return std::string(bytes.begin(), bytes.end());
