@@ -62,7 +62,7 @@ if [ "${RPVM_MERGE_OUTPUT:-0}" = 1 ]; then
 else
     /bin/sh "$ctl/cmd.sh" </dev/null >>"$ctl/stdout" 2>>"$ctl/stderr" || rc=$?
 fi
-stamp done
+stamp finished
 
 # Only a complete status file counts: write it under another name, then rename. The host
 # may stop the VM as soon as it sees it, so every write to the shares is flushed first.

@@ -4,6 +4,7 @@
 # a --share directory carries files back, and --timeout stops a hung guest with 124.
 # It must never leave files outside its own temporary directory.
 set -uo pipefail
+# shellcheck disable=SC2016 # The bash -c scripts expand in the guest, not here.
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 runner=$here/run-in-vm

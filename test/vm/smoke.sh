@@ -4,6 +4,7 @@
 # system bus answers and that the host root is visible read-only with writable overlays.
 # It must never run on the host itself (it loads kernel modules): it refuses to.
 set -uo pipefail
+# shellcheck disable=SC2016 # The bash -c scripts expand in the guest, not here.
 
 failures=0
 check() { # description, command...
