@@ -31,6 +31,8 @@ stamp modules
 
 if ((!systemd_mode)); then
     hostname rpibootd-vm
+    # Loopback for USB/IP servers inside the guest; there is no other network device.
+    ip link set lo up 2>/dev/null || busybox ip link set lo up || log "cannot bring lo up"
     # A fresh machine id in the overlay, as dbus-daemon and udev expect one.
     dbus-uuidgen >/etc/machine-id 2>/dev/null || log "cannot write /etc/machine-id"
     mkdir -p /var/lib/dbus && ln -sf /etc/machine-id /var/lib/dbus/machine-id

@@ -50,6 +50,8 @@ check "the system bus lists org.freedesktop.DBus" \
     bash -c 'busctl --system list --no-pager | grep -q "^org.freedesktop.DBus "'
 check "DBUS_SYSTEM_BUS_ADDRESS is exported" test -n "${DBUS_SYSTEM_BUS_ADDRESS:-}"
 
+check "loopback is up (for USB/IP servers in the guest)" \
+    bash -c 'test "$(($(cat /sys/class/net/lo/flags) & 1))" -eq 1'
 check "the root is the host's, read-only underneath" \
     bash -c 'grep -q " / overlay " /proc/mounts && test -x /usr/bin/busctl'
 check "/tmp is writable" bash -c 'echo x >/tmp/smoke-write && test "$(cat /tmp/smoke-write)" = x'
