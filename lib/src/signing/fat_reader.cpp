@@ -76,6 +76,12 @@ std::int64_t fromDos(std::uint16_t date, std::uint16_t time) {
     return static_cast<std::int64_t>(timegm(&tm));
 }
 
+// A name that could climb out of, or split, a path built from it.
+bool isUnsafeName(std::string_view name) {
+    return name.empty() || name == "." || name == ".." ||
+           name.find_first_of(std::string_view("/\\\0", 3)) != std::string_view::npos;
+}
+
 std::string trimRight(std::string s) {
     s.erase(s.find_last_not_of(' ') == std::string::npos ? 0 : s.find_last_not_of(' ') + 1);
     return s;
@@ -221,13 +227,14 @@ Bytes FatReader::readChain(std::uint32_t firstCluster, std::uint64_t bytes,
     const bool wholeChain = bytes == UINT64_MAX;
     const std::uint64_t clusterBytes = std::uint64_t{info_.sectorSize} * info_.sectorsPerCluster;
     Bytes out;
+    std::vector<bool> visited(std::size_t{info_.clusterCount} + 2);
     std::uint32_t cluster = firstCluster;
-    std::uint64_t steps = 0;
     while (cluster != 0 && out.size() < bytes) {
-        if (cluster < 2 || cluster >= info_.clusterCount + 2 || ++steps > info_.clusterCount) {
+        if (cluster < 2 || cluster >= info_.clusterCount + 2 || visited[cluster]) {
             throw Error(Errc::Corrupt, origin_ + " is corrupted: the cluster chain of " +
                                            std::string(what) + " leaves the data area or loops");
         }
+        visited[cluster] = true;
         std::uint64_t at = dataOffset_ + std::uint64_t{cluster - 2} * clusterBytes;
         std::uint64_t take = std::min(clusterBytes, bytes - out.size());
         out.insert(out.end(), image_.begin() + static_cast<std::ptrdiff_t>(at),
@@ -311,7 +318,11 @@ std::vector<FatReader::Entry> FatReader::readDirectory(std::uint32_t firstCluste
                 longName.resize(end);
             }
             entry.name = utf16ToUtf8(longName);
-        } else {
+        }
+        if (haveLong && isUnsafeName(entry.name)) {
+            entry.name.clear();  // fall back to the 8.3 name
+        }
+        if (entry.name.empty()) {
             std::string b2 = base;
             std::string e2 = ext;
             if (e[12] & kCaseLowerBase) {
@@ -321,6 +332,10 @@ std::vector<FatReader::Entry> FatReader::readDirectory(std::uint32_t firstCluste
                 std::transform(e2.begin(), e2.end(), e2.begin(), lowerAscii);
             }
             entry.name = e2.empty() ? b2 : b2 + "." + e2;
+        }
+        if (isUnsafeName(entry.name)) {
+            throw Error(Errc::Corrupt, origin_ + " is corrupted: " + what +
+                                           " has an entry whose name cannot be a file name");
         }
         entry.isDirectory = (attr & kAttrDirectory) != 0;
         entry.size = entry.isDirectory ? 0 : le32(e + 28);
