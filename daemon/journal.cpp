@@ -112,7 +112,7 @@ void Logger::toJournal(LogLevel level, std::string_view message, const LogFields
 }
 
 void Logger::toStderr(LogLevel level, std::string_view message, const LogFields& fields) {
-    std::string line = clockPrefix() + " ";
+    std::string line = " ";
     if (!fields.port.empty()) {
         line += fields.port;
         if (!fields.chip.empty()) {
@@ -128,6 +128,8 @@ void Logger::toStderr(LogLevel level, std::string_view message, const LogFields&
     line += message;
     line += '\n';
     std::lock_guard lock(stderrMutex_);
+    // Stamped under the lock, so lines from different boards stay in order.
+    line.insert(0, clockPrefix());
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
 }

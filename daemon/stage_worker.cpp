@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <exception>
+#include <filesystem>
 
 #include "event_loop.hpp"
 #include "rpiboot/metadata.hpp"
@@ -136,6 +137,7 @@ void writeMetadata(const StageRequest& request, const std::map<std::string, std:
     const std::string& stem =
         request.board.serial.empty() ? request.board.portPath : request.board.serial;
     try {
+        std::filesystem::create_directories(dir);
         result.metadataFile = rpiboot::writeMetadataFile(dir, stem, entries).string();
         log.info("wrote metadata to " + result.metadataFile, request.fields);
     } catch (const std::exception& e) {

@@ -14,22 +14,15 @@ namespace rpiboot {
 using profile_detail::appendPointer;
 using profile_detail::fail;
 using profile_detail::ObjectReader;
+using profile_detail::resolveAgainst;
 
 namespace {
 
 constexpr std::int64_t kMaxForgetMs = 7 * 24 * 3600 * 1000LL;
 
-std::filesystem::path resolveAgainst(const std::filesystem::path& base,
-                                     const std::filesystem::path& path) {
-    if (path.is_absolute()) {
-        return path.lexically_normal();
-    }
-    return (base / path).lexically_normal();
-}
-
 ProfileRule readRule(const nlohmann::json& node, const std::string& label,
                      const std::string& pointer) {
-    ObjectReader r(node, label, pointer);
+    ObjectReader r(node, label, pointer, {"chip", "port", "serial", "profile", "comment"});
     ProfileRule rule;
     rule.pointer = pointer;
     if (auto chip = r.string("chip")) {
@@ -48,7 +41,6 @@ ProfileRule readRule(const nlohmann::json& node, const std::string& label,
         fail(label, r.pointerOf("profile"), "missing: a rule names the profile it selects");
     }
     rule.profile = *profile;
-    r.rejectUnknownKeys();
     return rule;
 }
 
@@ -132,7 +124,9 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
     const std::string file(label);
     const std::filesystem::path base = std::filesystem::path(file).parent_path();
-    ObjectReader r(doc, file, "");
+    ObjectReader r(
+        doc, file, "",
+        {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms", "rules"});
     DaemonConfig c = defaultDaemonConfig();
     c.source = file;
     c.rules.clear();  // a file's rules replace the built-in ones entirely
@@ -155,7 +149,6 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
                 readRule((*rules)[i], file, appendPointer("/rules", std::to_string(i))));
         }
     }
-    r.rejectUnknownKeys();
     return c;
 }
 
@@ -170,10 +163,12 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional) 
 Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileText>& builtins,
                                  const ConfigurationOverrides& overrides) {
     if (overrides.firmwareDir) {
-        daemon.firmwareDir = std::filesystem::absolute(*overrides.firmwareDir).lexically_normal();
+        daemon.firmwareDir =
+            resolveAgainst(std::filesystem::current_path(), *overrides.firmwareDir);
     }
     if (overrides.profilesDir) {
-        daemon.profilesDir = std::filesystem::absolute(*overrides.profilesDir).lexically_normal();
+        daemon.profilesDir =
+            resolveAgainst(std::filesystem::current_path(), *overrides.profilesDir);
         daemon.profilesDirOptional = false;
     }
     Configuration config;

@@ -1,5 +1,6 @@
 #include "profile/json_reader.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "rpiboot/error.hpp"
@@ -71,10 +72,25 @@ std::string appendPointer(std::string_view pointer, std::string_view key) {
     return std::string(pointer) + "/" + escapeToken(key);
 }
 
-ObjectReader::ObjectReader(const nlohmann::json& value, std::string label, std::string pointer)
+std::filesystem::path resolveAgainst(const std::filesystem::path& base,
+                                     const std::filesystem::path& path) {
+    std::filesystem::path p = (path.is_absolute() ? path : base / path).lexically_normal();
+    if (!p.has_filename() && p.has_relative_path()) {
+        p = p.parent_path();
+    }
+    return p;
+}
+
+ObjectReader::ObjectReader(const nlohmann::json& value, std::string label, std::string pointer,
+                           std::initializer_list<std::string_view> known)
     : value_(value), label_(std::move(label)), pointer_(std::move(pointer)) {
     if (!value_.is_object()) {
         fail(label_, pointer_, "expected an object, found " + typeName(value_));
+    }
+    for (const auto& item : value_.items()) {
+        if (std::find(known.begin(), known.end(), item.key()) == known.end()) {
+            fail(label_, pointerOf(item.key()), "unknown key (misspelt?)");
+        }
     }
 }
 
@@ -82,13 +98,9 @@ bool ObjectReader::has(std::string_view key) const {
     return value_.contains(key);
 }
 
-const nlohmann::json* ObjectReader::member(std::string_view key) {
+const nlohmann::json* ObjectReader::member(std::string_view key) const {
     const auto it = value_.find(key);
-    if (it == value_.end()) {
-        return nullptr;
-    }
-    read_.emplace(key);
-    return &*it;
+    return it == value_.end() ? nullptr : &*it;
 }
 
 std::optional<std::string> ObjectReader::string(std::string_view key, bool allowEmpty) {
@@ -158,14 +170,6 @@ std::optional<std::vector<std::string>> ObjectReader::stringArray(std::string_vi
         out.push_back(item.get<std::string>());
     }
     return out;
-}
-
-void ObjectReader::rejectUnknownKeys() const {
-    for (const auto& item : value_.items()) {
-        if (read_.find(item.key()) == read_.end()) {
-            fail(label_, pointerOf(item.key()), "unknown key (misspelt?)");
-        }
-    }
 }
 
 }  // namespace rpiboot::profile_detail

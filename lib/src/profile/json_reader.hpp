@@ -1,9 +1,10 @@
 // Strict reading of small JSON configuration objects.
 //
 // Walks a parsed document with the file label and JSON pointer in hand, so
-// every complaint says where it is: "<file>: <pointer>: <reason>". Keys not
-// read by the caller are reported as unknown (typo protection). Never
-// accepts a value of the wrong type silently.
+// every complaint says where it is: "<file>: <pointer>: <reason>". Keys
+// outside the object's known set are reported first, as unknown (typo
+// protection), before anything is said about missing keys. Never accepts a
+// value of the wrong type silently.
 #pragma once
 
 #include <chrono>
@@ -24,10 +25,16 @@ nlohmann::json parseDocument(std::string_view text, std::string_view label);
 
 std::string appendPointer(std::string_view pointer, std::string_view key);
 
+// `path` made absolute against `base` when relative, normalised, without a
+// trailing separator ("/fw/." -> "/fw").
+std::filesystem::path resolveAgainst(const std::filesystem::path& base,
+                                     const std::filesystem::path& path);
+
 class ObjectReader {
   public:
-    // Fails unless `value` is an object.
-    ObjectReader(const nlohmann::json& value, std::string label, std::string pointer);
+    // Fails unless `value` is an object whose keys are all in `known`.
+    ObjectReader(const nlohmann::json& value, std::string label, std::string pointer,
+                 std::initializer_list<std::string_view> known);
 
     bool has(std::string_view key) const;
     std::string pointerOf(std::string_view key) const { return appendPointer(pointer_, key); }
@@ -39,17 +46,13 @@ class ObjectReader {
                                                           std::int64_t minimum,
                                                           std::int64_t maximum);
     std::optional<std::vector<std::string>> stringArray(std::string_view key);
-    // The raw member, marked as read; nullptr when absent.
-    const nlohmann::json* member(std::string_view key);
-
-    // Fails on the first key that no accessor asked for.
-    void rejectUnknownKeys() const;
+    // The raw member; nullptr when absent.
+    const nlohmann::json* member(std::string_view key) const;
 
   private:
     const nlohmann::json& value_;
     std::string label_;
     std::string pointer_;
-    std::set<std::string, std::less<>> read_;
 };
 
 }  // namespace rpiboot::profile_detail

@@ -14,6 +14,7 @@ namespace rpiboot {
 
 using profile_detail::fail;
 using profile_detail::ObjectReader;
+using profile_detail::resolveAgainst;
 
 namespace {
 
@@ -34,20 +35,13 @@ bool isValidProfileName(std::string_view name) {
     return true;
 }
 
-std::filesystem::path resolveAgainst(const std::filesystem::path& base,
-                                     const std::filesystem::path& path) {
-    if (path.is_absolute()) {
-        return path.lexically_normal();
-    }
-    return (base / path).lexically_normal();
-}
-
 ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& firmwareBase) {
     const nlohmann::json* node = parent.member("firmware");
     if (node == nullptr) {
         fail(parent.label(), "/firmware", "missing: every profile names its firmware set");
     }
-    ObjectReader r(*node, parent.label(), "/firmware");
+    ObjectReader r(*node, parent.label(), "/firmware",
+                   {"root", "port_overlays", "serial_overlays", "fallback", "trusted"});
     ProfileFirmware fw;
     const auto root = r.string("root");
     if (!root) {
@@ -66,8 +60,7 @@ ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& 
     }
     // The firmware tree itself is trusted: sets commonly link into shared
     // files next to them (msd/bootcode4.bin -> ../2711/bootcode4.bin).
-    fw.trusted.push_back(firmwareBase.lexically_normal());
-    r.rejectUnknownKeys();
+    fw.trusted.push_back(resolveAgainst(firmwareBase, "."));
     return fw;
 }
 
@@ -76,7 +69,7 @@ std::filesystem::path readMetadataDir(ObjectReader& parent) {
     if (node == nullptr || node->is_null()) {
         return {};
     }
-    ObjectReader r(*node, parent.label(), "/metadata");
+    ObjectReader r(*node, parent.label(), "/metadata", {"dir"});
     std::filesystem::path dir;
     if (auto d = r.string("dir")) {
         dir = *d;
@@ -84,8 +77,7 @@ std::filesystem::path readMetadataDir(ObjectReader& parent) {
             fail(r.label(), "/metadata/dir", "must be an absolute path, got \"" + *d + "\"");
         }
     }
-    r.rejectUnknownKeys();
-    return dir.lexically_normal();
+    return resolveAgainst("/", dir);
 }
 
 ProfileTimeouts readTimeouts(ObjectReader& parent) {
@@ -94,12 +86,12 @@ ProfileTimeouts readTimeouts(ObjectReader& parent) {
     if (node == nullptr) {
         return t;
     }
-    ObjectReader r(*node, parent.label(), "/timeouts");
+    ObjectReader r(*node, parent.label(), "/timeouts",
+                   {"control_ms", "bulk_ms", "request_ms", "reenumerate_ms"});
     t.control = r.milliseconds("control_ms", 1, kMaxTimeoutMs).value_or(t.control);
     t.bulk = r.milliseconds("bulk_ms", 1, kMaxTimeoutMs).value_or(t.bulk);
     t.request = r.milliseconds("request_ms", 1, kMaxTimeoutMs).value_or(t.request);
     t.reenumerate = r.milliseconds("reenumerate_ms", 1, kMaxTimeoutMs).value_or(t.reenumerate);
-    r.rejectUnknownKeys();
     return t;
 }
 
@@ -127,7 +119,9 @@ BootOptions Profile::bootOptions() const {
 Profile parseProfile(std::string_view text, std::string_view label,
                      const std::filesystem::path& firmwareBase) {
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
-    ObjectReader r(doc, std::string(label), "");
+    ObjectReader r(
+        doc, std::string(label), "",
+        {"name", "description", "comment", "firmware", "signed_boot", "metadata", "timeouts"});
     Profile p;
     p.source = std::string(label);
     const auto name = r.string("name");
@@ -145,7 +139,6 @@ Profile parseProfile(std::string_view text, std::string_view label,
     p.signedBoot = r.boolean("signed_boot").value_or(false);
     p.metadataDir = readMetadataDir(r);
     p.timeouts = readTimeouts(r);
-    r.rejectUnknownKeys();
     return p;
 }
 
