@@ -115,6 +115,7 @@ class Board {
     Board& operator=(const Board&) = delete;
 
     // Powers the board on: its firmware thread starts and it enumerates.
+    // A board runs its scenario once; later calls do nothing.
     void start();
     // Powers it off: leaves the bus, joins the thread. Idempotent. An outcome
     // still Running becomes Failed ("powered off").
@@ -142,6 +143,7 @@ class Board {
     BoardOptions options_;
     std::string serial_;
     std::shared_ptr<BoardCore> core_;
+    bool started_ = false;
     std::jthread thread_;
 };
 

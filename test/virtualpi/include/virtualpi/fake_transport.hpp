@@ -4,7 +4,8 @@
 // on the vendor interface's endpoint (0x01, or 0x03 with two interfaces),
 // honours each call's timeout, and maps the device's answers to
 // rpiboot::Error: Disconnected -> DeviceGone, Stall -> Stall, NAK until the
-// timeout -> Timeout. It never retries and never interprets the bytes.
+// timeout -> Timeout. As with libusb, a timeout of 0 waits for ever. It
+// never retries and never interprets the bytes.
 #pragma once
 
 #include <memory>
