@@ -36,6 +36,8 @@ class VirtualSource final : public DeviceSource {
     OpenedDevice open(const DeviceInfo& device) override;
 
     std::size_t boardCount() const noexcept { return specs_.size(); }
+    // The bus, after start(): what the boards recorded (for tests).
+    virtualpi::VirtualBus* bus() const noexcept { return bus_.get(); }
     // Stops events and unplugs every board, so their sessions fail fast.
     // The bus stays until destruction: workers may still hold its devices.
     void unplugAll();

@@ -1,0 +1,70 @@
+// Test helpers: scratch directories and a firmware tree built from the fixtures.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace rpibootd::test {
+
+class Scratch {
+  public:
+    Scratch() {
+        std::string pattern = std::filesystem::temp_directory_path() / "rpibootd-test-XXXXXX";
+        if (::mkdtemp(pattern.data()) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path_ = pattern;
+    }
+    ~Scratch() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+
+    std::filesystem::path write(const std::filesystem::path& relative,
+                                std::string_view text) const {
+        const auto file = path_ / relative;
+        std::filesystem::create_directories(file.parent_path());
+        std::ofstream(file, std::ios::binary) << text;
+        return file;
+    }
+
+  private:
+    std::filesystem::path path_;
+};
+
+// A firmware base directory laid out as firmware/README.md describes, from
+// the real fixture files: msd/ (with bootcode4.bin and start4.elf as the
+// symlinks upstream ships), bootfiles.bin and 2711/ at the top, and
+// mass-storage-gadget64/ with config.txt and a stand-in boot.img.
+inline std::filesystem::path makeFirmwareTree(const Scratch& scratch) {
+    namespace fs = std::filesystem;
+    const fs::path fixtures(RPIBOOT_FIXTURES_DIR);
+    const fs::path base = scratch.path() / "firmware";
+    fs::create_directories(base / "msd");
+    fs::create_directories(base / "2711");
+    fs::create_directories(base / "mass-storage-gadget64");
+    fs::create_directories(base / "recovery");
+    fs::copy_file(fixtures / "bootfiles.bin", base / "bootfiles.bin");
+    fs::copy_file(fixtures / "2711/bootcode4.bin", base / "2711/bootcode4.bin");
+    fs::copy_file(fixtures / "msd/bootcode.bin", base / "msd/bootcode.bin");
+    fs::copy_file(fixtures / "msd/start.elf", base / "msd/start.elf");
+    fs::create_symlink("../2711/bootcode4.bin", base / "msd/bootcode4.bin");
+    fs::create_symlink("start.elf", base / "msd/start4.elf");
+    fs::copy_file(fixtures / "mass-storage-gadget64/config.txt",
+                  base / "mass-storage-gadget64/config.txt");
+    fs::copy_file(fixtures / "mass-storage-gadget64/boot-secure-msd.img",
+                  base / "mass-storage-gadget64/boot.img");
+    fs::copy_file(fixtures / "recovery/config.txt", base / "recovery/config.txt");
+    return base;
+}
+
+}  // namespace rpibootd::test
