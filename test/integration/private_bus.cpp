@@ -85,6 +85,7 @@ std::string readAll(int fd) {
 
 std::vector<char*> toArgv(const std::vector<std::string>& args) {
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (const auto& a : args) {
         argv.push_back(const_cast<char*>(a.c_str()));
     }
