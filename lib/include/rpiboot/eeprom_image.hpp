@@ -21,8 +21,8 @@
 
 namespace rpiboot {
 
-inline constexpr std::size_t kEepromSize2711 = 512 * 1024;
-inline constexpr std::size_t kEepromSize2712 = 2 * 1024 * 1024;
+inline constexpr std::size_t kEepromSize2711 = std::size_t{512} * 1024;
+inline constexpr std::size_t kEepromSize2712 = std::size_t{2} * 1024 * 1024;
 // Section magics (big-endian in the image).
 inline constexpr std::uint32_t kEepromMagicCode = 0x55aaf00f;
 inline constexpr std::uint32_t kEepromMagicFile = 0x55aaf11f;
@@ -35,8 +35,8 @@ inline constexpr std::size_t kEepromMaxFileSize = 4076;
 // The bootloader keeps the last 4 KiB of the image for itself.
 inline constexpr std::size_t kEepromReservedTail = 4096;
 // Named files that configuration tools replace live in this window.
-inline constexpr std::size_t kEepromPartitionStart = 64 * 1024;
-inline constexpr std::size_t kEepromPartitionSize = 988 * 1024;
+inline constexpr std::size_t kEepromPartitionStart = std::size_t{64} * 1024;
+inline constexpr std::size_t kEepromPartitionSize = std::size_t{988} * 1024;
 
 struct EepromSection {
     std::size_t offset = 0;  // of the 8-byte header

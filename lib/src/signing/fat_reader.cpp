@@ -311,7 +311,10 @@ std::vector<FatReader::Entry> FatReader::readDirectory(std::uint32_t firstCluste
         }
         base = trimRight(base);
         ext = trimRight(ext);
-        entry.shortName = ext.empty() ? base : base + "." + ext;
+        entry.shortName = base;
+        if (!ext.empty()) {
+            entry.shortName.append(".").append(ext);
+        }
         if (haveLong) {
             std::size_t end = longName.find(u'\0');
             if (end != std::u16string::npos) {
@@ -331,7 +334,10 @@ std::vector<FatReader::Entry> FatReader::readDirectory(std::uint32_t firstCluste
             if (e[12] & kCaseLowerExt) {
                 std::transform(e2.begin(), e2.end(), e2.begin(), lowerAscii);
             }
-            entry.name = e2.empty() ? b2 : b2 + "." + e2;
+            entry.name = b2;
+            if (!e2.empty()) {
+                entry.name.append(".").append(e2);
+            }
         }
         if (isUnsafeName(entry.name)) {
             throw Error(Errc::Corrupt, origin_ + " is corrupted: " + what +

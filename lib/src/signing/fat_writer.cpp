@@ -218,7 +218,8 @@ void assignAlias(Node& node, std::set<std::string>& used) {
     for (std::uint32_t n = 1; n < 1000000; ++n) {
         std::string tail = "~" + std::to_string(n);
         std::string candidate = base.substr(0, 8 - tail.size()) + tail;
-        std::string key = candidate + "." + ext;
+        std::string key = candidate;
+        key.append(".").append(ext);
         if (used.insert(key).second) {
             std::memset(node.shortName, ' ', 11);
             std::memcpy(node.shortName, candidate.data(), candidate.size());
@@ -683,7 +684,8 @@ class ImageWriter {
         b[0] = 0xeb;
         b[1] = fat32 ? 0x58 : 0x3c;
         b[2] = 0x90;
-        std::memcpy(b + 3, "rpibootd", 8);
+        static constexpr std::uint8_t kOemName[8] = {'r', 'p', 'i', 'b', 'o', 'o', 't', 'd'};
+        std::memcpy(b + 3, kOemName, sizeof kOemName);
         put16(b + 11, o_.sectorSize);
         b[13] = static_cast<std::uint8_t>(o_.sectorsPerCluster);
         put16(b + 14, l_.reserved);
@@ -730,7 +732,7 @@ class ImageWriter {
             put32(info + 488, l_.clusters + 2 - next_);  // free clusters
             put32(info + 492, next_);                    // next free cluster hint
             put32(info + 508, 0xaa550000);
-            std::memcpy(b + 6 * o_.sectorSize, b, 2 * o_.sectorSize);
+            std::memcpy(b + std::size_t{6} * o_.sectorSize, b, std::size_t{2} * o_.sectorSize);
         }
     }
 

@@ -109,7 +109,7 @@ class Pipe {
 };
 
 struct SpawnActions {
-    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_t actions{};
     SpawnActions() { posix_spawn_file_actions_init(&actions); }
     SpawnActions(const SpawnActions&) = delete;
     SpawnActions& operator=(const SpawnActions&) = delete;
@@ -135,6 +135,7 @@ std::string runCapturingStdout(const std::vector<std::string>& argv,
     SpawnActions fa;
     posix_spawn_file_actions_adddup2(&fa.actions, out.writeEnd(), STDOUT_FILENO);
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const auto& a : argv) {
         args.push_back(const_cast<char*>(a.c_str()));
     }

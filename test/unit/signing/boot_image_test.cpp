@@ -186,8 +186,8 @@ TEST_F(BootImageTest, AutomaticSizeHoldsTheFilesPlusTheOverhead) {
         dataBytes += (f.data.size() + 511) / 512 * 512;
     }
     std::uint64_t clusterBytes = std::uint64_t{reader.info().clusterCount} * 512;
-    EXPECT_GE(clusterBytes, dataBytes + 16 * 1024);
-    EXPECT_LT(clusterBytes, dataBytes + 24 * 1024);
+    EXPECT_GE(clusterBytes, dataBytes + std::uint64_t{16} * 1024);
+    EXPECT_LT(clusterBytes, dataBytes + std::uint64_t{24} * 1024);
 }
 
 TEST_F(BootImageTest, SameInputsGiveTheSameImage) {
@@ -244,6 +244,7 @@ TEST_F(BootImageTest, FixedSizeTooSmallForTheFilesIsRefused) {
 
 TEST_F(BootImageTest, FullRootDirectoryIsRefused) {
     std::vector<BootFile> files;
+    files.reserve(300);
     for (int i = 0; i < 300; ++i) {
         files.push_back({"F" + std::to_string(i) + ".DTB", text("x"), kTime, false});
     }
@@ -345,6 +346,7 @@ TEST_F(BootImageTest, RandomlyCorruptedImagesOnlyEverThrowCorrupt) {
 
 std::vector<std::string> paths(const std::vector<BootFile>& files) {
     std::vector<std::string> out;
+    out.reserve(files.size());
     for (const auto& f : files) {
         out.push_back(f.path);
     }
