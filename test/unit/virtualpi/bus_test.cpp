@@ -61,9 +61,10 @@ class AutoHost {
 };
 
 TEST(VirtualPiBus, ReenumerationEventsCarryEachStagesDescriptors) {
-    VirtualBus bus;
+    // Declared before the bus: its destructor still delivers the last events.
     std::mutex m;
     std::vector<DeviceEvent> events;
+    VirtualBus bus;
     bus.addListener([&](const DeviceEvent& e) {
         std::lock_guard lock(m);
         events.push_back(e);
@@ -202,12 +203,12 @@ TEST(VirtualPiBus, UnplugDuringATransferEndsItWithDeviceGone) {
 }
 
 TEST(VirtualPiBus, ListenerGetsExistingDevicesOnceThenOnlyNewEvents) {
+    std::atomic<int> added{0};
     VirtualBus bus;
     bus.plug({ScenarioBuilder(Chip::Bcm2711).build(), "1-1", ""});
     ASSERT_TRUE(bus.waitForDevice([](const DeviceInfo&) { return true; }, 10s));
     bus.flushEvents();
     std::vector<DeviceInfo> existing;
-    std::atomic<int> added{0};
     const ListenerId id = bus.addListener(
         [&](const DeviceEvent& e) {
             if (e.kind == DeviceEventKind::Added) {

@@ -61,8 +61,9 @@ using ListenerId = std::uint64_t;
 class VirtualBus {
   public:
     explicit VirtualBus(BusOptions options = {});
-    // Unplugs every board (joining their threads), delivers the last events,
-    // stops the event thread.
+    // Unplugs every board (joining their threads), delivers the last events
+    // (so whatever listeners capture must outlive the bus, or be removed
+    // first), stops the event thread.
     ~VirtualBus();
     VirtualBus(const VirtualBus&) = delete;
     VirtualBus& operator=(const VirtualBus&) = delete;
