@@ -156,6 +156,10 @@ TEST(VirtualPiRom, DisconnectFaultDuringBootcodeLeavesTheBus) {
     const auto board = bus.board(port);
     EXPECT_EQ(board->waitForOutcome(10s), Outcome::Failed);
     EXPECT_EQ(board->stage(), Stage::Off);
+    const BoardRecord r = board->record();
+    ASSERT_EQ(r.romAttempts.size(), 1u);
+    EXPECT_EQ(r.romAttempts[0].bootcodeLength, 40000u);
+    EXPECT_FALSE(r.romAttempts[0].accepted);
 }
 
 TEST(VirtualPiRom, StallFaultOnStatusSurfacesAsStall) {

@@ -379,7 +379,16 @@ class Firmware {
             strike(fault.kind == FaultKind::StallControl ? fault : Fault{}, FaultPoint::Bootcode,
                    s_.rom.bootcodeName);
             const std::uint32_t length = awaitLength("the " + s_.rom.bootcodeName + " length");
-            const Received code = receive(length, fault, FaultPoint::Bootcode, s_.rom.bootcodeName);
+            const Received code = receive(length, fault, FaultPoint::Bootcode, s_.rom.bootcodeName,
+                                          0, [&](const Received& part) {
+                                              // Keep what arrived before the fault in the record.
+                                              RomAttempt partial = attempt;
+                                              partial.bootcodeLength = part.bytes;
+                                              partial.reason = "fault injected during the upload";
+                                              partial.at = sincePowerOn();
+                                              std::lock_guard lock(core_.mutex);
+                                              core_.record.romAttempts.push_back(partial);
+                                          });
             attempt.bootcodeLength = code.bytes;
             attempt.bootcodeSha256 = code.sha256;
             attempt.reason = checkUpload(attempt);
