@@ -321,7 +321,8 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     Entry& e = *found;
     e.session = 0;
     const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
-    if (romStage && result.ok) {
+    // The worker's own reading of the device decides what kind of session it was.
+    if (result.ok && !result.sessionEnd) {
         update(e, [](Board& b) { b.romSucceeded(); });
         env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
                       fieldsOf(e));

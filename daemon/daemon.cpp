@@ -152,8 +152,10 @@ class Daemon {
         if (virtualSource) {
             virtualSource->unplugAll();
         }
-        udev.reset();
+        // Workers may still be opening devices through the sources: join
+        // them before the sources go.
         launcher.stopAll();
+        udev.reset();
         virtualSource.reset();
         dbus.reset();
         registry_.reset();
