@@ -149,7 +149,7 @@ TEST(RpibootCli, PortPathFilterLeavesOtherBoardsAlone) {
     const auto wanted = bus.plug({scenario, "1-2.3", {}});
     CliRun run = runCli({"-d", dir.path.string(), "-p", "1-2.3"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -162,7 +162,7 @@ TEST(RpibootCli, PortNumberFilterMatchesThePortOnTheHub) {
     const auto wanted = bus.plug({scenario, "1-1.5", {}});
     CliRun run = runCli({"-d", dir.path.string(), "-5"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -175,7 +175,7 @@ TEST(RpibootCli, SerialFilterFollowsTheBoardIntoItsSecondStage) {
     const auto wanted = bus.plug({scenario, "1-2", "af04b2da"});
     CliRun run = runCli({"-d", dir.path.string(), "-i", "af04b2da"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -252,8 +252,8 @@ TEST(RpibootCli, LoopModeServesBoardsOneAfterAnother) {
     CliRun run =
         runCli({"-d", dir.path.string(), "-l"}, bus);  // ends when no board arrives for 3 s
     EXPECT_EQ(run.status, 0) << run.err;
-    EXPECT_EQ(bus.board(a)->outcome(), virtualpi::Outcome::Succeeded);
-    EXPECT_EQ(bus.board(b)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(a)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(b)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
 }
 
 TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
@@ -265,7 +265,7 @@ TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
     CliRun run = runCli({}, bus, base.path.string());
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
-    EXPECT_EQ(bus.board(port)->outcome(), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
 }
 
 }  // namespace
