@@ -212,6 +212,8 @@ class Runner {
     std::mutex mutex_;
     std::condition_variable changed_;
     unsigned ended_ = 0;
+    double poweredOnAt_ = 0;  // seconds since start when the boards were powered on
+    double allEndedAt_ = -1;  // seconds after power-on when the last board ended
     int signal_ = 0;
     std::mutex fileMutex_;
 };
@@ -336,7 +338,9 @@ void Runner::boardEnded(unsigned index) {
         log_(ex.what());
     }
     std::lock_guard lock(mutex_);
-    ++ended_;
+    if (++ended_ == entries_.size()) {
+        allEndedAt_ = log_.elapsed() - poweredOnAt_;
+    }
     changed_.notify_all();
 }
 
@@ -370,6 +374,10 @@ int Runner::run() {
     }
     std::thread signals([this] { watchSignals(); });
     log_("powering on " + std::to_string(entries_.size()) + " board(s)");
+    {
+        std::lock_guard lock(mutex_);
+        poweredOnAt_ = log_.elapsed();
+    }
     for (Entry& e : entries_) {
         e.slot->start();
     }
@@ -385,10 +393,11 @@ int Runner::run() {
         } else if (signal_ != 0) {
             log_("signal " + std::to_string(signal_) + ": powering off every board");
         } else if (o_.hold) {
+            const double endedAt = allEndedAt_;
             lock.unlock();
-            writeFile(o_.results / "summary.json", json{{"state", "holding"}}.dump() + "\n");
-            log_("every board has ended in " + std::to_string(log_.elapsed()) +
-                 " s; holding the devices until SIGTERM");
+            writeFile(o_.results / "summary.json",
+                      json{{"state", "holding"}, {"allEndedSeconds", endedAt}}.dump() + "\n");
+            log_("every board has ended; holding the devices until SIGTERM");
             lock.lock();
             changed_.wait(lock, [&] { return signal_ != 0; });
         }
@@ -423,14 +432,25 @@ int Runner::finish() {
                           {"outcome", virtualpi::outcomeName(e.slot->board().outcome())},
                           {"passed", verdict.passed}});
     }
-    const double seconds = log_.elapsed();
-    writeFile(
-        o_.results / "summary.json",
-        json{{"state", "finished"}, {"passed", allPassed}, {"seconds", seconds}, {"boards", boards}}
-                .dump(2) +
-            "\n");
-    std::printf("%zu board(s) in %.2f s: %s\n", entries_.size(), seconds,
-                allPassed ? "all as meant" : "SOME NOT AS MEANT");
+    double endedAt = 0;
+    {
+        std::lock_guard lock(mutex_);
+        endedAt = allEndedAt_;
+    }
+    writeFile(o_.results / "summary.json", json{{"state", "finished"},
+                                                {"passed", allPassed},
+                                                {"allEndedSeconds", endedAt},
+                                                {"seconds", log_.elapsed()},
+                                                {"boards", boards}}
+                                                   .dump(2) +
+                                               "\n");
+    if (endedAt >= 0) {
+        std::printf("%zu board(s), all ended %.2f s after power-on: %s\n", entries_.size(), endedAt,
+                    allPassed ? "all as meant" : "SOME NOT AS MEANT");
+    } else {
+        std::printf("%zu board(s), not all ended: %s\n", entries_.size(),
+                    allPassed ? "all as meant" : "SOME NOT AS MEANT");
+    }
     std::fflush(stdout);
     return allPassed ? kExitPassed : kExitFailed;
 }

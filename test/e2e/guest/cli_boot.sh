@@ -1,0 +1,29 @@
+#!/bin/bash
+# End-to-end, inside the test VM: the rpiboot command-line tool boots one virtual BCM2711
+# (msd profile) attached through USB/IP, with real libusb and udev. The board checks every
+# byte it receives against the fixtures' SHA-256 sums.
+#   cli_boot.sh BUILD_DIR RESULTS_DIR
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+e2e_init "$@"
+[[ -x $rpiboot_bin ]] || { echo "e2e: $rpiboot_bin is not built" >&2; exit 77; }
+make_firmware
+
+finished() { grep -q '"finished"' "$boards_dir/summary.json" 2>/dev/null; }
+
+start_boards cli "2711:msd,sums=$work/sums.2711"
+port=$(board_ports)
+t0=$(date +%s.%N)
+rc=0
+timeout 120 "$rpiboot_bin" -v -d "$work/msd-flat" -p "$port" >"$results/rpiboot.txt" 2>&1 || rc=$?
+t1=$(date +%s.%N)
+sed 's/^/  rpiboot | /' "$results/rpiboot.txt"
+if ((rc == 0)); then
+    say "ok   rpiboot -p $port booted the board in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+else
+    fail "rpiboot exited with status $rc"
+fi
+# The board ends by itself once its second stage is done; the program then exits.
+wait_for "the virtual board to end" 30 finished
+finish_boards && say "ok   the board received every byte it expected"
+exit "$e2e_fail"
