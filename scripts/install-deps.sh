@@ -11,6 +11,7 @@ packages=(
   dbus dbus-daemon systemd udev openssl
   mtools dosfstools
   qemu-system-x86 busybox-static cpio kmod xz-utils
+  dpkg-dev debhelper lintian debootstrap curl
 )
 
 missing=()

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Builds the Debian packages (rpibootd, rpibootd-cli) with dpkg-buildpackage from a copy of the
+# source tree in which packaging/debian becomes debian/, then runs lintian on them.
+#   packaging/build-deb.sh [OUTDIR]      (default build/deb; the .debs land in OUTDIR)
+# Environment: DEB_BUILD_OPTIONS (default "nocheck parallel=2"), LINTIAN=0 to skip lintian.
+# Needs: dpkg-dev debhelper lintian and the build dependencies in packaging/debian/control.
+set -euo pipefail
+
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${1:-$src/build/deb}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$out/src/rpibootd
+export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck parallel=2}
+
+# A clean copy of what a source package would hold: the tracked files (plus untracked,
+# not ignored ones, so a work tree under development builds as it is), never build/.
+rm -rf "$out/src"
+mkdir -p "$work"
+(cd "$src" && git ls-files -z --cached --others --exclude-standard 2>/dev/null ||
+    find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
+    (cd "$src" && grep -zv '^build/' | xargs -0 cp --parents -P -t "$work" 2>/dev/null || true)
+# Files deleted in the work tree but still in the index are skipped by cp; that is fine.
+rm -rf "$work/debian"
+cp -a "$src/packaging/debian" "$work/debian"
+
+cd "$work"
+dpkg-buildpackage -us -uc -b
+cd "$out/src"
+mv -f ./*.deb ./*.changes ./*.buildinfo "$out/" 2>/dev/null || true
+mv -f ./*.ddeb "$out/" 2>/dev/null || true
+changes=$(ls -t "$out"/rpibootd_*.changes | head -n1)
+echo "build-deb: packages in $out:"
+ls -1 "$out"/*.deb
+
+if [ "${LINTIAN:-1}" != 0 ] && command -v lintian >/dev/null; then
+    # Errors fail the build; warnings are listed (and explained in packaging/README.md).
+    lintian --info --display-info --pedantic --fail-on error "$changes" | tee "$out/lintian.txt"
+fi
