@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -86,29 +87,11 @@ constexpr std::uint32_t kAllChangeableFields = [] {
 // Only these are rate-limited; every other field goes out at once.
 constexpr std::uint32_t kProgressFields = kFieldBytesSent;
 
-bool hasGroup(sd_bus_creds* creds, gid_t wanted) {
-    gid_t gid = 0;
-    if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid == wanted) {
-        return true;
-    }
-    if (sd_bus_creds_get_gid(creds, &gid) >= 0 && gid == wanted) {
-        return true;
-    }
-    const gid_t* groups = nullptr;
-    const int count = sd_bus_creds_get_supplementary_gids(creds, &groups);
-    for (int i = 0; i < count; ++i) {
-        if (groups[i] == wanted) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool lookupGroup(const char* name, gid_t& gid) {
+bool lookupGroup(const std::string& name, gid_t& gid) {
     group entry{};
     group* found = nullptr;
     std::vector<char> buffer(4096);
-    while (getgrnam_r(name, &entry, buffer.data(), buffer.size(), &found) == ERANGE) {
+    while (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == ERANGE) {
         buffer.resize(buffer.size() * 2);
     }
     if (found == nullptr) {
@@ -118,38 +101,127 @@ bool lookupGroup(const char* name, gid_t& gid) {
     return true;
 }
 
-// Reload changes what every board will be served: only root or a member of
-// kPrivilegedGroup may ask. The bus policy says the same on the system bus;
-// this check also holds on session and private buses.
-int checkReloadAllowed(sd_bus_message* call, sd_bus_error* error) {
-    sd_bus_creds* raw = nullptr;
-    const int r = sd_bus_query_sender_creds(
-        call,
-        SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_GID | SD_BUS_CREDS_EGID |
-            SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
-        &raw);
+// Who sent a method call, as far as Reload cares.
+struct Caller {
+    bool uidKnown = false;
+    uid_t uid = 0;
+    bool groupsKnown = false;
+    std::vector<gid_t> groups;  // primary and supplementary
+};
+
+int readCredential(sd_bus_message* reply, Caller& caller) {
+    const char* key = nullptr;
+    int r = sd_bus_message_read(reply, "s", &key);
     if (r < 0) {
-        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                 "Reload refused: cannot tell who the caller is (%s)",
-                                 errnoText(r).c_str());
+        return r;
+    }
+    const std::string_view name = key;
+    if (name == "UnixUserID") {
+        std::uint32_t uid = 0;
+        r = sd_bus_message_read(reply, "v", "u", &uid);
+        caller.uid = uid;
+        caller.uidKnown = r >= 0;
+        return r;
+    }
+    if (name != "UnixGroupIDs") {
+        return sd_bus_message_skip(reply, "v");
+    }
+    r = sd_bus_message_enter_container(reply, 'v', "au");
+    const void* data = nullptr;
+    std::size_t size = 0;
+    if (r >= 0) {
+        r = sd_bus_message_read_array(reply, 'u', &data, &size);
+    }
+    if (r < 0) {
+        return r;
+    }
+    const auto* gids = static_cast<const std::uint32_t*>(data);
+    caller.groups.assign(gids, gids + size / sizeof(std::uint32_t));
+    caller.groupsKnown = true;
+    return sd_bus_message_exit_container(reply);
+}
+
+// The bus driver's own record of the sender (GetConnectionCredentials): it
+// comes from the socket, not from /proc, so it holds under ProtectProc=.
+int askBusDriver(sd_bus_message* call, Caller& caller) {
+    const char* sender = sd_bus_message_get_sender(call);
+    if (sender == nullptr) {
+        return -ENXIO;  // a direct connection: no driver to ask
+    }
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_call_method(sd_bus_message_get_bus(call), "org.freedesktop.DBus",
+                               "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionCredentials", &error, &raw, "s", sender);
+    sd_bus_error_free(&error);
+    if (r < 0) {
+        return r;
+    }
+    MessagePtr reply(raw);
+    r = sd_bus_message_enter_container(reply.get(), 'a', "{sv}");
+    while (r >= 0 && (r = sd_bus_message_enter_container(reply.get(), 'e', "sv")) > 0) {
+        r = readCredential(reply.get(), caller);
+        if (r >= 0) {
+            r = sd_bus_message_exit_container(reply.get());
+        }
+    }
+    return r;
+}
+
+// What sd-bus can find out otherwise (peer credentials, /proc).
+void askSdBus(sd_bus_message* call, Caller& caller) {
+    sd_bus_creds* raw = nullptr;
+    const std::uint64_t mask = SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+                               SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT;
+    if (sd_bus_query_sender_creds(call, mask, &raw) < 0) {
+        return;
     }
     CredsPtr creds(raw);
     uid_t uid = 0;
-    if (sd_bus_creds_get_euid(creds.get(), &uid) < 0 &&
-        sd_bus_creds_get_uid(creds.get(), &uid) < 0) {
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Reload refused: the bus did not tell the caller's user");
+    if (!caller.uidKnown && sd_bus_creds_get_euid(creds.get(), &uid) >= 0) {
+        caller.uid = uid;
+        caller.uidKnown = true;
     }
-    if (uid == 0) {
+    if (caller.groupsKnown) {
+        return;
+    }
+    gid_t gid = 0;
+    if (sd_bus_creds_get_egid(creds.get(), &gid) >= 0) {
+        caller.groups.push_back(gid);
+    }
+    const gid_t* groups = nullptr;
+    const int count = sd_bus_creds_get_supplementary_gids(creds.get(), &groups);
+    if (count >= 0) {
+        caller.groups.insert(caller.groups.end(), groups, groups + count);
+        caller.groupsKnown = true;
+    }
+}
+
+// Reload changes what every board will be served: only root or a member of
+// `privilegedGroup` may ask. The bus policy says the same on the system bus;
+// this check also holds on session and private buses.
+int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
+                       sd_bus_error* error) {
+    Caller caller;
+    askBusDriver(call, caller);
+    if (!caller.uidKnown || !caller.groupsKnown) {
+        askSdBus(call, caller);
+    }
+    if (!caller.uidKnown) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                "Reload refused: the bus did not tell who the caller is");
+    }
+    if (caller.uid == 0) {
         return 0;
     }
     gid_t privileged = 0;
-    if (lookupGroup(kPrivilegedGroup, privileged) && hasGroup(creds.get(), privileged)) {
+    if (lookupGroup(privilegedGroup, privileged) &&
+        std::find(caller.groups.begin(), caller.groups.end(), privileged) != caller.groups.end()) {
         return 0;
     }
     return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                              "Reload refused: user %u is neither root nor in group '%s'",
-                             static_cast<unsigned>(uid), kPrivilegedGroup);
+                             static_cast<unsigned>(caller.uid), privilegedGroup.c_str());
 }
 
 int appendMetadata(sd_bus_message* reply, const std::map<std::string, std::string>& metadata) {
@@ -541,7 +613,7 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
 
 int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error* error) {
     auto& self = *static_cast<Impl*>(userdata);
-    int r = checkReloadAllowed(call, error);
+    int r = checkReloadAllowed(call, self.options.privilegedGroup, error);
     if (r < 0) {
         return r;
     }

@@ -24,7 +24,6 @@ inline constexpr const char* kDevicePathPrefix = "/io/rpibootd1/device";
 inline constexpr const char* kManagerInterface = "io.rpibootd1.Manager";
 inline constexpr const char* kDeviceInterface = "io.rpibootd1.Device";
 inline constexpr const char* kErrorReloadFailed = "io.rpibootd1.Error.ReloadFailed";
-// Members of this group may call Reload besides root.
 inline constexpr const char* kPrivilegedGroup = "rpiboot";
 
 // The object path of the board on USB port path `port`: kDevicePathPrefix
@@ -40,6 +39,8 @@ struct DbusOptions {
     // Shortest gap between two progress-only PropertiesChanged of one board
     // (BytesSent). Stage, CurrentFile, FilesServed and the rest go out at once.
     std::uint64_t progressIntervalUsec = 100'000;
+    // Members of this group may call Reload besides root.
+    std::string privilegedGroup = kPrivilegedGroup;
 };
 
 class DbusService final : public StatusSink {

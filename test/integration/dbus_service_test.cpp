@@ -57,8 +57,10 @@ BoardStatus board(const std::string& port, const std::string& chip, const std::s
 class DbusServiceTest : public ::testing::Test {
   protected:
     void start(std::uint64_t progressIntervalUsec = 100'000) {
-        service = std::make_unique<DbusService>(
-            event.get(), DbusOptions{bus.address(), "0.1.0-test", progressIntervalUsec}, control);
+        options.bus = bus.address();
+        options.version = "0.1.0-test";
+        options.progressIntervalUsec = progressIntervalUsec;
+        service = std::make_unique<DbusService>(event.get(), options, control);
         client = std::make_unique<BusClient>(event.get(), bus.address());
     }
 
@@ -74,6 +76,16 @@ class DbusServiceTest : public ::testing::Test {
 
     CommandResult busctl(std::vector<std::string> args) {
         const auto argv = test::busctl(bus.address(), std::move(args));
+        return whileServing([argv] { return test::runCommand(argv); });
+    }
+
+    // Reload through dbus-send, which prints an error's name and message as sent.
+    CommandResult reloadAs(std::vector<std::string> user) {
+        std::vector<std::string> argv = {"setpriv"};
+        argv.insert(argv.end(), user.begin(), user.end());
+        const auto send =
+            test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"});
+        argv.insert(argv.end(), send.begin(), send.end());
         return whileServing([argv] { return test::runCommand(argv); });
     }
 
@@ -101,6 +113,7 @@ class DbusServiceTest : public ::testing::Test {
     PrivateBus bus;
     test::EventPtr event = test::newEventLoop();
     FakeControl control;
+    DbusOptions options;
     std::unique_ptr<DbusService> service;
     std::unique_ptr<BusClient> client;
 };
@@ -435,10 +448,7 @@ TEST_F(DbusServiceTest, ReloadFromAnUnprivilegedUserIsRefusedByTheService) {
     start();
 
     // busctl words every AccessDenied as "Access denied"; dbus-send shows who refused.
-    const CommandResult refused = whileServing([this] {
-        return test::runCommandAsNobody(
-            test::dbusSend(bus.address(), {"/io/rpibootd1", "io.rpibootd1.Manager.Reload"}));
-    });
+    const CommandResult refused = reloadAs({"--reuid=nobody", "--regid=nogroup", "--clear-groups"});
     const CommandResult refusedByBusctl =
         busctlAsNobody({"call", kBusName, kManagerPath, kManager, "Reload"});
     const CommandResult reading =
@@ -454,6 +464,25 @@ TEST_F(DbusServiceTest, ReloadFromAnUnprivilegedUserIsRefusedByTheService) {
     EXPECT_EQ(control.reloadCalls, 0);
     EXPECT_EQ(reading.exitCode, 0) << reading.output;
     EXPECT_EQ(reading.output, "s \"0.1.0-test\"\n");
+}
+
+TEST_F(DbusServiceTest, ReloadFromAMemberOfThePrivilegedGroupIsAllowed) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root to run a client as another user";
+    }
+    // Any existing group stands in for "rpiboot", which this machine may lack.
+    options.privilegedGroup = "users";
+    start();
+
+    const CommandResult member = reloadAs({"--reuid=nobody", "--regid=nogroup", "--groups=users"});
+    const CommandResult outsider =
+        reloadAs({"--reuid=nobody", "--regid=nogroup", "--clear-groups"});
+
+    EXPECT_EQ(member.exitCode, 0) << member.output;
+    EXPECT_NE(outsider.exitCode, 0) << outsider.output;
+    EXPECT_NE(outsider.output.find("neither root nor in group 'users'"), std::string::npos)
+        << outsider.output;
+    EXPECT_EQ(control.reloadCalls, 1);
 }
 
 TEST_F(DbusServiceTest, SecondServiceOnTheSameBusIsRefusedTheName) {
