@@ -5,6 +5,7 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -38,9 +39,16 @@ bool stderrIsJournal() {
     if (::fstat(STDERR_FILENO, &st) != 0) {
         return false;
     }
-    unsigned long long dev = 0;
-    unsigned long long ino = 0;
-    if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) {
+    // "<device>:<inode>" of the stream systemd connected us to.
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long dev = std::strtoull(stream, &end, 10);
+    if (errno != 0 || end == stream || *end != ':') {
+        return false;
+    }
+    const char* inoText = end + 1;
+    const unsigned long long ino = std::strtoull(inoText, &end, 10);
+    if (errno != 0 || end == inoText || *end != '\0') {
         return false;
     }
     return dev == static_cast<unsigned long long>(st.st_dev) &&

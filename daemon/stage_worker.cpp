@@ -158,7 +158,7 @@ StageResult runStageSession(const StageRequest& request, std::stop_token stop, c
         }
         OpenedDevice opened = request.device.source->open(request.device);
         result.stage = opened.identity.stage;
-        StoppableTransport transport(*opened.transport, stop);
+        StoppableTransport transport(*opened.transport, std::move(stop));
         const rpiboot::StageOutcome outcome =
             rpiboot::runBootStage(transport, opened.identity, *request.profile->firmware,
                                   request.board, request.profile->profile.bootOptions(), &observer);
@@ -196,7 +196,7 @@ void ThreadStageLauncher::launch(StageRequest request) {
         const PostFn post = [this](std::function<void(StageEvents&)> event) {
             loop_.post([this, event = std::move(event)] { event(events_); });
         };
-        StageResult result = runStageSession(request, stop, post, log_);
+        StageResult result = runStageSession(request, std::move(stop), post, log_);
         post([session = request.session, result = std::move(result)](StageEvents& events) {
             events.stageFinished(session, result);
         });

@@ -34,6 +34,7 @@ class Daemon {
             ::dup2(fds[1], STDOUT_FILENO);
             ::dup2(fds[1], STDERR_FILENO);
             std::vector<char*> argv;
+            argv.reserve(args.size() + 1);
             for (auto& a : args) {
                 argv.push_back(a.data());
             }

@@ -15,6 +15,7 @@ namespace {
 ParsedOptions parse(std::vector<std::string> args) {
     args.insert(args.begin(), "rpibootd");
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) {
         argv.push_back(a.data());
     }

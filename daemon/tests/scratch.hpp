@@ -31,7 +31,7 @@ class Scratch {
 
     std::filesystem::path write(const std::filesystem::path& relative,
                                 std::string_view text) const {
-        const auto file = path_ / relative;
+        auto file = path_ / relative;
         std::filesystem::create_directories(file.parent_path());
         std::ofstream(file, std::ios::binary) << text;
         return file;
@@ -48,7 +48,7 @@ class Scratch {
 inline std::filesystem::path makeFirmwareTree(const Scratch& scratch) {
     namespace fs = std::filesystem;
     const fs::path fixtures(RPIBOOT_FIXTURES_DIR);
-    const fs::path base = scratch.path() / "firmware";
+    fs::path base = scratch.path() / "firmware";
     fs::create_directories(base / "msd");
     fs::create_directories(base / "2711");
     fs::create_directories(base / "mass-storage-gadget64");

@@ -18,7 +18,7 @@ using profile_detail::resolveAgainst;
 
 namespace {
 
-constexpr std::int64_t kMaxForgetMs = 7 * 24 * 3600 * 1000LL;
+constexpr std::int64_t kMaxForgetMs = std::int64_t{7} * 24 * 3600 * 1000;
 
 ProfileRule readRule(const nlohmann::json& node, const std::string& label,
                      const std::string& pointer) {
