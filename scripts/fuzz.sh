@@ -77,7 +77,7 @@ for t in "${targets[@]}"; do
   if ((rc != 0)); then
     line+="  CRASH (exit $rc)"
     failed+=("$t")
-    grep -E 'ERROR|invariant|ESCAPE|SUMMARY|Test unit written|^ *#[0-9]+ 0x' "$log" | head -40 >&2 || true
+    grep -E 'ERROR|what\(\)|invariant|ESCAPE|runtime error|SUMMARY|Test unit written| in rpiboot::' "$log" | head -30 >&2 || true
     echo "fuzz: $t failed; full log: $log, inputs in $artifacts" >&2
     trap - EXIT  # keep the log
   fi
