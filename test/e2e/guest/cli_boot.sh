@@ -13,6 +13,12 @@ finished() { grep -q '"finished"' "$boards_dir/summary.json" 2>/dev/null; }
 
 start_boards cli "2711:msd,sums=$work/sums.2711"
 port=$(board_ports)
+# rpiboot starts once udev has announced the boot ROM: a ROM whose udev "add" event is still
+# in flight when rpiboot registers its hotplug callback with LIBUSB_HOTPLUG_ENUMERATE is
+# reported twice (enumeration, then the event), and rpiboot then fails opening the second
+# report after the ROM has left the bus. The second stage arrives by hotplug as usual.
+wait_for "the kernel to enumerate the board at $port" 30 test -f "/sys/bus/usb/devices/$port/idProduct"
+udevadm settle --timeout=30
 t0=$(date +%s.%N)
 rc=0
 timeout 120 "$rpiboot_bin" -v -d "$work/msd-flat" -p "$port" >"$results/rpiboot.txt" 2>&1 || rc=$?

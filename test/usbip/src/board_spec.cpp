@@ -75,6 +75,12 @@ void applyOption(BoardSpec& spec, std::string_view option) {
             bad(spec.text, "sha256 wants NAME:HEX with 64 hex digits, not '" + value + "'");
         }
         spec.hashes[value.substr(0, colon)] = hash;
+    } else if (key == "quirk") {
+        if (value != "config") {
+            bad(spec.text,
+                "quirk wants 'config' (the ROM's 55/32 configuration length), not '" + value + "'");
+        }
+        spec.configQuirk = true;
     } else if (key == "port") {
         const auto port = number(value);
         if (!port || *port > 0xffff) {
@@ -83,7 +89,7 @@ void applyOption(BoardSpec& spec, std::string_view option) {
         spec.port = static_cast<unsigned>(*port);
     } else {
         bad(spec.text,
-            "unknown option '" + key + "' (serial, unplug, expect, sums, sha256 or port)");
+            "unknown option '" + key + "' (serial, unplug, expect, sums, sha256, quirk or port)");
     }
 }
 
@@ -154,6 +160,7 @@ virtualpi::Scenario boardScenario(const BoardSpec& spec, const std::string& seri
                                   const std::map<std::string, std::string>& globalHashes) {
     virtualpi::Scenario s = spec.scenario;
     s.serial = serial;
+    s.rom.configQuirk = s.rom.configQuirk || spec.configQuirk;
     s.expectHashes(globalHashes);
     for (const auto& file : spec.sumFiles) {
         s.expectHashes(virtualpi::readSha256Sums(file));

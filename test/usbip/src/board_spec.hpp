@@ -9,6 +9,8 @@
 //           expect=failed   the board is meant to fail; expect=succeeded
 //           sums=FILE       expected SHA-256 per file name (sha256sum listing)
 //           sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
+//           quirk=config    the ROM's configuration descriptor claims 55 bytes
+//                           but returns 32 (protocol-details.md §1.3)
 //           port=N          vhci-hcd port number (COUNT must be 1)
 //
 // Turns text into data and scenarios; starts nothing, touches no device.
@@ -37,6 +39,7 @@ struct BoardSpec {
     std::string serial;  // first serial; empty: the runner picks
     std::optional<unsigned> port;
     bool expectFailure = false;
+    bool configQuirk = false;
     std::optional<Unplug> unplug;
     std::vector<std::filesystem::path> sumFiles;
     std::map<std::string, std::string> hashes;  // name -> sha256 hex

@@ -53,6 +53,7 @@ BOARD:  SOURCE[*COUNT][,KEY=VALUE...]
   expect=failed   the board is meant to fail (then failing passes)
   sums=FILE       expected SHA-256 per file name (sha256sum listing)
   sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
+  quirk=config    the ROM claims a 55-byte configuration but returns 32
   port=N          vhci-hcd port number (default: lowest free USB 2.0 port)
 
 options:

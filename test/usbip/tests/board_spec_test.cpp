@@ -55,6 +55,12 @@ TEST(BoardSpec, HashesApplyGlobalThenPerBoard) {
     EXPECT_EQ(s.serial, "00000001");
 }
 
+TEST(BoardSpec, ConfigQuirkReachesTheRomScript) {
+    const auto spec = parseBoardSpec("2711:msd,quirk=config");
+    EXPECT_TRUE(boardScenario(spec, "00000001", {}).rom.configQuirk);
+    EXPECT_FALSE(boardScenario(parseBoardSpec("2711:msd"), "00000001", {}).rom.configQuirk);
+}
+
 TEST(BoardSpec, TwoInterface2837AndGadget2712AreKnownProfiles) {
     EXPECT_EQ(parseBoardSpec("2837:msd").scenario.chip, rpiboot::Chip::Bcm2837);
     const auto g = parseBoardSpec("2712:mass-storage-gadget");
@@ -65,7 +71,7 @@ TEST(BoardSpec, MistakesAreRefusedWithTheSpecInTheMessage) {
     for (const char* text :
          {"2711", "2711:nonsense", "9999:msd", "2711:msd*0", "2711:msd,colour=red",
           "2711:msd,serial=xyz", "2711:msd,unplug=start4.elf", "2711:msd*2,port=3",
-          "2711:msd,sha256=a:b", "2711:msd,expect=maybe"}) {
+          "2711:msd,sha256=a:b", "2711:msd,expect=maybe", "2711:msd,quirk=yes"}) {
         try {
             parseBoardSpec(text);
             ADD_FAILURE() << text << " was accepted";
