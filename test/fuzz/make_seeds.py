@@ -267,6 +267,8 @@ def metadata():
     for i, message in enumerate(METADATA):
         write("metadata", "message_%02d" % i, message.encode())
     write("metadata", "uuid_value", b"19a519a6_19ab520e_1ac0212b")
+    write("metadata", "uuid_64_words", ("*FACTORY_UUID*" + "_".join(["19a519a6"] * 64)).encode())
+    write("metadata", "uuid_65_words", "_".join(["19a519a6"] * 65).encode())
     write("metadata", "json_pairs", b"MAC_ADDR\x002c:cf:67:70:76:f3\x00EEPROM_UPDATE\x00success\x00")
     write("metadata", "json_escapes", b'KEY"\\\x00value\n\t\x01\xff\x00')
 
