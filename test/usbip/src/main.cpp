@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -179,6 +180,25 @@ void writeFile(const fs::path& path, const std::string& text) {
     }
     fs::rename(tmp, path);
 }
+
+// The thread that takes SIGINT/SIGTERM/SIGHUP; stopped with SIGUSR1, also
+// when the runner leaves by an exception.
+class SignalWatcher {
+  public:
+    explicit SignalWatcher(std::function<void()> body) : thread_(std::move(body)) {}
+    ~SignalWatcher() { stop(); }
+    SignalWatcher(const SignalWatcher&) = delete;
+    SignalWatcher& operator=(const SignalWatcher&) = delete;
+    void stop() {
+        if (thread_.joinable()) {
+            pthread_kill(thread_.native_handle(), SIGUSR1);
+            thread_.join();
+        }
+    }
+
+  private:
+    std::thread thread_;
+};
 
 struct Entry {
     unsigned index = 0;
@@ -373,7 +393,7 @@ int Runner::run() {
         so.onOutcome = [this](unsigned index) { boardEnded(index); };
         e.slot = std::make_unique<usbip::BoardSlot>(vhci_, e.scenario, so);
     }
-    std::thread signals([this] { watchSignals(); });
+    SignalWatcher signals([this] { watchSignals(); });
     log_("powering on " + std::to_string(entries_.size()) + " board(s)");
     {
         std::lock_guard lock(mutex_);
@@ -406,8 +426,7 @@ int Runner::run() {
     for (Entry& e : entries_) {
         e.slot->powerOff();
     }
-    pthread_kill(signals.native_handle(), SIGUSR1);
-    signals.join();
+    signals.stop();
     return finish();
 }
 

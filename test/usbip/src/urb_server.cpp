@@ -19,7 +19,7 @@ using virtualpi::SetupPacket;
 using virtualpi::TransferResult;
 using virtualpi::UsbStatus;
 
-// Larger OUT transfers than this are not a boot protocol transfer: the
+// Larger transfers than this are not a boot protocol transfer: the
 // connection is considered broken (usbfs itself caps URBs far lower).
 constexpr std::uint32_t kMaxTransferLength = 64U * 1024 * 1024;
 // ISO packet descriptors are 16 bytes each; no virtual board has ISO
@@ -240,9 +240,9 @@ void UrbServer::readLoop() {
             continue;
         }
         const CmdSubmit& cmd = *command->submit;
-        if (cmd.outDataLength() > kMaxTransferLength) {
+        if (cmd.transferBufferLength > kMaxTransferLength) {
             closeFromPeer("the kernel announced a " + std::to_string(cmd.transferBufferLength) +
-                          "-byte OUT transfer; dropping the connection");
+                          "-byte transfer; dropping the connection");
             return;
         }
         std::vector<std::uint8_t> out(cmd.outDataLength());
