@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,8 @@ constexpr auto kSafetyLimit = std::chrono::seconds(60);
 
 class Daemon {
   public:
-    explicit Daemon(std::vector<std::string> args) {
+    explicit Daemon(std::vector<std::string> args,
+                    std::vector<std::pair<std::string, std::string>> env = {}) {
         args.insert(args.begin(), RPIBOOTD_BINARY);
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -40,6 +44,10 @@ class Daemon {
             }
             argv.push_back(nullptr);
             ::unsetenv("JOURNAL_STREAM");
+            ::unsetenv("NOTIFY_SOCKET");
+            for (const auto& [key, value] : env) {
+                ::setenv(key.c_str(), value.c_str(), 1);
+            }
             ::execv(argv[0], argv.data());
             ::_exit(127);
         }
@@ -198,6 +206,71 @@ TEST_F(DaemonProcessTest, BadCommandLineExitsTwoWithAHint) {
     Daemon d({"--virtual", "2799:1", "--no-udev", "--bus", "none"});
     EXPECT_EQ(d.exitStatus(), 2);
     EXPECT_NE(d.output().find("\"2799\" is not a chip"), std::string::npos) << d.output();
+}
+
+// Stands in for systemd's notification socket (sd_notify).
+class NotifySocket {
+  public:
+    explicit NotifySocket(const std::filesystem::path& path) : path_(path) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            throw std::runtime_error("cannot bind the notify socket");
+        }
+    }
+    ~NotifySocket() { ::close(fd_); }
+    NotifySocket(const NotifySocket&) = delete;
+    NotifySocket& operator=(const NotifySocket&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+
+    // Reads datagrams until one contains `text`; false if none did in time.
+    bool waitFor(const std::string& text) {
+        const auto deadline = Clock::now() + kSafetyLimit;
+        while (true) {
+            for (const auto& m : messages_) {
+                if (m.find(text) != std::string::npos) {
+                    messages_.clear();
+                    return true;
+                }
+            }
+            messages_.clear();
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            pollfd p{fd_, POLLIN, 0};
+            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+                return false;
+            }
+            char buf[4096];
+            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n > 0) {
+                messages_.emplace_back(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+
+  private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+    std::vector<std::string> messages_;
+};
+
+TEST_F(DaemonProcessTest, TellsSystemdReadyStatusWatchdogReloadingAndStopping) {
+    NotifySocket notify(scratch_.path() / "notify");
+    Daemon d(withFirmware({"--virtual", "2711:1"}),
+             {{"NOTIFY_SOCKET", notify.path().string()}, {"WATCHDOG_USEC", "200000"}});
+    EXPECT_TRUE(notify.waitFor("READY=1"));
+    ASSERT_TRUE(d.waitFor("1-1 BCM2711: booted")) << d.output();
+    EXPECT_TRUE(notify.waitFor("STATUS=1 board(s): 0 booting, 1 done, 0 failed"));
+    EXPECT_TRUE(notify.waitFor("WATCHDOG=1"));
+    d.signal(SIGHUP);
+    EXPECT_TRUE(notify.waitFor("RELOADING=1"));
+    EXPECT_TRUE(notify.waitFor("READY=1"));
+    d.signal(SIGTERM);
+    EXPECT_TRUE(notify.waitFor("STOPPING=1"));
+    EXPECT_EQ(d.exitStatus(), 0) << d.output();
 }
 
 }  // namespace
