@@ -2,7 +2,8 @@
 # Builds the Debian packages (rpibootd, rpibootd-cli) with dpkg-buildpackage from a copy of the
 # source tree in which packaging/debian becomes debian/, then runs lintian on them.
 #   packaging/build-deb.sh [OUTDIR]      (default build/deb; the .debs land in OUTDIR)
-# Environment: DEB_BUILD_OPTIONS (default "nocheck parallel=2"), LINTIAN=0 to skip lintian.
+# Environment: DEB_BUILD_OPTIONS (default "nocheck parallel=2"), LINTIAN=0 to skip lintian,
+# REUSE=1 to keep the previous build tree (dpkg-buildpackage -nc: only what changed is rebuilt).
 # Needs: dpkg-dev debhelper lintian and the build dependencies in packaging/debian/control.
 set -euo pipefail
 
@@ -15,17 +16,24 @@ export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck parallel=2}
 
 # A clean copy of what a source package would hold: the tracked files (plus untracked,
 # not ignored ones, so a work tree under development builds as it is), never build/.
-rm -rf "$out/src"
+nc=()
+if [ "${REUSE:-0}" = 1 ] && [ -d "$work" ]; then
+    nc=(-nc)
+else
+    rm -rf "$out/src"
+fi
 mkdir -p "$work"
+# Timestamps are kept so that a REUSE build recompiles only what changed.
 (cd "$src" && git ls-files -z --cached --others --exclude-standard 2>/dev/null ||
     find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
-    (cd "$src" && grep -zv '^build/' | xargs -0 cp --parents -P -t "$work" 2>/dev/null || true)
+    (cd "$src" && grep -zv '^build/' |
+        xargs -0 cp --parents -P --preserve=timestamps -t "$work" 2>/dev/null || true)
 # Files deleted in the work tree but still in the index are skipped by cp; that is fine.
 rm -rf "$work/debian"
 cp -a "$src/packaging/debian" "$work/debian"
 
 cd "$work"
-dpkg-buildpackage -us -uc -b
+dpkg-buildpackage -us -uc -b "${nc[@]}"
 cd "$out/src"
 mv -f ./*.deb ./*.changes ./*.buildinfo "$out/" 2>/dev/null || true
 mv -f ./*.ddeb "$out/" 2>/dev/null || true

@@ -46,7 +46,7 @@ say "guest up $(cut -d' ' -f1 /proc/uptime) s; system state: $(systemctl is-syst
 # ---- install
 start=$SECONDS
 cd "$share/debs" || exit 2
-if apt-get install -y --no-download ./rpibootd_*.deb ./rpibootd-cli_*.deb >"$results/apt-install.txt" 2>&1; then
+if apt-get install -y ./rpibootd_*.deb ./rpibootd-cli_*.deb >"$results/apt-install.txt" 2>&1; then
     ok "apt-get install ./rpibootd_*.deb ./rpibootd-cli_*.deb ($((SECONDS - start)) s)"
 else
     fail "apt-get install; its output:"
