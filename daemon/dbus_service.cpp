@@ -148,12 +148,10 @@ int askBusDriver(sd_bus_message* call, Caller& caller) {
     if (sender == nullptr) {
         return -ENXIO;  // a direct connection: no driver to ask
     }
-    sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* raw = nullptr;
     int r = sd_bus_call_method(sd_bus_message_get_bus(call), "org.freedesktop.DBus",
                                "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionCredentials", &error, &raw, "s", sender);
-    sd_bus_error_free(&error);
+                               "GetConnectionCredentials", nullptr, &raw, "s", sender);
     if (r < 0) {
         return r;
     }
