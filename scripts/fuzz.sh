@@ -25,10 +25,11 @@ fi
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRPIBOOT_FUZZ=ON -DRPIBOOT_BUILD_TESTS=OFF -DRPIBOOT_BUILD_DAEMON=OFF -DRPIBOOT_WERROR=ON \
   >/dev/null
-cmake --build "$build" --target fuzz_all -j "$jobs"
-
 targets=("$@")
-if ((${#targets[@]} == 0)); then
+if ((${#targets[@]})); then
+  cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
+else
+  cmake --build "$build" -j "$jobs" --target fuzz_all
   for bin in "$build"/test/fuzz/fuzz_*; do
     name=$(basename "$bin")
     [[ "$name" == fuzz_replay || ! -x "$bin" ]] && continue
