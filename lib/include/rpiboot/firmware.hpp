@@ -44,7 +44,8 @@ struct FirmwareSetConfig {
     // (profile layering).
     std::vector<std::filesystem::path> fallbackRoots;
     // Files produced in memory (e.g. a recovery profile's pieeprom.bin);
-    // searched first, by exact name.
+    // searched first, by exact name: "<chip folder>/NAME" (e.g. "2712/pieeprom.bin")
+    // before NAME.
     std::map<std::string, ServedFile, std::less<>> generated;
     // A file larger than this is refused (the protocol carries 32-bit sizes).
     std::uint64_t maxFileSize = std::uint64_t{1} << 30;
@@ -62,7 +63,7 @@ class FirmwareSet {
     // Resolves a name requested by a board. Thread-safe. Order (the first
     // source that has the name wins; C = chipFolder(board.chip)):
     //  0. the name is checked (request_name.hpp); a refused name stops here;
-    //  1. `generated`, by the exact name;
+    //  1. `generated`, by the exact name "C/NAME", then "NAME";
     //  2. <serialOverlayRoot>/<serial>/NAME (not for bootcode names);
     //  3. when <root>/bootfiles.bin existed at construction: <root>/C/NAME on
     //     disk, else archive member C/NAME (case-insensitive; a zero-length

@@ -216,7 +216,13 @@ Lookup FirmwareSet::Impl::resolve(std::string_view requested, const BoardContext
     if (auto refusal = requestNameRefusal(requested)) {
         return refused("refused by the request-name rule: " + *refusal);
     }
-    if (const auto it = config.generated.find(requested); it != config.generated.end()) {
+    // Generated files: "<chip folder>/NAME" first (per-chip images), then NAME.
+    auto it = config.generated.find(std::string(chipFolder(board.chip)) + "/" +
+                                    std::string(requested));
+    if (it == config.generated.end()) {
+        it = config.generated.find(requested);
+    }
+    if (it != config.generated.end()) {
         Lookup lookup;
         lookup.file = it->second;
         if (lookup.file->origin.empty()) {
