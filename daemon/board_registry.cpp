@@ -274,6 +274,9 @@ void BoardRegistry::deviceRemoved(const std::string& id) {
         case BoardPhase::Done:                 // it became what it was served
         case BoardPhase::Disconnected:
             return;
+        case BoardPhase::Failed:  // keep the failure and its reason: that is the truth
+            armForget(e);
+            return;
         default:
             break;
     }

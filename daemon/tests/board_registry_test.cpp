@@ -233,13 +233,15 @@ TEST_F(RegistryTest, DisconnectMidFileIsAFailureNotADisconnect) {
     EXPECT_EQ(timers_.armed(), (std::vector<milliseconds>{kForget}));
 }
 
-TEST_F(RegistryTest, FailedBoardUnpluggedLaterIsDisconnectedAndKeepsItsError) {
+// A failure stays the board's last word: whether the USB removal arrives
+// before or after the worker's verdict must not change what D-Bus reports.
+TEST_F(RegistryTest, FailedBoardUnpluggedLaterStaysFailedWithItsError) {
     registry_.deviceAdded(rom2711("rom", "1-1"));
     registry_.stageFinished(lastSession(), failure(BootStage::Rom, rpiboot::Errc::Protocol,
                                                    "the ROM answered 0xffffffff"));
     EXPECT_EQ(status("1-1").stage, kStageFailed);
     registry_.deviceRemoved("rom");
-    EXPECT_EQ(status("1-1").stage, kStageDisconnected);
+    EXPECT_EQ(status("1-1").stage, kStageFailed);
     EXPECT_EQ(status("1-1").lastError, "ROM stage failed: the ROM answered 0xffffffff");
     ASSERT_TRUE(timers_.fire(kForget));
     EXPECT_EQ(sink_.events.back(), "removed 1-1");
@@ -380,7 +382,8 @@ TEST_F(RegistryTest, ManagerControlListsBoardsAndProfilesAndForwardsReload) {
     ASSERT_EQ(registry_.boards().size(), 1U);
     EXPECT_EQ(registry_.boards()[0].port, "1-1");
     EXPECT_EQ(registry_.profileNames(),
-              (std::vector<std::string>{"mass-storage-gadget", "msd", "recovery"}));
+              (std::vector<std::string>{"mass-storage-gadget", "msd", "recovery", "secure-boot-msd",
+                                        "secure-boot-recovery"}));
     EXPECT_FALSE(registry_.reload().ok);
     registry_.setReloadHandler([] { return ReloadResult{true, "reloaded"}; });
     EXPECT_TRUE(registry_.reload().ok);

@@ -51,8 +51,9 @@ std::string escapeToken(std::string_view key) {
 nlohmann::json parseDocument(std::string_view text, std::string_view label) {
     try {
         return nlohmann::json::parse(text.begin(), text.end());
-    } catch (const nlohmann::json::parse_error& e) {
-        // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ...".
+    } catch (const nlohmann::json::exception& e) {
+        // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ...";
+        // a number too large for a double (1e999) is an out_of_range error, not a parse error.
         std::string what = e.what();
         const auto pos = what.find("] ");
         if (pos != std::string::npos) {
