@@ -151,6 +151,13 @@ TEST(Profile, InvalidJsonNamesFileAndPosition) {
     EXPECT_NE(message.find("line 2"), std::string::npos) << message;
 }
 
+TEST(Profile, NumberTooLargeForJsonIsAClearErrorNotACrash) {
+    // Found by the profile_config fuzzer: nlohmann reports 1e999 as out_of_range.
+    const std::string message = profileError(R"({"name": "x", "firmware": {"root": "a"},
+                                                 "timeouts": {"control_ms": 1e999}})");
+    EXPECT_EQ(message.rfind("p.json: not valid JSON: ", 0), 0U) << message;
+}
+
 TEST(Profile, LoadingAMissingFileSaysNotFound) {
     ScratchDir dir;
     try {
