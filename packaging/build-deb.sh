@@ -24,11 +24,16 @@ else
 fi
 mkdir -p "$work"
 # Timestamps are kept so that a REUSE build recompiles only what changed.
-(cd "$src" && git ls-files -z --cached --others --exclude-standard 2>/dev/null ||
-    find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
-    (cd "$src" && grep -zv '^build/' |
-        xargs -0 cp --parents -P --preserve=timestamps -t "$work" 2>/dev/null || true)
-# Files deleted in the work tree but still in the index are skipped by cp; that is fine.
+list_sources() {
+    if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$src" ls-files -z --cached --others --exclude-standard
+    else
+        (cd "$src" && find . -path ./build -prune -o -path ./.git -prune -o -type f -print0)
+    fi
+}
+# cp reports files deleted from the work tree but still in the index; they are skipped.
+list_sources | grep -zv '^build/' |
+    (cd "$src" && xargs -0 cp --parents -P --preserve=timestamps -t "$work" 2>/dev/null) || true
 rm -rf "$work/debian"
 cp -a "$src/packaging/debian" "$work/debian"
 
@@ -37,7 +42,7 @@ dpkg-buildpackage -us -uc -b "${nc[@]}"
 cd "$out/src"
 mv -f ./*.deb ./*.changes ./*.buildinfo "$out/" 2>/dev/null || true
 mv -f ./*.ddeb "$out/" 2>/dev/null || true
-changes=$(ls -t "$out"/rpibootd_*.changes | head -n1)
+changes=$out/rpibootd_$(dpkg-parsechangelog -l "$src/packaging/debian/changelog" -S Version)_$(dpkg-architecture -qDEB_HOST_ARCH).changes
 echo "build-deb: packages in $out:"
 ls -1 "$out"/*.deb
 

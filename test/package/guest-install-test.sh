@@ -38,7 +38,7 @@ wait_for() {
     ok "$what"
 }
 active() { [ "$(systemctl is-active rpibootd.service)" = active ]; }
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 SYSTEMD_PAGER= SYSTEMD_COLORS=0
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 SYSTEMD_PAGER='' SYSTEMD_COLORS=0
 
 [ "$(cat /proc/1/comm)" = systemd ] || { echo "package-test: PID 1 is not systemd" >&2; exit 2; }
 say "guest up $(cut -d' ' -f1 /proc/uptime) s; system state: $(systemctl is-system-running)"
@@ -69,6 +69,13 @@ check "firmware layout directories" test -d /usr/share/rpibootd/firmware/msd
 check "rpibootd owns io.rpibootd1 on the system bus" busctl --system status io.rpibootd1
 
 # ---- firmware
+fw=/usr/share/rpibootd/firmware
+if rpibootd-fetch-firmware --mirror "file://$share/mirror-tampered" >"$results/fetch-tampered.txt" 2>&1; then
+    fail "rpibootd-fetch-firmware accepted a mirror with a changed start.elf"
+else
+    ok "rpibootd-fetch-firmware refuses a tampered mirror: $(tail -n1 "$results/fetch-tampered.txt")"
+fi
+check "a refused download installs nothing" test -z "$(find "$fw" -type f -o -type l)"
 if rpibootd-fetch-firmware --mirror "file://$share/mirror" >"$results/fetch.txt" 2>&1; then
     ok "rpibootd-fetch-firmware installed the pinned files from the file:// mirror"
 else
@@ -84,7 +91,8 @@ check "rpibootd.service stopped for the hotplug check" bash -c '! systemctl is-a
 boards=$share/rpiboot-usbip-boards
 if [ -x "$boards" ] && [ -w /sys/devices/platform/vhci_hcd.0/attach ]; then
     mkdir -p "$results/boards"
-    "$boards" -v -r "$results/boards" --hold --timeout 240 \
+    # shellcheck disable=SC2046 # one option and its value per line
+    "$boards" -v -r "$results/boards" --hold --timeout 240 $(cat "$share/board-hashes") \
         "2711:msd*2" "2837:msd" "2712:mass-storage-gadget" \
         >"$results/boards/stdout.txt" 2>"$results/boards/log.txt" &
     boards_pid=$!
@@ -128,6 +136,7 @@ else
     fail "apt-get purge; its output:"
     sed 's/^/  | /' "$results/apt-purge.txt" >&2
 fi
+# shellcheck disable=SC2016 # expands in the inner shell
 check "dpkg knows neither package any more" \
     bash -c '! dpkg-query -W -f="\${db:Status-Abbrev}" rpibootd rpibootd-cli 2>/dev/null | grep -q .'
 check "rpibootd.service is gone" bash -c '! systemctl cat rpibootd.service'
@@ -138,7 +147,7 @@ left=$(find /etc /usr /lib /var /opt -xdev \( -name '*rpibootd*' -o -name '*rpib
     -not -path '/var/lib/rpibootd/metadata/*' -not -name 'rpibootd-vm-*' 2>/dev/null)
 if [ -z "$left" ]; then ok "nothing of ours is left but captured data"; else
     fail "left behind after purge:"
-    echo "$left" | sed 's/^/  | /' >&2
+    while IFS= read -r f; do echo "  | $f"; done <<<"$left" >&2
 fi
 
 say "$failures failure(s)"

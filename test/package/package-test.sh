@@ -52,6 +52,19 @@ cp "$fixtures/bootfiles.bin" "$m/firmware/"
 cp "$fixtures/mass-storage-gadget64/boot-secure-msd.img" "$m/secure-boot-msd/boot.img"
 cp "$fixtures/mass-storage-gadget64/config.txt" "$m/mass-storage-gadget64/"
 cp "$fixtures/recovery/config.txt" "$m/recovery/"
+# The same with one byte of start.elf changed: the helper must refuse it and install nothing.
+cp -r "$m" "$share/mirror-tampered"
+printf 'X' | dd of="$share/mirror-tampered/msd/start.elf" bs=1 seek=4096 conv=notrunc status=none
+# What each board must receive, by the name it asks for (fixture hashes).
+sum() { awk -v want="./$1" '$2 == want { print $1 }' "$fixtures/SHA256SUMS"; }
+{
+    echo "--sha256 bootcode.bin:$(sum msd/bootcode.bin)"
+    echo "--sha256 start.elf:$(sum msd/start.elf)"
+    echo "--sha256 start4.elf:$(sum msd/start.elf)"
+    echo "--sha256 bootcode4.bin:$(sum 2711/bootcode4.bin)"
+    echo "--sha256 config.txt:$(sum mass-storage-gadget64/config.txt)"
+    echo "--sha256 boot.img:$(sum mass-storage-gadget64/boot-secure-msd.img)"
+} >"$share/board-hashes"
 
 # The USB/IP front-end (its libraries are all in the root).
 if [ -n "$boards_bin" ] && [ -x "$boards_bin" ]; then
