@@ -9,13 +9,15 @@
 #                               gross regressions measured as ratios within the run
 #
 # Options: --build-dir DIR (default build/bench, configured like the release
-# preset), --no-build (use what is there), --keep (keep the scratch directory).
+# preset), --no-build (use what is there), --daemon PATH (another rpibootd
+# binary), --keep (keep the scratch directory).
 # Firmware comes from $RPIBOOT_FIXTURES_DIR (default ../shared/fixtures/firmware);
 # without it, dummy files of realistic sizes are generated.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build/bench"
+daemon_bin=""
 smoke=0
 do_build=1
 keep=0
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
         --smoke) smoke=1 ;;
         --build-dir) build="$2"; shift ;;
         --no-build) do_build=0 ;;
+        --daemon) daemon_bin="$2"; shift ;;
         --keep) keep=1 ;;
         -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
@@ -39,7 +42,8 @@ if [ "$do_build" = 1 ]; then
     cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios \
         -j"${BENCH_JOBS:-2}" >/dev/null
 fi
-for exe in daemon/rpibootd bench/bench_hotpaths bench/bench_scenarios; do
+daemon_bin="${daemon_bin:-$build/daemon/rpibootd}"
+for exe in bench/bench_hotpaths bench/bench_scenarios; do
     [ -x "$build/$exe" ] || { echo "bench.sh: $build/$exe is missing (build it first)" >&2; exit 2; }
 done
 
@@ -81,6 +85,7 @@ else
 fi
 
 echo "rpibootd benchmarks ($([ "$smoke" = 1 ] && echo smoke || echo full) run)"
+echo "daemon: $daemon_bin"
 echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
      "load $(cut -d' ' -f1-3 /proc/loadavg); firmware: $firmware_note"
 echo
@@ -111,5 +116,5 @@ if keep:
 EOF
 fi
 
-"$build/bench/bench_scenarios" --daemon "$build/daemon/rpibootd" --firmware "$fw" \
+"$build/bench/bench_scenarios" --daemon "$daemon_bin" --firmware "$fw" \
     --work "$work/scenarios" --hotpaths-json "$work/hotpaths.json" "${scen_args[@]}"
