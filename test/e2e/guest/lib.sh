@@ -54,11 +54,21 @@ fixture_sha() {
     awk -v want="./$1" '$2 == want { print $1 }' "$fixtures/SHA256SUMS"
 }
 
-# make_firmware: $work/fw, the demo tree of firmware/README.md built from the fixtures (for
-# the daemon), $work/msd-flat, a flat msd set without symbolic links (for the CLI), and
-# per-chip hash lists $work/sums.<chip> naming each file as the board asks for it.
+# make_firmware: $work/fw, a firmware base laid out as firmware/README.md shows (for the
+# daemon; msd/bootcode4.bin and msd/start4.elf are symbolic links as upstream ships them),
+# $work/msd-flat, a flat msd set without links (for the CLI), and per-chip hash lists
+# $work/sums.<chip> naming each file as the board asks for it.
 make_firmware() {
-    "$src/firmware/make-demo-tree.sh" "$work/fw" "$fixtures" >/dev/null
+    local fw=$work/fw
+    mkdir -p "$fw/2711" "$fw/msd" "$fw/mass-storage-gadget64" "$fw/recovery"
+    cp "$fixtures/bootfiles.bin" "$fw/"
+    cp "$fixtures/2711/bootcode4.bin" "$fw/2711/"
+    cp "$fixtures/msd/bootcode.bin" "$fixtures/msd/start.elf" "$fw/msd/"
+    ln -s ../2711/bootcode4.bin "$fw/msd/bootcode4.bin"
+    ln -s start.elf "$fw/msd/start4.elf"
+    cp "$fixtures/mass-storage-gadget64/config.txt" "$fw/mass-storage-gadget64/"
+    cp "$fixtures/mass-storage-gadget64/boot-secure-msd.img" "$fw/mass-storage-gadget64/boot.img"
+    cp "$fixtures/recovery/config.txt" "$fw/recovery/"
     mkdir -p "$work/msd-flat"
     cp "$fixtures/2711/bootcode4.bin" "$work/msd-flat/bootcode4.bin"
     cp "$fixtures/msd/start.elf" "$work/msd-flat/start4.elf"
