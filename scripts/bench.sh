@@ -81,7 +81,7 @@ if [ "$smoke" = 1 ]; then
 else
     hot_args=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
     scen_args=(--counts 1,8,32,64 --rss-boards 32 --idle-seconds 60 --bus-boards 8
-               --bus-file-mib 8 --check)
+               --bus-file-mib 8 --repeat 3 --check)
 fi
 
 echo "rpibootd benchmarks ($([ "$smoke" = 1 ] && echo smoke || echo full) run)"
