@@ -46,16 +46,16 @@ void unplugIfThere(virtualpi::VirtualBus& bus, const std::string& port) {
 
 class MachineryFaultsTest : public ::testing::Test {
   protected:
-    void SetUp() override { before = procFigures(); }
+    void SetUp() override { atStart = procFigures(); }
     // Descriptors and threads back where they were once everything stopped.
     void TearDown() override {
         const ProcFigures after = procFigures();
-        std::cout << "before: " << describe(before) << "\nafter:  " << describe(after) << "\n";
-        EXPECT_LE(after.fds, before.fds) << "file descriptors left behind";
-        EXPECT_LE(after.threads, before.threads) << "threads left behind";
+        std::cout << "before: " << describe(atStart) << "\nafter:  " << describe(after) << "\n";
+        EXPECT_LE(after.fds, atStart.fds) << "file descriptors left behind";
+        EXPECT_LE(after.threads, atStart.threads) << "threads left behind";
     }
 
-    ProcFigures before;
+    ProcFigures atStart;
     FirmwareTree firmware;
 };
 
