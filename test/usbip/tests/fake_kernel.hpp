@@ -31,7 +31,7 @@ class FakeKernel {
 
     // Control transfer on endpoint 0; returns the seqnum used.
     std::uint32_t control(const virtualpi::SetupPacket& setup,
-                          std::vector<std::uint8_t> outData = {}) {
+                          const std::vector<std::uint8_t>& outData = {}) {
         CmdSubmit c;
         c.seqnum = ++seq_;
         c.direction = setup.isIn() ? kDirectionIn : kDirectionOut;

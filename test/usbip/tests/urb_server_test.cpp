@@ -16,7 +16,6 @@ namespace usbip {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Answer;
 using testing::FakeKernel;
 using virtualpi::SetupPacket;
 
@@ -167,8 +166,8 @@ TEST(UrbServer, RomStageUploadArrivesByteForByteThroughQueuedBulkUrbs) {
     std::vector<std::uint32_t> seqs;
     for (std::size_t at = 0; at < bootcode.size(); at += 16384) {
         const auto end = std::min(bootcode.size(), at + 16384);
-        seqs.push_back(k.bulkOut(
-            0x01, std::vector<std::uint8_t>(bootcode.begin() + at, bootcode.begin() + end)));
+        const std::span<const std::uint8_t> chunk(bootcode.data() + at, end - at);
+        seqs.push_back(k.bulkOut(0x01, std::vector<std::uint8_t>(chunk.begin(), chunk.end())));
     }
     std::uint64_t accepted = 0;
     for (auto seq : seqs) {
