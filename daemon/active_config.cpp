@@ -3,6 +3,7 @@
 #include "journal.hpp"
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
+#include "rpiboot/signature.hpp"
 
 namespace rpibootd {
 
@@ -23,6 +24,22 @@ rpiboot::Configuration loadConfiguration(const ConfigLocation& where) {
                                        builtinProfiles(), where.overrides);
 }
 
+namespace {
+
+bool isInUse(const rpiboot::Configuration& configuration, const std::string& name) {
+    if (configuration.daemon.defaultProfile == name) {
+        return true;
+    }
+    for (const auto& rule : configuration.daemon.rules) {
+        if (rule.profile == name) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuration,
                                              const std::shared_ptr<rpiboot::FileCache>& cache,
                                              Logger* log) {
@@ -31,9 +48,34 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
         auto runtime = std::make_shared<ProfileRuntime>();
         runtime->profile = profile;
         if (cache) {
+            // Generated files (pieeprom.bin, boot.sig) are built once here. A
+            // profile in use that cannot build them fails the whole load, so a
+            // reload keeps the running configuration; an unused one is only
+            // marked unavailable (shipped secure-boot profiles name keys that
+            // most hosts do not have).
+            rpiboot::FirmwareSetConfig setConfig = profile.firmwareSetConfig();
+            try {
+                setConfig.generated =
+                    rpiboot::generateProfileFiles(profile, rpiboot::signatureTimestamp());
+            } catch (const rpiboot::Error& e) {
+                if (isInUse(configuration, name)) {
+                    throw rpiboot::Error(e.code(),
+                                         std::string(e.what()) + " (" + profile.source + ")");
+                }
+                runtime->firmwareError =
+                    "profile " + name + " (" + profile.source + "): " + e.what();
+                if (log != nullptr) {
+                    LogFields fields;
+                    fields.profile = name;
+                    log->warning(runtime->firmwareError + "; boards given this profile will fail",
+                                 fields);
+                }
+                runtimes.emplace(name, std::move(runtime));
+                continue;
+            }
             try {
                 runtime->firmware =
-                    std::make_shared<rpiboot::FirmwareSet>(profile.firmwareSetConfig(), cache);
+                    std::make_shared<rpiboot::FirmwareSet>(std::move(setConfig), cache);
             } catch (const rpiboot::Error& e) {
                 runtime->firmwareError =
                     "profile " + name + " (" + profile.source + "): " + e.what();

@@ -6,6 +6,7 @@
 // shared: boards keep the profile they started with across a reload, so a
 // reload never disturbs a board in flight. A profile whose firmware set
 // cannot be opened stays selectable; boards given it fail with the reason.
+// Files a profile generates (a recovery pieeprom.bin) are built once here.
 #pragma once
 
 #include <filesystem>
@@ -63,7 +64,10 @@ std::vector<rpiboot::ProfileText> builtinProfiles();
 // Throws rpiboot::Error (file, key, reason) for an invalid configuration.
 rpiboot::Configuration loadConfiguration(const ConfigLocation& where);
 
-// Opens the firmware sets (`cache` null: none are opened, for tests).
+// Opens the firmware sets (`cache` null: none are opened, for tests) and
+// builds each profile's generated files (pieeprom.bin, boot.sig). Throws
+// rpiboot::Error when a profile that the default or a rule names cannot build
+// them; other profiles that cannot are kept, unavailable, with the reason.
 std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuration,
                                              const std::shared_ptr<rpiboot::FileCache>& cache,
                                              Logger* log);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "../../test/unit/signing/synthetic_eeprom.hpp"
+
 namespace rpibootd::test {
 
 class Scratch {
@@ -44,7 +46,8 @@ class Scratch {
 // A firmware base directory laid out as firmware/README.md describes, from
 // the real fixture files: msd/ (with bootcode4.bin and start4.elf as the
 // symlinks upstream ships), bootfiles.bin and 2711/ at the top, and
-// mass-storage-gadget64/ with config.txt and a stand-in boot.img.
+// mass-storage-gadget64/ with config.txt and a stand-in boot.img, and
+// recovery/ with config.txt, boot.conf and a synthetic 2711 base EEPROM image.
 inline std::filesystem::path makeFirmwareTree(const Scratch& scratch) {
     namespace fs = std::filesystem;
     const fs::path fixtures(RPIBOOT_FIXTURES_DIR);
@@ -64,6 +67,12 @@ inline std::filesystem::path makeFirmwareTree(const Scratch& scratch) {
     fs::copy_file(fixtures / "mass-storage-gadget64/boot-secure-msd.img",
                   base / "mass-storage-gadget64/boot.img");
     fs::copy_file(fixtures / "recovery/config.txt", base / "recovery/config.txt");
+    // The recovery profile builds pieeprom.bin from these at load.
+    fs::copy_file(fixtures / "recovery/boot.conf", base / "recovery/boot.conf");
+    const auto eeprom = rpiboot::testing::makeEeprom2711();
+    std::ofstream(base / "recovery/pieeprom.original.bin", std::ios::binary)
+        .write(reinterpret_cast<const char*>(eeprom.data()),
+               static_cast<std::streamsize>(eeprom.size()));
     return base;
 }
 

@@ -16,7 +16,10 @@
 #include "event_loop.hpp"
 #include "journal.hpp"
 #include "registry_fakes.hpp"
+#include "rpiboot/eeprom_image.hpp"
+#include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
+#include "rpiboot/signature.hpp"
 #include "scratch.hpp"
 #include "stage_worker.hpp"
 #include "virtual_source.hpp"
@@ -195,6 +198,53 @@ TEST_F(VirtualBootTest, MissingBootcodeFailsTheBoardWithTheReason) {
     EXPECT_EQ(s.stage, kStageFailed);
     EXPECT_NE(s.lastError.find("bootcode4.bin for BCM2711 not found"), std::string::npos)
         << s.lastError;
+}
+
+TEST_F(VirtualBootTest, RecoveryBoardGetsTheEepromBuiltAtLoadAndReportsItsMetadata) {
+    // recovery/ holds the base image and boot.conf; "." supplies bootcode4.bin.
+    configure(R"({"default_profile": "rec"})",
+              {{"test:rec", R"({"name": "rec", "firmware": {"root": "recovery", "fallback": ["."]},
+                                "eeprom": {"image": "pieeprom.original.bin",
+                                           "config": "boot.conf"}})"}});
+    std::ifstream conf(firmware_ / "recovery/boot.conf", std::ios::binary);
+    std::stringstream bootConf;
+    bootConf << conf.rdbuf();
+    const rpiboot::RecoveryEeprom expected =
+        rpiboot::buildRecoveryEeprom(rpiboot::testing::makeEeprom2711(), "base", bootConf.str(), 0);
+    const std::string expectedHash = rpiboot::sha256Hex(expected.image);
+
+    auto boards = parseVirtualSpec("2711:1:recovery");
+    boards[0].scenario.expectSha256("pieeprom.bin", expectedHash);
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 1); }));
+    const BoardStatus& s = registry_->board("1-1")->status();
+    EXPECT_EQ(s.stage, kStageDone) << s.lastError;
+    const auto& rec = record("1-1");
+    EXPECT_EQ(rec.outcome, virtualpi::Outcome::Succeeded) << rec.reason;
+    ASSERT_NE(rec.file("pieeprom.bin"), nullptr);
+    EXPECT_EQ(rec.file("pieeprom.bin")->hashMatches, std::optional<bool>(true));
+    ASSERT_NE(rec.file("pieeprom.sig"), nullptr);
+    EXPECT_TRUE(rec.file("pieeprom.sig")->complete);
+    // What the board reported lands in its record (the D-Bus Metadata property).
+    EXPECT_EQ(s.metadata.at("EEPROM_HASH"), expectedHash);
+    EXPECT_EQ(s.metadata.at("EEPROM_UPDATE"), "success");
+    EXPECT_EQ(s.metadata.at("MAC_ADDR"), "d8:3a:dd:05:ee:78");
+    EXPECT_EQ(s.metadata.count("USER_SERIAL_NUM"), 1U);
+}
+
+TEST_F(VirtualBootTest, ProfileInUseWhoseEepromCannotBeBuiltFailsTheLoad) {
+    std::filesystem::remove(firmware_ / "recovery/pieeprom.original.bin");
+    try {
+        configure(R"({"default_profile": "recovery"})");
+        ADD_FAILURE() << "a configuration whose default profile cannot build pieeprom.bin loaded";
+    } catch (const rpiboot::Error& e) {
+        EXPECT_EQ(e.code(), rpiboot::Errc::NotFound);
+        EXPECT_NE(std::string(e.what()).find("profile recovery: no base EEPROM image at"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("built-in:recovery"), std::string::npos) << e.what();
+    }
+    // Unused, it is only unavailable: the rest of the configuration loads.
+    EXPECT_NO_THROW(configure(R"({"default_profile": "msd"})"));
 }
 
 TEST_F(VirtualBootTest, ProfileWithoutFirmwareFailsItsBoardsButNotOthers) {

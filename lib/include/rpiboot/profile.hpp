@@ -7,7 +7,8 @@
 // parses and validates both, strictly: an unknown key is an error (typo
 // protection) and every error names the file, the JSON pointer of the
 // offending key and the reason. It only reads files; it never touches a
-// device and never builds firmware sets (callers decide when).
+// device and never builds firmware sets (callers decide when); it builds a
+// profile's generated files (pieeprom.bin, boot.sig) only when asked to.
 #pragma once
 
 #include <chrono>
@@ -42,6 +43,31 @@ struct ProfileFirmware {
     std::vector<std::filesystem::path> trusted;
 };
 
+// How generated files are signed: a private key in a PEM file, or an HSM
+// wrapper program (then `publicKey` is required to check what it returns).
+struct ProfileSigning {
+    std::filesystem::path signingKey;  // absolute; empty: none
+    std::filesystem::path hsmWrapper;  // absolute; empty: none
+    std::filesystem::path publicKey;   // absolute; empty: none
+    bool enabled() const noexcept { return !signingKey.empty() || !hsmWrapper.empty(); }
+};
+
+// "eeprom": pieeprom.bin + pieeprom.sig built in memory from a base image
+// and a boot.conf (recovery, secure-boot-recovery).
+struct ProfileEeprom {
+    // As written. Absolute: one image, its size says the chip. Relative: looked
+    // up per chip as <root>/<chip folder>/IMAGE, then <root>/IMAGE.
+    std::filesystem::path image;
+    std::filesystem::path config;  // absolute after parsing (relative: to the root)
+    ProfileSigning signing;        // config signed and public key embedded when enabled
+};
+
+// "sign_boot_image": boot.img served with a boot.sig made in memory (secure-boot-msd).
+struct ProfileBootImage {
+    std::filesystem::path image;  // as written; relative ones are looked up like ProfileEeprom's
+    ProfileSigning signing;       // required
+};
+
 struct Profile {
     std::string name;
     std::string description;
@@ -49,8 +75,11 @@ struct Profile {
     bool signedBoot = false;
     std::filesystem::path metadataDir;  // empty: metadata is kept in memory only
     ProfileTimeouts timeouts;
+    std::optional<ProfileEeprom> eeprom;
+    std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
 
+    // Without generated files; see generateProfileFiles().
     FirmwareSetConfig firmwareSetConfig() const;
     BootOptions bootOptions() const;
 };
@@ -133,6 +162,15 @@ struct ConfigurationOverrides {
 // profile and every rule's profile exist. Nothing is kept from a failed load.
 Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileText>& builtins,
                                  const ConfigurationOverrides& overrides = {});
+
+// The files a profile's "eeprom" / "sign_boot_image" sections produce, keyed
+// for FirmwareSetConfig::generated ("2711/pieeprom.bin", "2712/boot.sig", ...),
+// signed at `timestamp`. Reads the images, boot.conf and keys, and runs the
+// HSM wrapper if one is named. Empty for a profile without those sections.
+// Throws rpiboot::Error naming the profile, the file and the reason (missing
+// image, an image of no known EEPROM size, a bad key, a failed signature).
+std::map<std::string, ServedFile, std::less<>> generateProfileFiles(const Profile& profile,
+                                                                    std::int64_t timestamp);
 
 // The compiled-in firmware base directory (RPIBOOT_DEFAULT_FIRMWARE_DIR).
 std::filesystem::path defaultFirmwareDir();

@@ -95,6 +95,87 @@ ProfileTimeouts readTimeouts(ObjectReader& parent) {
     return t;
 }
 
+std::filesystem::path absolutePath(ObjectReader& r, std::string_view key) {
+    const auto value = r.string(key);
+    if (!value) {
+        return {};
+    }
+    const std::filesystem::path path(*value);
+    if (!path.is_absolute()) {
+        fail(r.label(), r.pointerOf(key), "must be an absolute path, got \"" + *value + "\"");
+    }
+    return resolveAgainst("/", path);
+}
+
+ProfileSigning readSigning(ObjectReader& r, const std::string& pointer, bool required) {
+    ProfileSigning s;
+    s.signingKey = absolutePath(r, "signing_key");
+    s.hsmWrapper = absolutePath(r, "hsm_wrapper");
+    s.publicKey = absolutePath(r, "public_key");
+    if (!s.signingKey.empty() && !s.hsmWrapper.empty()) {
+        fail(r.label(), pointer + "/hsm_wrapper",
+             "give either signing_key or hsm_wrapper, not both");
+    }
+    if (!s.hsmWrapper.empty() && s.publicKey.empty()) {
+        fail(r.label(), pointer + "/public_key",
+             "missing: an HSM wrapper needs the public key to check its signatures");
+    }
+    if (!s.enabled() && !s.publicKey.empty()) {
+        fail(r.label(), pointer + "/public_key",
+             "a public key without signing_key or hsm_wrapper has nothing to check");
+    }
+    if (required && !s.enabled()) {
+        fail(r.label(), pointer + "/signing_key", "missing: give signing_key or hsm_wrapper");
+    }
+    return s;
+}
+
+std::filesystem::path imagePath(ObjectReader& r, const std::string& pointer) {
+    const auto image = r.string("image");
+    if (!image) {
+        fail(r.label(), pointer + "/image", "missing: the base image to serve");
+    }
+    const std::filesystem::path path(*image);
+    for (const auto& part : path) {
+        if (part == "..") {
+            fail(r.label(), pointer + "/image",
+                 "\"" + *image + "\" must not climb out of the firmware root with \"..\"");
+        }
+    }
+    return path.is_absolute() ? resolveAgainst("/", path) : path.lexically_normal();
+}
+
+std::optional<ProfileEeprom> readEeprom(ObjectReader& parent, const std::filesystem::path& root) {
+    const nlohmann::json* node = parent.member("eeprom");
+    if (node == nullptr || node->is_null()) {
+        return std::nullopt;
+    }
+    ObjectReader r(*node, parent.label(), "/eeprom",
+                   {"image", "config", "signing_key", "hsm_wrapper", "public_key"});
+    ProfileEeprom e;
+    e.image = imagePath(r, "/eeprom");
+    const auto config = r.string("config");
+    if (!config) {
+        fail(r.label(), "/eeprom/config", "missing: the boot.conf to embed as bootconf.txt");
+    }
+    e.config = resolveAgainst(root, *config);
+    e.signing = readSigning(r, "/eeprom", false);
+    return e;
+}
+
+std::optional<ProfileBootImage> readBootImage(ObjectReader& parent) {
+    const nlohmann::json* node = parent.member("sign_boot_image");
+    if (node == nullptr || node->is_null()) {
+        return std::nullopt;
+    }
+    ObjectReader r(*node, parent.label(), "/sign_boot_image",
+                   {"image", "signing_key", "hsm_wrapper", "public_key"});
+    ProfileBootImage b;
+    b.image = imagePath(r, "/sign_boot_image");
+    b.signing = readSigning(r, "/sign_boot_image", true);
+    return b;
+}
+
 }  // namespace
 
 FirmwareSetConfig Profile::firmwareSetConfig() const {
@@ -119,9 +200,9 @@ BootOptions Profile::bootOptions() const {
 Profile parseProfile(std::string_view text, std::string_view label,
                      const std::filesystem::path& firmwareBase) {
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
-    ObjectReader r(
-        doc, std::string(label), "",
-        {"name", "description", "comment", "firmware", "signed_boot", "metadata", "timeouts"});
+    ObjectReader r(doc, std::string(label), "",
+                   {"name", "description", "comment", "firmware", "signed_boot", "metadata",
+                    "timeouts", "eeprom", "sign_boot_image"});
     Profile p;
     p.source = std::string(label);
     const auto name = r.string("name");
@@ -139,6 +220,8 @@ Profile parseProfile(std::string_view text, std::string_view label,
     p.signedBoot = r.boolean("signed_boot").value_or(false);
     p.metadataDir = readMetadataDir(r);
     p.timeouts = readTimeouts(r);
+    p.eeprom = readEeprom(r, p.firmware.root);
+    p.signBootImage = readBootImage(r);
     return p;
 }
 

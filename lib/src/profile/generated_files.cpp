@@ -1,0 +1,199 @@
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <system_error>
+
+#include "rpiboot/eeprom_image.hpp"
+#include "rpiboot/error.hpp"
+#include "rpiboot/profile.hpp"
+#include "rpiboot/signature.hpp"
+
+namespace rpiboot {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+using GeneratedFiles = std::map<std::string, ServedFile, std::less<>>;
+
+constexpr Chip kEepromChips[] = {Chip::Bcm2711, Chip::Bcm2712};
+
+ServedFile served(Bytes bytes, std::string origin) {
+    auto storage = std::make_shared<const Bytes>(std::move(bytes));
+    return ServedFile{storage, std::span<const std::uint8_t>(storage->data(), storage->size()),
+                      std::move(origin)};
+}
+
+ServedFile servedText(const std::string& text, std::string origin) {
+    return served(Bytes(text.begin(), text.end()), std::move(origin));
+}
+
+// Runs `step`, prefixing any Error with the profile and what was being done.
+template <typename F>
+auto withContext(const Profile& profile, const std::string& what, F&& step) {
+    try {
+        return step();
+    } catch (const Error& e) {
+        throw Error(e.code(), "profile " + profile.name + ": " + what + ": " + e.what());
+    }
+}
+
+struct OpenedSigning {
+    std::unique_ptr<Signer> signer;
+    std::optional<RsaKey> publicKey;
+};
+
+OpenedSigning openSigning(const Profile& profile, const ProfileSigning& signing) {
+    OpenedSigning s;
+    if (!signing.signingKey.empty()) {
+        s.signer = withContext(profile, "signing key " + signing.signingKey.string(), [&] {
+            return std::make_unique<KeySigner>(RsaKey::loadPem(signing.signingKey));
+        });
+    } else if (!signing.hsmWrapper.empty()) {
+        std::error_code ec;
+        if (!fs::is_regular_file(signing.hsmWrapper, ec)) {
+            throw Error(Errc::NotFound, "profile " + profile.name + ": HSM wrapper " +
+                                            signing.hsmWrapper.string() + " does not exist");
+        }
+        s.signer = std::make_unique<HsmSigner>(signing.hsmWrapper);
+    }
+    if (!signing.publicKey.empty()) {
+        s.publicKey = withContext(profile, "public key " + signing.publicKey.string(),
+                                  [&] { return RsaKey::loadPem(signing.publicKey); });
+    }
+    return s;
+}
+
+bool isRegularFile(const fs::path& path) {
+    std::error_code ec;
+    return fs::is_regular_file(path, ec);
+}
+
+Bytes readImage(const Profile& profile, const fs::path& path) {
+    return withContext(profile, "image", [&] { return readFileBytes(path); });
+}
+
+std::optional<Chip> eepromChip(std::size_t size) {
+    if (size == kEepromSize2711) {
+        return Chip::Bcm2711;
+    }
+    if (size == kEepromSize2712) {
+        return Chip::Bcm2712;
+    }
+    return std::nullopt;
+}
+
+// The base EEPROM image of each chip the profile has one for.
+std::vector<std::pair<Chip, fs::path>> eepromImages(const Profile& profile,
+                                                    const ProfileEeprom& eeprom) {
+    std::vector<std::pair<Chip, fs::path>> found;
+    const fs::path& root = profile.firmware.root;
+    for (Chip chip : kEepromChips) {
+        if (!eeprom.image.is_absolute()) {
+            const fs::path inChipFolder = root / chipFolder(chip) / eeprom.image;
+            if (isRegularFile(inChipFolder)) {
+                found.emplace_back(chip, inChipFolder);
+                continue;
+            }
+        }
+        const fs::path common = eeprom.image.is_absolute() ? eeprom.image : root / eeprom.image;
+        std::error_code ec;
+        const auto size = isRegularFile(common) ? fs::file_size(common, ec) : 0;
+        if (!ec && eepromChip(static_cast<std::size_t>(size)) == chip) {
+            found.emplace_back(chip, common);
+        }
+    }
+    if (found.empty()) {
+        const fs::path common = eeprom.image.is_absolute() ? eeprom.image : root / eeprom.image;
+        if (isRegularFile(common)) {
+            std::error_code ec;
+            throw Error(Errc::Corrupt, "profile " + profile.name + ": " + common.string() + " is " +
+                                           std::to_string(fs::file_size(common, ec)) +
+                                           " bytes, not a 512 KiB (2711) or 2 MiB (2712) "
+                                           "EEPROM image");
+        }
+        std::string where = common.string();
+        if (!eeprom.image.is_absolute()) {
+            where = (root / "2711" / eeprom.image).string() + ", " +
+                    (root / "2712" / eeprom.image).string() + " or " + where;
+        }
+        throw Error(Errc::NotFound,
+                    "profile " + profile.name + ": no base EEPROM image at " + where);
+    }
+    return found;
+}
+
+void addEeprom(const Profile& profile, const ProfileEeprom& eeprom, std::int64_t timestamp,
+               GeneratedFiles& out) {
+    const Bytes configBytes = withContext(profile, "boot.conf " + eeprom.config.string(),
+                                          [&] { return readFileBytes(eeprom.config); });
+    const std::string config(configBytes.begin(), configBytes.end());
+    const OpenedSigning signing = openSigning(profile, eeprom.signing);
+    for (const auto& [chip, path] : eepromImages(profile, eeprom)) {
+        const Bytes original = readImage(profile, path);
+        RecoveryEeprom built = withContext(profile, "EEPROM image " + path.string(), [&] {
+            return buildRecoveryEeprom(original, path.string(), config, timestamp,
+                                       signing.signer.get(),
+                                       signing.publicKey ? &*signing.publicKey : nullptr);
+        });
+        const std::string folder(chipFolder(chip));
+        const std::string origin =
+            "generated from " + path.string() + " and " + eeprom.config.string();
+        out[folder + "/pieeprom.bin"] = served(std::move(built.image), origin);
+        out[folder + "/pieeprom.sig"] = servedText(built.digest, origin);
+    }
+}
+
+void addBootImage(const Profile& profile, const ProfileBootImage& boot, std::int64_t timestamp,
+                  GeneratedFiles& out) {
+    const OpenedSigning signing = openSigning(profile, boot.signing);
+    // Key prefix ("" or "2711/") -> image file.
+    std::vector<std::pair<std::string, fs::path>> images;
+    const fs::path& root = profile.firmware.root;
+    if (boot.image.is_absolute()) {
+        images.emplace_back("", boot.image);
+    } else {
+        for (Chip chip : kEepromChips) {
+            const fs::path inChipFolder = root / chipFolder(chip) / boot.image;
+            if (isRegularFile(inChipFolder)) {
+                images.emplace_back(std::string(chipFolder(chip)) + "/", inChipFolder);
+            }
+        }
+        if (isRegularFile(root / boot.image)) {
+            images.emplace_back("", root / boot.image);
+        }
+    }
+    if (images.empty() || !isRegularFile(images.front().second)) {
+        throw Error(Errc::NotFound,
+                    "profile " + profile.name + ": no boot image at " +
+                        (boot.image.is_absolute() ? boot.image : root / boot.image).string());
+    }
+    for (const auto& [prefix, path] : images) {
+        Bytes image = readImage(profile, path);
+        const std::string sigText = withContext(profile, "signing " + path.string(), [&] {
+            const SignatureFile sig = makeSignatureFile(image, timestamp, signing.signer.get());
+            if (signing.publicKey) {
+                verifySignatureFile(image, sig, *signing.publicKey, path.string(), "boot.sig");
+            }
+            return sig.toText();
+        });
+        out[prefix + "boot.sig"] = servedText(sigText, "generated signature of " + path.string());
+        out[prefix + "boot.img"] = served(std::move(image), path.string());
+    }
+}
+
+}  // namespace
+
+std::map<std::string, ServedFile, std::less<>> generateProfileFiles(const Profile& profile,
+                                                                    std::int64_t timestamp) {
+    GeneratedFiles out;
+    if (profile.eeprom) {
+        addEeprom(profile, *profile.eeprom, timestamp, out);
+    }
+    if (profile.signBootImage) {
+        addBootImage(profile, *profile.signBootImage, timestamp, out);
+    }
+    return out;
+}
+
+}  // namespace rpiboot
