@@ -257,5 +257,52 @@ TEST_F(MachineryFaultsTest, FirmwareReplacedOrTruncatedWhileBoardsReadIt) {
     }
 }
 
+// Files of 2^31 bytes and more (sparse) in the firmware root: the 32-bit
+// size field can not carry them, so the daemon must not answer a wrapped
+// size (2^32 + 5 read as 5) and must not serve part of one.
+TEST_F(MachineryFaultsTest, FilesAtAndBeyondTwoToTheThirtyOneAreNeverServedTruncated) {
+    const std::vector<std::pair<std::string, std::uintmax_t>> huge = {
+        {"at2g.bin", std::uintmax_t{1} << 31},
+        {"wraps.bin", (std::uintmax_t{1} << 32) + 5},
+    };
+    for (const auto& [name, size] : huge) {
+        std::ofstream(firmware.path() / "msd" / name).put('x');
+        fs::resize_file(firmware.path() / "msd" / name, size);
+    }
+    Machinery machinery(firmware.path());
+    std::map<std::string, virtualpi::BoardRecord> records;
+    ASSERT_EQ(machinery.run([&](virtualpi::VirtualBus& bus, WatchingSink& sink) {
+        unsigned port = 1;
+        for (const auto& entry : huge) {
+            virtualpi::BoardSpec spec = healthy2711("1-" + std::to_string(port++));
+            spec.scenario = virtualpi::parseScenario(
+                R"({ "name": "huge", "chip": "2711", "steps": [ { "kind": "file", "name": ")" +
+                entry.first + R"(", "optional": true }, "start4.elf" ] })");
+            bus.plug(spec);
+        }
+        waitUntil([&] { return sink.total() == huge.size(); });
+        for (const auto& p : bus.ports()) {
+            records[p] = bus.board(p)->record();
+        }
+    }),
+              0);
+    for (std::size_t i = 0; i < huge.size(); ++i) {
+        const std::string port = "1-" + std::to_string(i + 1);
+        SCOPED_TRACE(huge[i].first);
+        const auto status = machinery.sink().port(port);
+        const virtualpi::FileRecord* got = records.at(port).file(huge[i].first);
+        ASSERT_NE(got, nullptr);
+        EXPECT_EQ(got->receivedBytes, 0U) << "part of a huge file was served";
+        if (status.succeeded == 1) {
+            EXPECT_EQ(got->reportedSize.value_or(0), 0U) << "a wrapped size was answered";
+        } else {
+            EXPECT_FALSE(status.last.lastError.empty());
+        }
+        std::cout << huge[i].first << ": " << (status.succeeded == 1 ? "booted" : "failed: ")
+                  << status.last.lastError << "; size answered " << got->reportedSize.value_or(0)
+                  << "\n";
+    }
+}
+
 }  // namespace
 }  // namespace rpibootd::faults
