@@ -4,8 +4,8 @@
 # the scenario runner that drives the real daemon with virtual boards
 # (bench_scenarios).
 #
-#   scripts/bench.sh            full run (about 3-4 minutes: 60 s idle, N up to 64)
-#   scripts/bench.sh --smoke    short run for CI (under 2 minutes); fails only on
+#   scripts/bench.sh            full run (about 2 minutes + build: 60 s idle, N up to 64)
+#   scripts/bench.sh --smoke    short run for CI (about 45 s + build); fails only on
 #                               gross regressions measured as ratios within the run
 #
 # Options: --build-dir DIR (default build/bench, configured like the release
