@@ -39,8 +39,12 @@ if [ "$do_build" = 1 ]; then
         cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRPIBOOT_BUILD_BENCH=ON >/dev/null
     fi
-    cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios \
-        -j"${BENCH_JOBS:-2}" >/dev/null
+    if ! cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios \
+        -j"${BENCH_JOBS:-2}" >"${TMPDIR:-/tmp}/rpiboot-bench-build.log" 2>&1; then
+        tail -n 40 "${TMPDIR:-/tmp}/rpiboot-bench-build.log" >&2
+        echo "bench.sh: build failed (log: ${TMPDIR:-/tmp}/rpiboot-bench-build.log)" >&2
+        exit 1
+    fi
 fi
 daemon_bin="${daemon_bin:-$build/daemon/rpibootd}"
 for exe in bench/bench_hotpaths bench/bench_scenarios; do
