@@ -9,7 +9,7 @@ packages=(
   libusb-1.0-0-dev libudev-dev libsystemd-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dbus dbus-daemon systemd udev openssl
-  mtools dosfstools
+  mtools dosfstools valgrind
   qemu-system-x86 busybox-static cpio kmod xz-utils
   dpkg-dev debhelper lintian debootstrap curl
 )
