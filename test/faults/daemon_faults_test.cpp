@@ -300,7 +300,7 @@ TEST_F(DaemonFaultsTest, DisconnectDuringTheBootMessage) {
                      R"("rom": { "fault": { "kind": "disconnect", "at": "boot-message",
                                  "afterBytes": 10 } },)",
                      kHead + R"("start4.elf")")),
-                 "");
+                 "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, DisconnectInTheMiddleOfTheBootcode) {
@@ -308,63 +308,63 @@ TEST_F(DaemonFaultsTest, DisconnectInTheMiddleOfTheBootcode) {
                      R"("rom": { "fault": { "kind": "disconnect", "at": "bootcode",
                                  "afterBytes": 40000 } },)",
                      kHead + R"("start4.elf")")),
-                 "");
+                 "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, DisconnectBeforeTheRomStatus) {
     expectFailed(
         runFault(scenario(R"("rom": { "fault": { "kind": "disconnect", "at": "status" } },)",
                           kHead + R"("start4.elf")")),
-        "");
+        "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, DisconnectInsteadOfASecondStageRequest) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "file", "name": "start4.elf",
         "fault": { "kind": "disconnect", "at": "request" } })")),
-                 "");
+                 "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, DisconnectWhileTheHostAnswersARequest) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "file", "name": "start4.elf",
         "fault": { "kind": "disconnect", "at": "reply" } })")),
-                 "");
+                 "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, DisconnectInTheMiddleOfAFile) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "file", "name": "start4.elf",
         "fault": { "kind": "disconnect", "at": "data", "afterBytes": 100000 } })")),
-                 "");
+                 "left the bus");
 }
 
 TEST_F(DaemonFaultsTest, StalledControlEndpointOnARequest) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "file", "name": "start4.elf",
         "fault": { "kind": "stall-control", "at": "request" } })")),
-                 "");
+                 "stalled");
 }
 
 TEST_F(DaemonFaultsTest, StalledControlEndpointInTheRom) {
     expectFailed(
         runFault(scenario(R"("rom": { "fault": { "kind": "stall-control", "at": "status" } },)",
                           kHead + R"("start4.elf")")),
-        "");
+        "stalled");
 }
 
 TEST_F(DaemonFaultsTest, StalledBulkEndpointInTheMiddleOfAFile) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "read-file", "name": "start4.elf",
         "fault": { "kind": "stall-bulk", "at": "data", "afterBytes": 4096 } })")),
-                 "");
+                 "stalled");
 }
 
 TEST_F(DaemonFaultsTest, BoardThatNeverAsksTimesOut) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "file", "name": "start4.elf",
         "fault": { "kind": "silence", "at": "request" } })")),
-                 "");
+                 "timed out");
 }
 
 TEST_F(DaemonFaultsTest, BoardThatStopsReadingTimesOut) {
     expectFailed(runFault(scenario("", kHead + R"({ "kind": "read-file", "name": "start4.elf",
         "fault": { "kind": "silence", "at": "data", "afterBytes": 65536 } })")),
-                 "");
+                 "timed out");
 }
 
 TEST_F(DaemonFaultsTest, SlowBoardStillBoots) {
