@@ -6,6 +6,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 make_firmware
+install_udev_rules
 
 start_boards coldplug --hold --serial-base 4d000001 "2711:msd,sums=$work/sums.2711"
 port=$(board_ports)

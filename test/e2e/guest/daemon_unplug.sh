@@ -8,6 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 make_firmware
+install_udev_rules
 start_daemon
 
 dbus-monitor --system "type='signal',sender='io.rpibootd1'" >"$results/signals.txt" 2>&1 &

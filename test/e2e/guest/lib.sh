@@ -49,6 +49,15 @@ e2e_cleanup() {
     dmesg >"$results/dmesg.txt" 2>/dev/null
 }
 
+# install_udev_rules: the project's udev rules and its group, as the package installs them:
+# boot-mode device nodes 0660 root:rpiboot, usb-storage kept off the BCM2837's
+# mass-storage interface.
+install_udev_rules() {
+    getent group rpiboot >/dev/null || groupadd --system rpiboot
+    cp "$src/udev-rules/60-rpibootd.rules" /etc/udev/rules.d/
+    udevadm control --reload
+}
+
 # The fixture hash of a file, by its path in SHA256SUMS ("msd/start.elf").
 fixture_sha() {
     awk -v want="./$1" '$2 == want { print $1 }' "$fixtures/SHA256SUMS"
