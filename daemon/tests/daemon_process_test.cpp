@@ -189,6 +189,23 @@ TEST_F(DaemonProcessTest, SighupKeepsTheRunningConfigurationWhenTheNewOneIsBroke
     EXPECT_EQ(d.exitStatus(), 0) << d.output();
 }
 
+TEST_F(DaemonProcessTest, SighupKeepsTheRunningConfigurationWhenAnEepromCannotBeBuilt) {
+    const auto config = scratch_.write("rpibootd.json", R"({"default_profile": "msd"})");
+    Daemon d(withFirmware({"-c", config, "--virtual", "2711:1"}));
+    ASSERT_TRUE(d.waitFor("1-1 BCM2711: booted")) << d.output();
+
+    std::filesystem::remove(std::filesystem::path(firmware_) / "recovery/pieeprom.original.bin");
+    scratch_.write("rpibootd.json", R"({"default_profile": "recovery"})");
+    d.signal(SIGHUP);
+    ASSERT_TRUE(
+        d.waitFor("reload rejected, keeping the running configuration: profile recovery: "
+                  "no base EEPROM image at"))
+        << d.output();
+
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.exitStatus(), 0) << d.output();
+}
+
 TEST_F(DaemonProcessTest, CheckConfigListsProfilesOrNamesTheError) {
     Daemon good(withFirmware({"--check-config"}));
     EXPECT_EQ(good.exitStatus(), 0) << good.output();
