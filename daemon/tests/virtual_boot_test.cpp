@@ -81,9 +81,13 @@ class VirtualBootTest : public ::testing::Test {
         source_->start(*registry_);
         const auto safety = loop.after(kSafetyLimit, [&loop] { loop.exit(1); });
         const int status = loop.run();
-        // What each board received, before shutdown unplugs them.
+        // What each board received, before shutdown unplugs them. The host
+        // may finish a session a moment before the board's own thread has
+        // recorded its verdict, so give each board a moment to settle.
         for (const auto& port : source_->bus()->ports()) {
-            records_[port] = source_->bus()->board(port)->record();
+            auto board = source_->bus()->board(port);
+            board->waitForOutcome(std::chrono::seconds(2));
+            records_[port] = board->record();
         }
         registry_->shutDown();
         source_->unplugAll();

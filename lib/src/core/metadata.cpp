@@ -230,9 +230,11 @@ std::string metadataFileStem(std::string_view serial) {
 
 std::filesystem::path writeMetadataFile(const std::filesystem::path& dir, std::string_view serial,
                                         const std::map<std::string, std::string>& entries) {
-    const std::filesystem::path target = dir / (metadataFileStem(serial) + ".json");
-    const std::filesystem::path temp =
-        dir / ("." + metadataFileStem(serial) + ".json." + std::to_string(::getpid()) + ".tmp");
+    const std::string stem = metadataFileStem(serial);
+    const std::filesystem::path target = dir / (stem + ".json");
+    std::string tempName = ".";
+    tempName.append(stem).append(".json.").append(std::to_string(::getpid())).append(".tmp");
+    const std::filesystem::path temp = dir / tempName;
     const std::string text = renderMetadataJson(entries);
     {
         std::ofstream out(temp, std::ios::binary | std::ios::trunc);
