@@ -1,8 +1,9 @@
 #!/bin/bash
 # End-to-end, inside the test VM: rpibootd (real libusb, real udev events) boots one virtual
 # board, then eight at once of mixed chips: BCM2711 msd, BCM2712 mass-storage-gadget (files
-# from bootfiles.bin, then the Linux gadget identity) and two-interface BCM2837 msd. busctl
-# must show each board `done`, and every board must have received exactly the fixture bytes.
+# from bootfiles.bin, then the Linux gadget identity) and two-interface BCM2837 msd; one 2711
+# ROM has the 55/32 configuration descriptor quirk. busctl must show each board `done`, and
+# every board must have received exactly the fixture bytes.
 #   daemon_boot.sh BUILD_DIR RESULTS_DIR
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +22,8 @@ finish_boards
 
 say "eight boards at once"
 start_boards eight --hold --serial-base 2b000001 \
-    "2711:msd*3,sums=$work/sums.2711" \
+    "2711:msd*2,sums=$work/sums.2711" \
+    "2711:msd,sums=$work/sums.2711,quirk=config" \
     "2712:mass-storage-gadget*3,sums=$work/sums.2712" \
     "2837:msd*2,sums=$work/sums.2837"
 wait_boards_ended 240
