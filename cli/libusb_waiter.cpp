@@ -2,6 +2,7 @@
 
 #include <libusb.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -66,7 +67,10 @@ LibusbWaiter::~LibusbWaiter() {
 }
 
 void LibusbWaiter::arrived(libusb_device* device) {
-    if (isBoot(device)) {
+    // A device present when we registered can be reported both by the
+    // enumeration and by its own arrival event: queue it once.
+    if (isBoot(device) &&
+        std::find(arrivals_.begin(), arrivals_.end(), device) == arrivals_.end()) {
         arrivals_.push_back(libusb_ref_device(device));
     }
 }

@@ -172,8 +172,13 @@ bool Runner::serveDevice(const CandidateDevice& device, bool& secondStageComplet
     } catch (const Error& e) {
         if (e.code() == Errc::Refused) {
             err_ << "Permission to access USB device denied. Make sure you are a member of the "
-                    "plugdev group (or install rpibootd's udev rules).\n";
+                    "rpiboot group that rpibootd's udev rules give access (or run as root).\n";
             throw;
+        }
+        if (e.code() == Errc::DeviceGone || e.code() == Errc::NotFound) {
+            // Announced twice, or already re-enumerating: its next
+            // enumeration will arrive as a new device.
+            return true;
         }
         err_ << "Cannot open device at " << device.info.portPath << ": " << e.what() << "\n";
         return false;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "rpiboot/error.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario_builder.hpp"
 #include "virtualpi/virtual_bus.hpp"
@@ -149,7 +150,8 @@ TEST(RpibootCli, PortPathFilterLeavesOtherBoardsAlone) {
     const auto wanted = bus.plug({scenario, "1-2.3", {}});
     CliRun run = runCli({"-d", dir.path.string(), "-p", "1-2.3"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -162,7 +164,8 @@ TEST(RpibootCli, PortNumberFilterMatchesThePortOnTheHub) {
     const auto wanted = bus.plug({scenario, "1-1.5", {}});
     CliRun run = runCli({"-d", dir.path.string(), "-5"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -175,7 +178,8 @@ TEST(RpibootCli, SerialFilterFollowsTheBoardIntoItsSecondStage) {
     const auto wanted = bus.plug({scenario, "1-2", "af04b2da"});
     CliRun run = runCli({"-d", dir.path.string(), "-i", "af04b2da"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
     EXPECT_TRUE(bus.board(other)->record().romAttempts.empty());
 }
 
@@ -265,7 +269,54 @@ TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
     CliRun run = runCli({}, bus, base.path.string());
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
-    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
+}
+
+}  // namespace
+}  // namespace rpiboot::cli
+
+namespace rpiboot::cli {
+namespace {
+
+// A device that is gone by the time it is opened (announced twice, or already
+// re-enumerating) is not a failure: its next enumeration arrives on its own.
+class StaleFirstWaiter final : public DeviceWaiter {
+  public:
+    explicit StaleFirstWaiter(DeviceWaiter& inner) : inner_(inner) {}
+    std::optional<CandidateDevice> next() override {
+        if (!staleSent_) {
+            staleSent_ = true;
+            CandidateDevice stale;
+            stale.info.portPath = "1-1";
+            stale.info.descriptor = {kBroadcomVendorId, 0x2711, 3, 1};
+            stale.open = []() -> std::unique_ptr<OpenedDevice> {
+                throw Error(Errc::DeviceGone, "no such device (it may have been disconnected)");
+            };
+            return stale;
+        }
+        return inner_.next();
+    }
+
+  private:
+    DeviceWaiter& inner_;
+    bool staleSent_ = false;
+};
+
+TEST(RpibootCli, DeviceGoneBeforeOpenIsSkippedNotFatal) {
+    TempDir dir;
+    make2711Set(dir.path);
+    virtualpi::VirtualBus bus;
+    const auto port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    ParseResult parsed = parseOptions({"-d", dir.path.string()});
+    VirtualWaiter inner(bus);
+    StaleFirstWaiter waiter(inner);
+    std::ostringstream out, err;
+    Runner runner(parsed.options, "", waiter, out, err);
+    EXPECT_EQ(runner.run(), 0) << out.str() << err.str();
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
 }
 
 }  // namespace
