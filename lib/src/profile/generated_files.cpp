@@ -129,7 +129,10 @@ void addEeprom(const Profile& profile, const ProfileEeprom& eeprom, std::int64_t
                                           [&] { return readFileBytes(eeprom.config); });
     const std::string config(configBytes.begin(), configBytes.end());
     const OpenedSigning signing = openSigning(profile, eeprom.signing);
-    for (const auto& [chip, path] : eepromImages(profile, eeprom)) {
+    // Plain variables, not structured bindings: clang 14 cannot capture those.
+    for (const auto& entry : eepromImages(profile, eeprom)) {
+        const Chip chip = entry.first;
+        const fs::path& path = entry.second;
         const Bytes original = readImage(profile, path);
         RecoveryEeprom built = withContext(profile, "EEPROM image " + path.string(), [&] {
             return buildRecoveryEeprom(original, path.string(), config, timestamp,
@@ -168,7 +171,9 @@ void addBootImage(const Profile& profile, const ProfileBootImage& boot, std::int
                     "profile " + profile.name + ": no boot image at " +
                         (boot.image.is_absolute() ? boot.image : root / boot.image).string());
     }
-    for (const auto& [prefix, path] : images) {
+    for (const auto& entry : images) {
+        const std::string& prefix = entry.first;
+        const fs::path& path = entry.second;
         Bytes image = readImage(profile, path);
         const std::string sigText = withContext(profile, "signing " + path.string(), [&] {
             const SignatureFile sig = makeSignatureFile(image, timestamp, signing.signer.get());
