@@ -103,41 +103,40 @@ std::string Runner::checkDirectory() const {
     return {};
 }
 
-const FirmwareSet& Runner::firmwareFor(Chip chip) {
-    fs::path root;
-    if (!options_.directory.empty()) {
-        root = options_.directory;
-    } else {
-        // Without -d: the installed mass-storage-gadget set for the chips it
-        // supports, else the legacy mass-storage set (protocol-details §5.6).
-        const fs::path base(defaultFirmwareDir_);
-        for (const char* candidate : {"mass-storage-gadget64", "msd"}) {
-            const bool gadgetChip = chip == Chip::Bcm2711 || chip == Chip::Bcm2712;
-            if (std::string_view(candidate) == "mass-storage-gadget64" && !gadgetChip) {
-                continue;
-            }
-            std::error_code ec;
-            if (fs::is_directory(base / candidate, ec)) {
-                root = base / candidate;
-                break;
-            }
-        }
-        if (root.empty()) {
-            throw Error(
-                Errc::NotFound,
-                "no boot directory given (-d) and no firmware installed in " + defaultFirmwareDir_);
-        }
+namespace {
+
+// Without -d: the installed mass-storage-gadget set for the chips it
+// supports, else the legacy mass-storage set (protocol-details §5.6).
+fs::path defaultRoot(const fs::path& base, Chip chip) {
+    const bool gadgetChip = chip == Chip::Bcm2711 || chip == Chip::Bcm2712;
+    std::error_code ec;
+    if (gadgetChip && fs::is_directory(base / "mass-storage-gadget64", ec)) {
+        return base / "mass-storage-gadget64";
     }
+    if (fs::is_directory(base / "msd", ec)) {
+        return base / "msd";
+    }
+    throw Error(Errc::NotFound,
+                "no boot directory given (-d) and no firmware installed in " + base.string());
+}
+
+}  // namespace
+
+const FirmwareSet& Runner::firmwareFor(Chip chip) {
+    const bool installed = options_.directory.empty();
+    const fs::path root =
+        installed ? defaultRoot(defaultFirmwareDir_, chip) : fs::path(options_.directory);
     const std::string key = root.string();
     auto it = sets_.find(key);
     if (it == sets_.end()) {
-        if (options_.directory.empty()) {
-            out_ << "Directory not specified - trying default " << key << "\n";
-        }
         FirmwareSetConfig config;
         config.root = root;
         config.portOverlays = options_.portOverlays;
-        // Sets shipped side by side may link to each other (msd/bootcode4.bin).
+        if (installed) {
+            out_ << "Directory not specified - trying default " << key << "\n";
+        }
+        // Sets shipped side by side may link to each other: upstream's
+        // msd/bootcode4.bin points at ../firmware/2711/bootcode4.bin.
         config.trustedRoots.push_back(root.parent_path());
         it = sets_.emplace(key, std::make_unique<FirmwareSet>(std::move(config), cache_)).first;
     }
