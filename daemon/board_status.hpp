@@ -58,12 +58,13 @@ enum BoardField : std::uint32_t {
 };
 
 class StatusSink {
-public:
+  public:
     virtual ~StatusSink() = default;
     virtual void boardAdded(const BoardStatus& board) = 0;
     virtual void boardChanged(const BoardStatus& board, std::uint32_t changedFields) = 0;
     virtual void boardRemoved(const std::string& port) = 0;
-    virtual void bootFinished(const std::string& port, bool success, const std::string& message) = 0;
+    virtual void bootFinished(const std::string& port, bool success,
+                              const std::string& message) = 0;
 };
 
 struct ReloadResult {
@@ -72,7 +73,7 @@ struct ReloadResult {
 };
 
 class ManagerControl {
-public:
+  public:
     virtual ~ManagerControl() = default;
     virtual std::vector<BoardStatus> boards() const = 0;
     virtual std::vector<std::string> profileNames() const = 0;

@@ -18,6 +18,7 @@
 #include "rpiboot/file_cache.hpp"
 #include "stage_worker.hpp"
 #include "udev_watcher.hpp"
+#include "virtual_control.hpp"
 #include "virtual_source.hpp"
 
 #ifndef RPIBOOT_VERSION
@@ -114,6 +115,7 @@ class Daemon {
         std::unique_ptr<DbusService> dbus;
         std::unique_ptr<UdevWatcher> udev;
         std::unique_ptr<VirtualSource> virtualSource;
+        std::unique_ptr<VirtualControl> virtualControl;
         int status = 0;
         try {
             if (options_.bus != "none") {
@@ -129,16 +131,23 @@ class Daemon {
                 udev = std::make_unique<UdevWatcher>(loop, log_);
                 udev->start(*registry_);
             }
-            if (!virtualBoards.empty()) {
+            if (!virtualBoards.empty() || options_.virtualControl) {
                 virtualSource = std::make_unique<VirtualSource>(loop, log_, virtualBoards);
                 virtualSource->start(*registry_);
+            }
+            if (options_.virtualControl) {
+                virtualControl = std::make_unique<VirtualControl>(loop, log_, *virtualSource,
+                                                                  *options_.virtualControl);
             }
             loop.enableWatchdog();
             sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
             log_.info(std::string("rpibootd ") + RPIBOOT_VERSION + " ready" +
                       (udev ? "; watching USB through udev" : "") +
                       (virtualSource ? "; " + std::to_string(expectedVirtual) + " virtual board(s)"
-                                     : std::string()));
+                                     : std::string()) +
+                      (virtualControl
+                           ? "; virtual boards plugged through " + virtualControl->path().string()
+                           : std::string()));
             status = loop.run();
         } catch (const std::exception& e) {
             log_.error(std::string("cannot run: ") + e.what());
@@ -149,6 +158,7 @@ class Daemon {
         log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) still running");
         registry_->shutDown();
         registry_->setStatusSink(nullptr);
+        virtualControl.reset();
         if (virtualSource) {
             virtualSource->unplugAll();
         }

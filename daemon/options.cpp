@@ -9,6 +9,7 @@ namespace {
 enum LongOnly : int {
     kBus = 1000,
     kVirtual,
+    kVirtualControl,
     kNoUdev,
     kFirmwareDir,
     kProfilesDir,
@@ -31,6 +32,10 @@ std::string usageText() {
            "  -v, --verbose          more detail (repeat for even more)\n"
            "      --virtual SPEC     attach virtual boards, e.g. 2711:4,2712:2,2837:2 or\n"
            "                         CHIP:COUNT:PROFILE or a scenario file PATH.json[:COUNT]\n"
+           "      --virtual-control SOCKET\n"
+           "                         plug and unplug virtual boards at run time through\n"
+           "                         this Unix socket (commands: plug, unplug, ports,\n"
+           "                         record, help; see rpibootd(8))\n"
            "      --no-udev          do not watch real USB devices\n"
            "      --firmware-dir DIR firmware base directory (overrides firmware_dir)\n"
            "      --profiles-dir DIR extra profile directory (overrides profiles_dir)\n"
@@ -49,6 +54,7 @@ ParsedOptions parseOptions(int argc, char** argv) {
         {"bus", required_argument, nullptr, kBus},
         {"verbose", no_argument, nullptr, 'v'},
         {"virtual", required_argument, nullptr, kVirtual},
+        {"virtual-control", required_argument, nullptr, kVirtualControl},
         {"no-udev", no_argument, nullptr, kNoUdev},
         {"firmware-dir", required_argument, nullptr, kFirmwareDir},
         {"profiles-dir", required_argument, nullptr, kProfilesDir},
@@ -84,6 +90,13 @@ ParsedOptions parseOptions(int argc, char** argv) {
                 break;
             case kVirtual:
                 o.virtualSpecs.emplace_back(optarg);
+                break;
+            case kVirtualControl:
+                if (*optarg == '\0') {
+                    parsed.error = "--virtual-control needs a socket path";
+                    return parsed;
+                }
+                o.virtualControl = optarg;
                 break;
             case kNoUdev:
                 o.udev = false;
@@ -122,8 +135,8 @@ ParsedOptions parseOptions(int argc, char** argv) {
         parsed.error = "--exit-when-done needs --virtual boards to wait for";
         return parsed;
     }
-    if (!o.udev && o.virtualSpecs.empty() && !o.checkConfig) {
-        parsed.error = "--no-udev without --virtual leaves nothing to boot";
+    if (!o.udev && o.virtualSpecs.empty() && !o.virtualControl && !o.checkConfig) {
+        parsed.error = "--no-udev without --virtual or --virtual-control leaves nothing to boot";
         return parsed;
     }
     return parsed;

@@ -20,6 +20,8 @@ struct DaemonOptions {
     std::string bus = "system";
     int verbosity = 0;
     std::vector<std::string> virtualSpecs;
+    // --virtual-control: a socket to plug/unplug virtual boards at run time.
+    std::optional<std::filesystem::path> virtualControl;
     bool udev = true;
     std::optional<std::filesystem::path> firmwareDir;
     std::optional<std::filesystem::path> profilesDir;

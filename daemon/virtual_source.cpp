@@ -1,6 +1,8 @@
 #include "virtual_source.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <nlohmann/json.hpp>
 
 #include "rpiboot/error.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
@@ -154,11 +156,53 @@ void VirtualSource::start(DeviceEvents& events) {
         events.deviceAdded(toDeviceInfo(device));
     }
     for (auto& spec : specs_) {
-        const std::string port = bus_->plug(spec);
-        log_.info("plugged in a virtual " + std::string(rpiboot::chipName(spec.scenario.chip)) +
-                      " (scenario " + spec.scenario.name + ")",
-                  portFields(port));
+        plugOne(spec);
     }
+}
+
+std::string VirtualSource::plugOne(virtualpi::BoardSpec spec) {
+    const std::string chip(rpiboot::chipName(spec.scenario.chip));
+    const std::string scenario = spec.scenario.name;
+    const std::string port = bus_->plug(std::move(spec));
+    log_.info("plugged in a virtual " + chip + " (scenario " + scenario + ")", portFields(port));
+    return port;
+}
+
+std::vector<std::string> VirtualSource::plug(std::vector<virtualpi::BoardSpec> boards) {
+    if (!bus_) {
+        throw rpiboot::Error(rpiboot::Errc::InvalidArgument, "the virtual bus is not running");
+    }
+    std::vector<std::string> ports;
+    ports.reserve(boards.size());
+    for (auto& spec : boards) {
+        ports.push_back(plugOne(std::move(spec)));
+    }
+    return ports;
+}
+
+void VirtualSource::unplug(const std::string& port) {
+    if (!bus_) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound, "the virtual bus is not running");
+    }
+    bus_->unplug(port);
+    log_.info("unplugged the virtual board", portFields(port));
+}
+
+std::vector<std::string> VirtualSource::ports() const {
+    if (!bus_) {
+        return {};
+    }
+    auto ports = bus_->ports();
+    std::sort(ports.begin(), ports.end());
+    return ports;
+}
+
+std::string VirtualSource::record(const std::string& port) const {
+    const auto board = bus_ ? bus_->board(port) : nullptr;
+    if (!board) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound, "no virtual board at port " + port);
+    }
+    return virtualpi::recordToJson(board->record()).dump();
 }
 
 OpenedDevice VirtualSource::open(const DeviceInfo& device) {

@@ -4,7 +4,8 @@
 // VirtualBus and reports their enumerations like udev reports real ones:
 // the bus's listener thread only posts to the main loop. Lets a person watch
 // the daemon boot boards on a machine without a Raspberry Pi, and lets tests
-// drive the real daemon process. Never plugs or unplugs on its own later.
+// drive the real daemon process. After start() it plugs and unplugs only
+// when asked (plug()/unplug(), from --virtual-control).
 #pragma once
 
 #include <memory>
@@ -36,6 +37,20 @@ class VirtualSource final : public DeviceSource {
     OpenedDevice open(const DeviceInfo& device) override;
 
     std::size_t boardCount() const noexcept { return specs_.size(); }
+
+    // After start(), on the loop thread. Plugs `boards` (into their
+    // portPath, or the next free port) and returns the ports; throws
+    // rpiboot::Error(InvalidArgument) for an occupied or malformed port
+    // (boards plugged before the one that failed stay plugged).
+    std::vector<std::string> plug(std::vector<virtualpi::BoardSpec> boards);
+    // Unplugs the board at `port`; throws rpiboot::Error(NotFound) when the
+    // port is empty. Its device leaves the bus as a yanked cable would.
+    void unplug(const std::string& port);
+    // Occupied ports, sorted.
+    std::vector<std::string> ports() const;
+    // What the board at `port` has received and answered so far
+    // (virtualpi::recordToJson); throws rpiboot::Error(NotFound).
+    std::string record(const std::string& port) const;
     // The bus, after start(): what the boards recorded (for tests).
     virtualpi::VirtualBus* bus() const noexcept { return bus_.get(); }
     // Stops events and unplugs every board, so their sessions fail fast.
@@ -44,6 +59,7 @@ class VirtualSource final : public DeviceSource {
 
   private:
     DeviceInfo toDeviceInfo(const virtualpi::DeviceInfo& device);
+    std::string plugOne(virtualpi::BoardSpec spec);
 
     EventLoop& loop_;
     Logger& log_;
