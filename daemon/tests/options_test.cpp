@@ -49,6 +49,13 @@ TEST(Options, ReadsEveryOption) {
     EXPECT_TRUE(p.options.exitWhenDone);
 }
 
+TEST(Options, VirtualControlAloneIsSomethingToBoot) {
+    const ParsedOptions p = parse({"--no-udev", "--virtual-control", "/run/rpibootd-virtual"});
+    ASSERT_EQ(p.error, "");
+    EXPECT_EQ(p.options.virtualControl, std::filesystem::path("/run/rpibootd-virtual"));
+    EXPECT_TRUE(p.options.virtualSpecs.empty());
+}
+
 TEST(Options, BusAcceptsAnAddress) {
     const ParsedOptions p = parse({"--bus=unix:path=/run/test/bus"});
     ASSERT_EQ(p.error, "");
@@ -59,7 +66,9 @@ TEST(Options, MistakesAreExplained) {
     EXPECT_EQ(parse({"--frobnicate"}).error, "unknown option --frobnicate");
     EXPECT_EQ(parse({"--config"}).error, "option --config needs a value");
     EXPECT_EQ(parse({"extra"}).error, "unexpected argument \"extra\"");
-    EXPECT_EQ(parse({"--no-udev"}).error, "--no-udev without --virtual leaves nothing to boot");
+    EXPECT_EQ(parse({"--no-udev"}).error,
+              "--no-udev without --virtual or --virtual-control leaves nothing to boot");
+    EXPECT_EQ(parse({"--virtual-control="}).error, "--virtual-control needs a socket path");
     EXPECT_EQ(parse({"--exit-when-done"}).error,
               "--exit-when-done needs --virtual boards to wait for");
 }
