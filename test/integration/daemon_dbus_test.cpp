@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "bus_client.hpp"
+#include "daemon_process.hpp"
 #include "private_bus.hpp"
 
 namespace rpibootd {
@@ -25,59 +26,19 @@ namespace fs = std::filesystem;
 using test::BusClient;
 using test::BusPolicy;
 using test::CommandResult;
+using test::DaemonProcess;
+using test::devicePath;
+using test::prepareFirmware;
 using test::PrivateBus;
 using test::SeenSignal;
 using test::TempDir;
+using test::writeFile;
 
 constexpr const char* kService = "io.rpibootd1";
 constexpr const char* kManagerPath = "/io/rpibootd1";
 constexpr const char* kManager = "io.rpibootd1.Manager";
 constexpr const char* kDevice = "io.rpibootd1.Device";
 constexpr auto kBootDeadline = std::chrono::seconds(120);
-
-void writeFile(const fs::path& path, const std::string& text) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-}
-
-std::string readFile(const fs::path& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string pathOf(const std::string& port) {
-    // sd_bus_path_encode: leading digit and every byte outside [A-Za-z0-9] as _XX.
-    std::string out = "/io/rpibootd1/device/";
-    static const char* hex = "0123456789abcdef";
-    for (std::size_t i = 0; i < port.size(); ++i) {
-        const auto c = static_cast<unsigned char>(port[i]);
-        if (std::isalpha(c) || (std::isdigit(c) && i > 0)) {
-            out += static_cast<char>(c);
-        } else {
-            out += '_';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
-// The firmware fixtures, made into a tree a daemon can serve every profile
-// from: msd/ gets real BCM2711 files in place of the links git stored as
-// text, and mass-storage-gadget64/ a boot.img.
-void prepareFirmware(const fs::path& dir) {
-    const fs::path fixtures = RPIBOOT_FIXTURES_DIR;
-    fs::copy(fixtures, dir, fs::copy_options::recursive);
-    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-        fs::permissions(entry.path(), fs::perms::owner_write, fs::perm_options::add);
-    }
-    fs::copy_file(fixtures / "2711/bootcode4.bin", dir / "msd/bootcode4.bin",
-                  fs::copy_options::overwrite_existing);
-    fs::copy_file(fixtures / "msd/start.elf", dir / "msd/start4.elf",
-                  fs::copy_options::overwrite_existing);
-    fs::copy_file(fixtures / "mass-storage-gadget64/boot-secure-msd.img",
-                  dir / "mass-storage-gadget64/boot.img");
-}
 
 // Ports are handed out in the order of the --virtual items: 1-1, 1-2, ...
 // Rules give two ports the gadget profile and one a profile of our own.
@@ -133,59 +94,6 @@ const std::vector<Expected> kEightBoards = {
 constexpr const char* kEightBoardsSpec =
     "2835:1:msd,2837:1:msd,2711:2:msd,2711:1:mass-storage-gadget,2712:1:mass-storage-gadget,"
     "2711:1:msd,2711:1:msd";
-
-// rpibootd as a child process, output in a log file; SIGTERM on destruction.
-class DaemonProcess {
-  public:
-    DaemonProcess(const std::vector<std::string>& args, const fs::path& log) : log_(log) {
-        std::vector<char*> argv;
-        argv.reserve(args.size() + 1);
-        for (const auto& a : args) {
-            argv.push_back(const_cast<char*>(a.c_str()));
-        }
-        argv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-    }
-    ~DaemonProcess() { stop(); }
-    DaemonProcess(const DaemonProcess&) = delete;
-    DaemonProcess& operator=(const DaemonProcess&) = delete;
-
-    // Asks it to stop and waits (SIGKILL after 20 s); its exit status.
-    int stop() {
-        if (pid_ <= 0) {
-            return status_;
-        }
-        kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 2000; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-                return status_;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return status_ = -1;
-    }
-
-    bool running() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-    std::string log() const { return readFile(log_); }
-
-  private:
-    fs::path log_;
-    pid_t pid_ = -1;
-    int status_ = -1;
-};
 
 class DaemonOnBusTest : public ::testing::Test {
   protected:
@@ -269,7 +177,7 @@ TEST_F(DaemonOnBusTest, EightBoardsOfMixedChipsAndProfilesAllBootAndShowOnTheBus
 
     std::vector<std::string> expectedRows;
     for (const Expected& e : kEightBoards) {
-        const std::string path = pathOf(e.port);
+        const std::string path = devicePath(e.port);
         SCOPED_TRACE(e.port);
         // Signals: the object is announced, reaches done, then the boot is reported.
         const long added = indexOf(
@@ -301,9 +209,10 @@ TEST_F(DaemonOnBusTest, EightBoardsOfMixedChipsAndProfilesAllBootAndShowOnTheBus
     const CommandResult tree = busctl({"tree", "--list", kService});
     ASSERT_EQ(tree.exitCode, 0) << tree.output;
     for (const Expected& e : kEightBoards) {
-        EXPECT_NE(tree.output.find(pathOf(e.port) + "\n"), std::string::npos) << tree.output;
+        EXPECT_NE(tree.output.find(devicePath(e.port) + "\n"), std::string::npos) << tree.output;
     }
-    const CommandResult stage = busctl({"get-property", kService, pathOf("1-6"), kDevice, "Stage"});
+    const CommandResult stage =
+        busctl({"get-property", kService, devicePath("1-6"), kDevice, "Stage"});
     EXPECT_EQ(stage.output, "s \"done\"\n");
     const CommandResult profiles =
         busctl({"get-property", kService, kManagerPath, kManager, "Profiles"});
@@ -318,7 +227,7 @@ TEST_F(DaemonOnBusTest, BoardVanishingMidFileFailsWhileTheOthersFinish) {
     startDaemon(spec);
     ASSERT_TRUE(waitForBoots(8));
 
-    const std::string vanished = pathOf("1-8");
+    const std::string vanished = devicePath("1-8");
     const long finished = indexOf(
         [&](const SeenSignal& s) { return s.member == "BootFinished" && s.object == vanished; });
     ASSERT_GE(finished, 0);
@@ -342,7 +251,7 @@ TEST_F(DaemonOnBusTest, BoardVanishingMidFileFailsWhileTheOthersFinish) {
     EXPECT_LT(client->getUint64(vanished, "BytesSent"), 536536U);
 
     for (std::size_t i = 0; i + 1 < kEightBoards.size(); ++i) {
-        const std::string path = pathOf(kEightBoards[i].port);
+        const std::string path = devicePath(kEightBoards[i].port);
         EXPECT_EQ(client->getString(path, kDevice, "Stage"), "done") << kEightBoards[i].port;
         EXPECT_EQ(client->getString(path, kDevice, "LastError"), "") << kEightBoards[i].port;
     }
@@ -393,8 +302,8 @@ TEST_F(DaemonOnBusTest, UnprivilegedReloadIsRefusedByTheBusPolicyButReadingIsAll
         test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"}));
     const CommandResult refusedByBusctl = test::runCommandAsNobody(
         test::busctl(bus.address(), {"call", kService, kManagerPath, kManager, "Reload"}));
-    const CommandResult stage = test::runCommandAsNobody(
-        test::busctl(bus.address(), {"get-property", kService, pathOf("1-1"), kDevice, "Stage"}));
+    const CommandResult stage = test::runCommandAsNobody(test::busctl(
+        bus.address(), {"get-property", kService, devicePath("1-1"), kDevice, "Stage"}));
     const CommandResult list = test::runCommandAsNobody(
         test::busctl(bus.address(), {"call", kService, kManagerPath, kManager, "ListDevices"}));
     const CommandResult introspect = test::runCommandAsNobody(
