@@ -342,8 +342,16 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
                     : e.board.status().lastError;
         settle(e, success, message);
     } else {
+        // Name the file that was on its way, which the engine's error (about
+        // one USB transfer) does not.
+        const BoardStatus& status = e.board.status();
+        const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
         const std::string message =
-            (romStage ? "ROM stage failed: " : "second stage failed: ") + result.error;
+            std::string(romStage ? "ROM stage failed" : "second stage failed") +
+            (midFile ? " while sending " + status.currentFile + " (" +
+                           std::to_string(status.bytesTotal) + " bytes)"
+                     : std::string()) +
+            ": " + result.error;
         update(e, [&](Board& b) { b.fail(message, now()); });
         settle(e, false, message);
     }

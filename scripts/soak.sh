@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak of the daemon's machinery: 1000 sequential boots on one port, then 200
+# Soak of the real rpibootd process: 1000 sequential boots on one port, then 200
 # rounds of 8 boots at once, with file descriptors, threads and RSS printed
 # at the start and the end (rpibootd_soak fails when they grow).
 # Usage: scripts/soak.sh [--smoke] [--binary PATH/rpibootd_soak]

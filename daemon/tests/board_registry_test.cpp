@@ -217,6 +217,17 @@ TEST_F(RegistryTest, ReenumerationTimeoutUsesTheProfilesValue) {
                                                               .timeouts.reenumerate}));
 }
 
+TEST_F(RegistryTest, FailureBetweenFilesNamesNoFile) {
+    romStageDone();
+    registry_.deviceAdded(second2711("second", "1-1"));
+    const auto session = lastSession();
+    registry_.stageProgress(session, {"start4.elf", 0, 1000, StageProgress::Kind::Started});
+    registry_.stageProgress(session, {"start4.elf", 1000, 1000, StageProgress::Kind::Finished});
+    registry_.stageFinished(session, failure(BootStage::SecondStage, rpiboot::Errc::Timeout,
+                                             "control IN (260 bytes) timed out"));
+    EXPECT_EQ(status("1-1").lastError, "second stage failed: control IN (260 bytes) timed out");
+}
+
 TEST_F(RegistryTest, DisconnectMidFileIsAFailureNotADisconnect) {
     romStageDone();
     registry_.deviceAdded(second2711("second", "1-1"));
@@ -226,10 +237,12 @@ TEST_F(RegistryTest, DisconnectMidFileIsAFailureNotADisconnect) {
     registry_.deviceRemoved("second");
     EXPECT_EQ(status("1-1").stage, kStageServingFiles) << "the worker's outcome decides";
     registry_.stageFinished(session, failure(BootStage::SecondStage, rpiboot::Errc::DeviceGone,
-                                             "device left the bus while sending boot.img"));
+                                             "bulk OUT failed: the device left the bus"));
     const BoardStatus& s = status("1-1");
     EXPECT_EQ(s.stage, kStageFailed);
-    EXPECT_EQ(s.lastError, "second stage failed: device left the bus while sending boot.img");
+    EXPECT_EQ(s.lastError,
+              "second stage failed while sending boot.img (30000000 bytes): bulk OUT "
+              "failed: the device left the bus");
     EXPECT_EQ(timers_.armed(), (std::vector<milliseconds>{kForget}));
 }
 

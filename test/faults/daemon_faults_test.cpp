@@ -4,23 +4,17 @@
 // daemon keeps running, the healthy boards finish, the faulty board's Stage
 // and LastError on D-Bus tell the truth, and the daemon's file descriptors
 // and threads come back to what a fault-free run of the same size uses.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <iterator>
+#include <map>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "bus_client.hpp"
+#include "daemon_process.hpp"
 #include "private_bus.hpp"
 
 namespace rpibootd {
@@ -29,50 +23,18 @@ namespace {
 namespace fs = std::filesystem;
 using test::BusClient;
 using test::BusPolicy;
+using test::DaemonProcess;
+using test::devicePath;
+using test::prepareFirmware;
 using test::PrivateBus;
+using test::procFigures;
+using test::ProcFigures;
 using test::TempDir;
+using test::writeFile;
 
 constexpr const char* kDevice = "io.rpibootd1.Device";
 constexpr auto kSettleDeadline = std::chrono::seconds(90);
 constexpr const char* kHealthy = "2711:2,2837:1";
-
-void writeFile(const fs::path& path, const std::string& text) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-}
-
-std::string readFile(const fs::path& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string pathOf(const std::string& port) {
-    // sd_bus_path_encode: leading digit and every byte outside [A-Za-z0-9] as _XX.
-    std::string out = "/io/rpibootd1/device/";
-    static const char* hex = "0123456789abcdef";
-    for (std::size_t i = 0; i < port.size(); ++i) {
-        const auto c = static_cast<unsigned char>(port[i]);
-        if (std::isalpha(c) || (std::isdigit(c) && i > 0)) {
-            out += static_cast<char>(c);
-        } else {
-            out += '_';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
-// Firmware for the msd profile: the fixtures, with real BCM2711 files.
-void prepareFirmware(const fs::path& dir) {
-    const fs::path fixtures = RPIBOOT_FIXTURES_DIR;
-    fs::create_directories(dir / "msd");
-    for (const char* name : {"bootcode.bin", "start.elf"}) {
-        fs::copy_file(fixtures / "msd" / name, dir / "msd" / name);
-    }
-    fs::copy_file(fixtures / "2711/bootcode4.bin", dir / "msd/bootcode4.bin");
-    fs::copy_file(fixtures / "msd/start.elf", dir / "msd/start4.elf");
-}
 
 // Short timeouts so that silent boards fail within seconds.
 constexpr const char* kConfig = R"({
@@ -89,82 +51,6 @@ constexpr const char* kQuickProfile = R"({
   "timeouts": { "control_ms": 500, "bulk_ms": 1500, "request_ms": 2000, "reenumerate_ms": 3000 }
 }
 )";
-
-struct ProcFigures {
-    int fds = -1;
-    int threads = -1;
-    long rssKiB = -1;
-};
-
-ProcFigures figuresOf(pid_t pid) {
-    ProcFigures f;
-    const fs::path proc = "/proc/" + std::to_string(pid);
-    std::error_code ec;
-    f.fds = 0;
-    for (auto it = fs::directory_iterator(proc / "fd", ec); !ec && it != fs::directory_iterator();
-         it.increment(ec)) {
-        ++f.fds;
-    }
-    std::ifstream status(proc / "status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("Threads:", 0) == 0) {
-            f.threads = std::stoi(line.substr(8));
-        } else if (line.rfind("VmRSS:", 0) == 0) {
-            f.rssKiB = std::stol(line.substr(6));
-        }
-    }
-    return f;
-}
-
-class Daemon {
-  public:
-    Daemon(const std::vector<std::string>& args, const fs::path& log) : log_(log) {
-        std::vector<char*> argv;
-        for (const auto& a : args) {
-            argv.push_back(const_cast<char*>(a.c_str()));
-        }
-        argv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-    }
-    ~Daemon() { stop(); }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-
-    int stop() {
-        if (pid_ <= 0) {
-            return status_;
-        }
-        kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 3000; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return status_ = -2;
-    }
-    bool running() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-    pid_t pid() const { return pid_; }
-    std::string log() const { return readFile(log_); }
-
-  private:
-    fs::path log_;
-    pid_t pid_ = -1;
-    int status_ = -1;
-};
 
 struct BoardState {
     std::string stage;
@@ -201,20 +87,20 @@ class DaemonFaultsTest : public ::testing::Test {
         PrivateBus bus(BusPolicy::Open);
         test::EventPtr event = test::newEventLoop();
         BusClient client(event.get(), bus.address());
-        Daemon daemon({RPIBOOTD_BINARY, "-c", (work.path() / "rpibootd.json").string(), "--bus",
-                       bus.address(), "--no-udev", "--virtual", spec},
-                      work.path() / "rpibootd.log");
+        DaemonProcess daemon({RPIBOOTD_BINARY, "-c", (work.path() / "rpibootd.json").string(),
+                              "--bus", bus.address(), "--no-udev", "--virtual", spec},
+                             work.path() / "rpibootd.log");
         RunResult result;
         const auto deadline = std::chrono::steady_clock::now() + kSettleDeadline;
         while (std::chrono::steady_clock::now() < deadline && daemon.running()) {
             std::size_t settled = 0;
             for (std::size_t i = 1; i <= boards; ++i) {
                 const std::string port = "1-" + std::to_string(i);
-                const auto r = client.getProperty(pathOf(port), kDevice, "Stage");
+                const auto r = client.getProperty(devicePath(port), kDevice, "Stage");
                 if (!r.ok()) {
                     continue;
                 }
-                const std::string stage = client.getString(pathOf(port), kDevice, "Stage");
+                const std::string stage = client.getString(devicePath(port), kDevice, "Stage");
                 if (terminal(stage)) {
                     ++settled;
                 }
@@ -230,10 +116,10 @@ class DaemonFaultsTest : public ::testing::Test {
             std::this_thread::sleep_for(std::chrono::milliseconds(1500));
             for (std::size_t i = 1; i <= boards; ++i) {
                 const std::string port = "1-" + std::to_string(i);
-                result.boards[port] = {client.getString(pathOf(port), kDevice, "Stage"),
-                                       client.getString(pathOf(port), kDevice, "LastError")};
+                result.boards[port] = {client.getString(devicePath(port), kDevice, "Stage"),
+                                       client.getString(devicePath(port), kDevice, "LastError")};
             }
-            result.figures = figuresOf(daemon.pid());
+            result.figures = procFigures(daemon.pid());
         }
         result.runningAfter = daemon.running();
         result.exitStatus = daemon.stop();

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rpibootd::test {
@@ -70,6 +71,8 @@ class BusClient {
     // Records every signal whose path is in /io/rpibootd1's namespace.
     void recordSignals();
     const std::vector<SeenSignal>& signals() const { return signals_; }
+    // Hands over the signals recorded so far and forgets them (long runs).
+    std::vector<SeenSignal> takeSignals() { return std::exchange(signals_, {}); }
     // Waits until a recorded signal satisfies `match`.
     bool waitForSignal(const std::function<bool(const SeenSignal&)>& match,
                        std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -157,7 +157,8 @@ bool DaemonProcess::running() {
     return pid_ > 0 && !reap(WNOHANG);
 }
 
-VirtualControlClient::VirtualControlClient(const fs::path& socket, milliseconds limit) {
+VirtualControlClient::VirtualControlClient(const fs::path& socket, milliseconds limit,
+                                           DaemonProcess* daemon) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (socket.string().size() >= sizeof address.sun_path) {
@@ -173,6 +174,10 @@ VirtualControlClient::VirtualControlClient(const fs::path& socket, milliseconds 
         const int why = errno;
         ::close(fd_);
         fd_ = -1;
+        if (daemon != nullptr && !daemon->running()) {
+            throw std::runtime_error("the daemon exited before it opened " + socket.string() +
+                                     "; its output:\n" + daemon->log());
+        }
         if (std::chrono::steady_clock::now() > end) {
             throw std::runtime_error("cannot connect to " + socket.string() + ": " +
                                      std::strerror(why));

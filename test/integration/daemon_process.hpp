@@ -71,10 +71,12 @@ class DaemonProcess {
 // A client of rpibootd --virtual-control SOCKET: one command, one reply line.
 class VirtualControlClient {
   public:
-    // Connects, waiting up to `limit` for the daemon to create the socket.
-    // Throws std::runtime_error when it cannot.
+    // Connects, waiting up to `limit` for the daemon to create the socket
+    // (and no longer once `daemon`, if given, has exited). Throws
+    // std::runtime_error when it cannot.
     explicit VirtualControlClient(const std::filesystem::path& socket,
-                                  std::chrono::milliseconds limit = std::chrono::seconds(30));
+                                  std::chrono::milliseconds limit = std::chrono::seconds(30),
+                                  DaemonProcess* daemon = nullptr);
     ~VirtualControlClient();
     VirtualControlClient(const VirtualControlClient&) = delete;
     VirtualControlClient& operator=(const VirtualControlClient&) = delete;
