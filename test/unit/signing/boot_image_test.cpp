@@ -11,13 +11,14 @@
 #include <string>
 
 #include "rpiboot/error.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "test_support.hpp"
 
 namespace rpiboot {
 namespace {
 
+using rpiboot::test::ScratchDir;
 using rpiboot::testing::run;
-using rpiboot::testing::ScratchDir;
 using rpiboot::testing::shellQuote;
 using ::testing::HasSubstr;
 
