@@ -122,7 +122,7 @@ class Daemon {
                 DbusOptions dbusOptions;
                 dbusOptions.bus = options_.bus;
                 dbusOptions.version = RPIBOOT_VERSION;
-                dbus = std::make_unique<DbusService>(loop.get(), dbusOptions, *registry_);
+                dbus = std::make_unique<DbusService>(loop.get(), dbusOptions, *registry_, log_);
                 registry_->setStatusSink(dbus.get());
                 log_.info("serving io.rpibootd1 on the " + options_.bus + " bus as " +
                           dbus->uniqueName());

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
-#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -44,13 +43,6 @@ using CredsPtr = std::unique_ptr<sd_bus_creds, CredsUnref>;
 
 std::string errnoText(int negativeErrno) {
     return std::error_code(-negativeErrno, std::generic_category()).message();
-}
-
-// Problems while publishing are not fatal for the boards: say so and go on.
-// "<4>" is the journal's warning level prefix for stderr lines.
-void warn(const std::string& what, int negativeErrno) {
-    std::fprintf(stderr, "<4>rpibootd: D-Bus: %s: %s\n", what.c_str(),
-                 errnoText(negativeErrno).c_str());
 }
 
 struct FieldName {
@@ -263,12 +255,13 @@ struct DbusService::Impl {
         bool timerArmed = false;
     };
 
-    Impl(sd_event* loop, DbusOptions opts, ManagerControl& ctl)
-        : event(loop), options(std::move(opts)), control(ctl) {}
+    Impl(sd_event* loop, DbusOptions opts, ManagerControl& ctl, Logger& logger)
+        : event(loop), options(std::move(opts)), control(ctl), log(logger) {}
 
     sd_event* event;
     DbusOptions options;
     ManagerControl& control;
+    Logger& log;
     // Declared before the slots and boards so that those go first.
     BusPtr bus;
     SlotPtr managerVtable;
@@ -279,6 +272,10 @@ struct DbusService::Impl {
     static const sd_bus_vtable kDeviceVtable[];
 
     void connect();
+    // Problems while publishing are not fatal for the boards: say so and go on.
+    void warn(const std::string& what, int negativeErrno) {
+        log.warning("D-Bus: " + what + ": " + errnoText(negativeErrno));
+    }
     void publish(const BoardStatus& status, bool announce);
     void update(Board& board, std::uint32_t fields);
     void emitFields(Board& board, std::uint32_t fields);
@@ -628,8 +625,9 @@ int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error
     return sd_bus_reply_method_return(call, "");
 }
 
-DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control)
-    : impl_(std::make_unique<Impl>(event, options, control)) {
+DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control,
+                         Logger& log)
+    : impl_(std::make_unique<Impl>(event, options, control, log)) {
     Impl& self = *impl_;
     self.connect();
     sd_bus_slot* slot = nullptr;
@@ -669,8 +667,8 @@ DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerCon
 }
 
 DbusService::DbusService(sd_event* event, const std::string& bus, ManagerControl& control,
-                         const std::string& version)
-    : DbusService(event, DbusOptions{bus, version}, control) {}
+                         const std::string& version, Logger& log)
+    : DbusService(event, DbusOptions{bus, version}, control, log) {}
 
 DbusService::~DbusService() = default;
 
@@ -703,7 +701,7 @@ void DbusService::boardRemoved(const std::string& port) {
     const int r =
         sd_bus_emit_interfaces_removed(impl_->bus.get(), path.c_str(), kDeviceInterface, nullptr);
     if (r < 0) {
-        warn("cannot announce the removal of " + path, r);
+        impl_->warn("cannot announce the removal of " + path, r);
     }
     impl_->boards.erase(it);
     impl_->emitManagerProperty("Devices");

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "board_status.hpp"
+#include "journal.hpp"
 
 struct sd_event;
 
@@ -49,9 +50,11 @@ class DbusService final : public StatusSink {
     // boards `control` already knows and takes the bus name. Throws
     // rpiboot::Error when the bus cannot be reached or the name is taken.
     // When the bus connection drops later, the event loop is told to exit.
-    DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control);
+    // Problems while publishing later are not fatal: they go to `log` as
+    // warnings.
+    DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control, Logger& log);
     DbusService(sd_event* event, const std::string& bus, ManagerControl& control,
-                const std::string& version);
+                const std::string& version, Logger& log);
     ~DbusService() override;
 
     DbusService(const DbusService&) = delete;

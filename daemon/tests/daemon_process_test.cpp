@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "scratch.hpp"
+#include "firmware_tree.hpp"
 
 namespace rpibootd {
 namespace {
@@ -127,7 +127,7 @@ class DaemonProcessTest : public ::testing::Test {
         return args;
     }
 
-    test::Scratch scratch_;
+    rpiboot::test::ScratchDir scratch_;
     std::string firmware_;
 };
 

@@ -14,13 +14,13 @@
 #include "active_config.hpp"
 #include "board_registry.hpp"
 #include "event_loop.hpp"
+#include "firmware_tree.hpp"
 #include "journal.hpp"
 #include "registry_fakes.hpp"
 #include "rpiboot/eeprom_image.hpp"
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/signature.hpp"
-#include "scratch.hpp"
 #include "stage_worker.hpp"
 #include "virtual_source.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
@@ -99,7 +99,7 @@ class VirtualBootTest : public ::testing::Test {
         return records_.at(port);
     }
 
-    test::Scratch scratch_;
+    rpiboot::test::ScratchDir scratch_;
     std::filesystem::path firmware_;
     Logger log_;
     std::shared_ptr<const ActiveConfig> config_;

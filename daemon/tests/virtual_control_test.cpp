@@ -22,7 +22,7 @@
 #include "event_loop.hpp"
 #include "journal.hpp"
 #include "rpiboot/error.hpp"
-#include "scratch.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "virtual_source.hpp"
 
 namespace rpibootd {
@@ -173,7 +173,7 @@ bool eventually(Predicate done) {
 class VirtualControlTest : public ::testing::Test {
   protected:
     fs::path socket() const { return scratch_.path() / "control"; }
-    test::Scratch scratch_;
+    rpiboot::test::ScratchDir scratch_;
 };
 
 TEST_F(VirtualControlTest, PlugsUnplugsListsAndReportsBoards) {

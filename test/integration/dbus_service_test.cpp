@@ -60,7 +60,7 @@ class DbusServiceTest : public ::testing::Test {
         options.bus = bus.address();
         options.version = "0.1.0-test";
         options.progressIntervalUsec = progressIntervalUsec;
-        service = std::make_unique<DbusService>(event.get(), options, control);
+        service = std::make_unique<DbusService>(event.get(), options, control, log);
         client = std::make_unique<BusClient>(event.get(), bus.address());
     }
 
@@ -113,6 +113,7 @@ class DbusServiceTest : public ::testing::Test {
     PrivateBus bus;
     test::EventPtr event = test::newEventLoop();
     FakeControl control;
+    Logger log{LogTargets{}};
     DbusOptions options;
     std::unique_ptr<DbusService> service;
     std::unique_ptr<BusClient> client;
@@ -489,15 +490,18 @@ TEST_F(DbusServiceTest, SecondServiceOnTheSameBusIsRefusedTheName) {
     start();
     FakeControl other;
 
-    EXPECT_THROW(DbusService(event.get(), DbusOptions{bus.address(), "x"}, other), rpiboot::Error);
+    EXPECT_THROW(DbusService(event.get(), DbusOptions{bus.address(), "x"}, other, log),
+                 rpiboot::Error);
 }
 
 TEST(DbusServiceConnect, UnreachableBusIsReportedAsAnError) {
     auto event = test::newEventLoop();
     FakeControl control;
+    Logger log{LogTargets{}};
 
-    EXPECT_THROW(DbusService(event.get(), DbusOptions{"unix:path=/nonexistent/bus", "x"}, control),
-                 rpiboot::Error);
+    EXPECT_THROW(
+        DbusService(event.get(), DbusOptions{"unix:path=/nonexistent/bus", "x"}, control, log),
+        rpiboot::Error);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ class HostileBoard : public ::testing::Test {
         return board->record();
     }
 
-    TempDir root_;
+    ScratchDir root_;
     std::unique_ptr<FirmwareSet> firmware_;
     virtualpi::VirtualBus bus_;
     std::string port_;

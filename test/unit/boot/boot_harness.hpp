@@ -20,6 +20,7 @@
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/firmware.hpp"
 #include "rpiboot/metadata.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/board.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario.hpp"
@@ -63,25 +64,9 @@ inline std::map<std::string, std::string> fixtureSums() {
     return sums;
 }
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "rpiboot-boot-XXXXXX").string();
-        path_ = ::mkdtemp(pattern.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
-
 // Hashes of every member of the fixture bootfiles.bin, extracted by tar(1).
 inline std::map<std::string, std::string> archiveMemberSums(const std::string& chipFolder) {
-    TempDir dir;
+    ScratchDir dir;
     const std::string cmd =
         "tar -xf '" + (kFixtures / "bootfiles.bin").string() + "' -C '" + dir.path().string() + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);

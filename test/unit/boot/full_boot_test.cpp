@@ -15,7 +15,7 @@ using virtualpi::Profile;
 // links bootcode4.bin / start4.elf for BCM2711 (the fixture copy stores those
 // links as plain text files, so the set is laid out afresh with real links).
 struct MsdTree {
-    TempDir dir;
+    ScratchDir dir;
     MsdTree() {
         const fs::path base = dir.path();
         fs::create_directories(base / "msd");
@@ -132,7 +132,7 @@ TEST_P(GadgetBoot, ArchiveMembersConfigAndBootImageArriveIntact) {
     const Chip chip = GetParam();
     const auto sums = fixtureSums();
     const auto members = archiveMemberSums(std::string(chipFolder(chip)));
-    TempDir root;
+    ScratchDir root;
     fs::copy_file(kFixtures / "bootfiles.bin", root.path() / "bootfiles.bin");
     fs::copy_file(kFixtures / "mass-storage-gadget64/config.txt", root.path() / "config.txt");
     fs::copy_file(kFixtures / "mass-storage-gadget64/boot-secure-msd.img",
@@ -205,7 +205,7 @@ TEST(ConcurrentBoots, SixteenMixedBoardsShareOneFirmwareSet) {
 }
 
 TEST(FailedBoots, MissingRequiredFileFailsTheBoardAndTheHostSaysWhy) {
-    TempDir root;
+    ScratchDir root;
     fs::create_directories(root.path() / "2711");
     fs::copy_file(kFixtures / "2711/bootcode4.bin", root.path() / "2711/bootcode4.bin");
     FirmwareSetConfig config;
@@ -222,7 +222,7 @@ TEST(FailedBoots, MissingRequiredFileFailsTheBoardAndTheHostSaysWhy) {
 }
 
 TEST(FailedBoots, MissingBootcodeIsANotFoundErrorNamingTheFile) {
-    TempDir root;
+    ScratchDir root;
     FirmwareSetConfig config;
     config.root = root.path();
     FirmwareSet firmware(config, std::make_shared<FileCache>());

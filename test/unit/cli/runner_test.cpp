@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "rpiboot/error.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario_builder.hpp"
 #include "virtualpi/virtual_bus.hpp"
@@ -20,6 +21,7 @@ namespace rpiboot::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using test::ScratchDir;
 const fs::path kFixtures{RPIBOOT_FIXTURES_DIR};
 
 class VirtualWaiter final : public DeviceWaiter {
@@ -85,15 +87,6 @@ class VirtualWaiter final : public DeviceWaiter {
     std::deque<virtualpi::DeviceInfo> queue_;
 };
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "rpiboot-cli-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
 // A 2711 boot set: bootcode4.bin and start4.elf in the chip folder.
 void make2711Set(const fs::path& dir) {
     fs::create_directories(dir / "2711");
@@ -126,12 +119,12 @@ CliRun runCli(const std::vector<std::string>& args, virtualpi::VirtualBus& bus,
 }
 
 TEST(RpibootCli, BootsOneBoardAndExitsZero) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto port =
         bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
-    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    CliRun run = runCli({"-d", dir.path().string()}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_NE(run.out.find("Sending bootcode4.bin"), std::string::npos) << run.out;
     EXPECT_NE(run.out.find("Successful read 4 bytes"), std::string::npos);
@@ -142,13 +135,13 @@ TEST(RpibootCli, BootsOneBoardAndExitsZero) {
 }
 
 TEST(RpibootCli, PortPathFilterLeavesOtherBoardsAlone) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
     const auto other = bus.plug({scenario, "1-1", {}});
     const auto wanted = bus.plug({scenario, "1-2.3", {}});
-    CliRun run = runCli({"-d", dir.path.string(), "-p", "1-2.3"}, bus);
+    CliRun run = runCli({"-d", dir.path().string(), "-p", "1-2.3"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
               virtualpi::Outcome::Succeeded);
@@ -156,13 +149,13 @@ TEST(RpibootCli, PortPathFilterLeavesOtherBoardsAlone) {
 }
 
 TEST(RpibootCli, PortNumberFilterMatchesThePortOnTheHub) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
     const auto other = bus.plug({scenario, "1-1.2", {}});
     const auto wanted = bus.plug({scenario, "1-1.5", {}});
-    CliRun run = runCli({"-d", dir.path.string(), "-5"}, bus);
+    CliRun run = runCli({"-d", dir.path().string(), "-5"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
               virtualpi::Outcome::Succeeded);
@@ -170,13 +163,13 @@ TEST(RpibootCli, PortNumberFilterMatchesThePortOnTheHub) {
 }
 
 TEST(RpibootCli, SerialFilterFollowsTheBoardIntoItsSecondStage) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
     const auto other = bus.plug({scenario, "1-1", "11111111"});
     const auto wanted = bus.plug({scenario, "1-2", "af04b2da"});
-    CliRun run = runCli({"-d", dir.path.string(), "-i", "af04b2da"}, bus);
+    CliRun run = runCli({"-d", dir.path().string(), "-i", "af04b2da"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_EQ(bus.board(wanted)->waitForOutcome(std::chrono::seconds(5)),
               virtualpi::Outcome::Succeeded);
@@ -184,16 +177,16 @@ TEST(RpibootCli, SerialFilterFollowsTheBoardIntoItsSecondStage) {
 }
 
 TEST(RpibootCli, PortOverlayServesPerPortFiles) {
-    TempDir dir;
-    make2711Set(dir.path);
-    std::ofstream(dir.path / "config.txt") << "base\n";
-    fs::create_directories(dir.path / "1-4");
-    std::ofstream(dir.path / "1-4" / "config.txt") << "port 1-4\n";
+    ScratchDir dir;
+    make2711Set(dir.path());
+    std::ofstream(dir.path() / "config.txt") << "base\n";
+    fs::create_directories(dir.path() / "1-4");
+    std::ofstream(dir.path() / "1-4" / "config.txt") << "port 1-4\n";
     virtualpi::VirtualBus bus;
     auto scenario =
         virtualpi::ScenarioBuilder(Chip::Bcm2711).file("config.txt").endWithEmptyName().build();
     const auto port = bus.plug({scenario, "1-4", {}});
-    CliRun run = runCli({"-d", dir.path.string(), "-o"}, bus);
+    CliRun run = runCli({"-d", dir.path().string(), "-o"}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     const auto record = bus.board(port)->record();
     ASSERT_NE(record.file("config.txt"), nullptr);
@@ -201,21 +194,21 @@ TEST(RpibootCli, PortOverlayServesPerPortFiles) {
 }
 
 TEST(RpibootCli, MetadataGoesToSerialNamedJsonFile) {
-    TempDir dir;
-    make2711Set(dir.path);
-    TempDir meta;
+    ScratchDir dir;
+    make2711Set(dir.path());
+    ScratchDir meta;
     virtualpi::VirtualBus bus;
     auto scenario = virtualpi::ScenarioBuilder(Chip::Bcm2712)
                         .metadata("MAC_ADDR", "2c:cf:67:70:76:f3")
                         .metadataC40("FACTORY_UUID", "001000911006186073")
                         .endWithEmptyName()
                         .build();
-    fs::create_directories(dir.path / "2712");
-    std::ofstream(dir.path / "2712" / "bootcode5.bin") << std::string(4096, 'c');
+    fs::create_directories(dir.path() / "2712");
+    std::ofstream(dir.path() / "2712" / "bootcode5.bin") << std::string(4096, 'c');
     bus.plug({scenario, "1-1", "becc6523"});
-    CliRun run = runCli({"-d", dir.path.string(), "-j", meta.path.string()}, bus);
+    CliRun run = runCli({"-d", dir.path().string(), "-j", meta.path().string()}, bus);
     EXPECT_EQ(run.status, 0) << run.out << run.err;
-    std::ifstream in(meta.path / "becc6523.json");
+    std::ifstream in(meta.path() / "becc6523.json");
     std::stringstream text;
     text << in.rdbuf();
     EXPECT_EQ(text.str(),
@@ -224,49 +217,49 @@ TEST(RpibootCli, MetadataGoesToSerialNamedJsonFile) {
 }
 
 TEST(RpibootCli, FailureExitsOneWithAReason) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     bus.plug({virtualpi::ScenarioBuilder(Chip::Bcm2711).romReturnCodes({3}).build(), "1-1", {}});
-    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    CliRun run = runCli({"-d", dir.path().string()}, bus);
     EXPECT_EQ(run.status, 1);
     EXPECT_NE(run.err.find("Failed"), std::string::npos) << run.err;
 }
 
 TEST(RpibootCli, DirectoryWithoutBootcodeIsAUsageError) {
-    TempDir dir;
+    ScratchDir dir;
     virtualpi::VirtualBus bus;
-    CliRun run = runCli({"-d", dir.path.string()}, bus);
+    CliRun run = runCli({"-d", dir.path().string()}, bus);
     EXPECT_NE(run.err.find("No 'bootcode' files found"), std::string::npos);
     // Unlike upstream, a set that only has 2711/bootcode4.bin is valid.
-    make2711Set(dir.path);
-    ParseResult parsed = parseOptions({"-d", dir.path.string()});
+    make2711Set(dir.path());
+    ParseResult parsed = parseOptions({"-d", dir.path().string()});
     VirtualWaiter waiter(bus);
     std::ostringstream out, err;
     EXPECT_EQ(Runner(parsed.options, "", waiter, out, err).checkDirectory(), "");
 }
 
 TEST(RpibootCli, LoopModeServesBoardsOneAfterAnother) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto scenario = virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd);
     const auto a = bus.plug({scenario, "1-1", {}});
     const auto b = bus.plug({scenario, "1-2", {}});
     CliRun run =
-        runCli({"-d", dir.path.string(), "-l"}, bus);  // ends when no board arrives for 3 s
+        runCli({"-d", dir.path().string(), "-l"}, bus);  // ends when no board arrives for 3 s
     EXPECT_EQ(run.status, 0) << run.err;
     EXPECT_EQ(bus.board(a)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
     EXPECT_EQ(bus.board(b)->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
 }
 
 TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
-    TempDir base;
-    make2711Set(base.path / "msd");
+    ScratchDir base;
+    make2711Set(base.path() / "msd");
     virtualpi::VirtualBus bus;
     const auto port =
         bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
-    CliRun run = runCli({}, bus, base.path.string());
+    CliRun run = runCli({}, bus, base.path().string());
     EXPECT_EQ(run.status, 0) << run.out << run.err;
     EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
     EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
@@ -304,12 +297,12 @@ class StaleFirstWaiter final : public DeviceWaiter {
 };
 
 TEST(RpibootCli, DeviceGoneBeforeOpenIsSkippedNotFatal) {
-    TempDir dir;
-    make2711Set(dir.path);
+    ScratchDir dir;
+    make2711Set(dir.path());
     virtualpi::VirtualBus bus;
     const auto port =
         bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
-    ParseResult parsed = parseOptions({"-d", dir.path.string()});
+    ParseResult parsed = parseOptions({"-d", dir.path().string()});
     VirtualWaiter inner(bus);
     StaleFirstWaiter waiter(inner);
     std::ostringstream out, err;

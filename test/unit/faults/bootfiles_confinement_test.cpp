@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include "../firmware/tar_builder.hpp"
-#include "../firmware/temp_tree.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/firmware.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {
@@ -38,7 +38,7 @@ class BootfilesConfinementTest : public ::testing::Test {
         fw = std::make_unique<FirmwareSet>(std::move(config), std::make_shared<FileCache>());
     }
 
-    test::TempTree tree;
+    test::ScratchDir tree;
     std::unique_ptr<FirmwareSet> fw;
 };
 

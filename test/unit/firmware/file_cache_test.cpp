@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "rpiboot/error.hpp"
-#include "temp_tree.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {
@@ -28,7 +28,7 @@ Errc errorOf(const std::function<void()>& action) {
 }
 
 TEST(FileCache, ReadsAFileOnceAndSharesOneBuffer) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("start.elf", "firmware bytes");
     FileCache cache;
     const auto first = cache.readPath(path, 1024);
@@ -41,7 +41,7 @@ TEST(FileCache, ReadsAFileOnceAndSharesOneBuffer) {
 }
 
 TEST(FileCache, ReadsTheFileBehindAnOpenDescriptor) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("config.txt", "[all]\n");
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
@@ -51,7 +51,7 @@ TEST(FileCache, ReadsTheFileBehindAnOpenDescriptor) {
 }
 
 TEST(FileCache, ReplacedFileGivesNewBytesWhileOldBufferStaysIntact) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("bootmain", "version one");
     FileCache cache;
     const auto old = cache.readPath(path, 1024);
@@ -63,7 +63,7 @@ TEST(FileCache, ReplacedFileGivesNewBytesWhileOldBufferStaysIntact) {
 }
 
 TEST(FileCache, FileRewrittenInPlaceGivesNewBytes) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("config.txt", "aaaa");
     FileCache cache;
     const auto old = cache.readPath(path, 1024);
@@ -73,28 +73,28 @@ TEST(FileCache, FileRewrittenInPlaceGivesNewBytes) {
 }
 
 TEST(FileCache, EmptyFileIsReadAsZeroBytes) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("empty.txt", "");
     FileCache cache;
     EXPECT_TRUE(cache.readPath(path, 1024)->empty());
 }
 
 TEST(FileCache, RefusesADirectory) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     tree.mkdir("overlays");
     FileCache cache;
     EXPECT_EQ(errorOf([&] { cache.readPath(tree / "overlays", 1024); }), Errc::Refused);
 }
 
 TEST(FileCache, RefusesAFifoWithoutBlocking) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     ASSERT_EQ(::mkfifo((tree / "pipe").c_str(), 0600), 0);
     FileCache cache;
     EXPECT_EQ(errorOf([&] { cache.readPath(tree / "pipe", 1024); }), Errc::Refused);
 }
 
 TEST(FileCache, RefusesAFileOverTheLimit) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto path = tree.write("big.bin", std::string(101, 'x'));
     FileCache cache;
     EXPECT_EQ(cache.readPath(path, 101)->size(), 101u);
@@ -110,13 +110,13 @@ TEST(FileCache, RefusesAFileOverTheLimit) {
 }
 
 TEST(FileCache, MissingFileIsNotFound) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     FileCache cache;
     EXPECT_EQ(errorOf([&] { cache.readPath(tree / "nothing", 1024); }), Errc::NotFound);
 }
 
 TEST(FileCache, EvictsUnusedEntriesBeyondTheBudgetButNeverHeldOnes) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const auto a = tree.write("a", std::string(8, 'a'));
     const auto b = tree.write("b", std::string(8, 'b'));
     const auto c = tree.write("c", std::string(8, 'c'));
@@ -137,7 +137,7 @@ TEST(FileCache, EvictsUnusedEntriesBeyondTheBudgetButNeverHeldOnes) {
 }
 
 TEST(FileCache, ConcurrentReadersGetTheSameBytes) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const std::string contents(200000, 'z');
     const auto path = tree.write("bootmain", contents);
     FileCache cache;

@@ -3,12 +3,13 @@
 
 #include <thread>
 
+#include "fixture_files.hpp"
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/firmware.hpp"
 #include "rpiboot/tar_archive.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "tar_builder.hpp"
-#include "temp_tree.hpp"
 
 namespace rpiboot {
 namespace {
@@ -38,7 +39,7 @@ void expectRefused(const Lookup& lookup, std::string_view rule) {
 
 class FirmwareSetTest : public ::testing::Test {
   protected:
-    test::TempTree tree;
+    test::ScratchDir tree;
     std::shared_ptr<FileCache> cache = std::make_shared<FileCache>();
 
     FirmwareSetConfig configFor(const fs::path& root) {

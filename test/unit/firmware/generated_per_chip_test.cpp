@@ -7,7 +7,7 @@
 
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/firmware.hpp"
-#include "temp_tree.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {
@@ -27,7 +27,7 @@ std::string text(const Lookup& lookup) {
 }
 
 TEST(GeneratedPerChip, ChipKeyedEntryWinsOverThePlainNameForThatChipOnly) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     tree.write("set/pieeprom.bin", "disk");
     FirmwareSetConfig config;
     config.root = tree / "set";
@@ -46,7 +46,7 @@ TEST(GeneratedPerChip, ChipKeyedEntryWinsOverThePlainNameForThatChipOnly) {
 }
 
 TEST(GeneratedPerChip, RequestNameRulesStillApplyBeforeGeneratedFiles) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     tree.mkdir("set");
     FirmwareSetConfig config;
     config.root = tree / "set";

@@ -5,14 +5,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "temp_tree.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot::firmware_detail {
 namespace {
 
 class InsideRoot : public ::testing::TestWithParam<NoSymlinkOpen> {
   protected:
-    test::TempTree tree;
+    test::ScratchDir tree;
 };
 
 TEST_P(InsideRoot, OpensAFileInsideTheRoot) {

@@ -5,9 +5,10 @@
 #include <cstdlib>
 #include <map>
 
+#include "fixture_files.hpp"
 #include "rpiboot/error.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "tar_builder.hpp"
-#include "temp_tree.hpp"
 
 namespace rpiboot {
 namespace {
@@ -56,9 +57,9 @@ TEST_F(RealBootfiles, ListsRegularMembersInStoredOrderWithUpstreamSizes) {
 }
 
 TEST_F(RealBootfiles, MemberBytesMatchWhatTarExtracts) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const std::string command = "tar -xf '" + (test::fixturesDir() / "bootfiles.bin").string() +
-                                "' -C '" + tree.root().string() + "'";
+                                "' -C '" + tree.path().string() + "'";
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     const TarArchive tar(bytes, "bootfiles.bin");
     for (const auto& member : tar.members()) {
@@ -102,7 +103,7 @@ TEST(TarArchive, JoinsUstarPrefixAndName) {
 }
 
 TEST(TarArchive, ReadsPrefixWrittenBySystemTarForLongNames) {
-    test::TempTree tree;
+    test::ScratchDir tree;
     const std::string dir(120, 'd');
     tree.write("in/" + dir + "/file.bin", "long-name payload");
     const std::string command = "tar --format=ustar -cf '" + (tree / "out.tar").string() +

@@ -5,7 +5,7 @@
 
 #include "rpiboot/error.hpp"
 #include "rpiboot/profile.hpp"
-#include "temp_dir.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {

@@ -13,7 +13,7 @@
 #include "rpiboot/eeprom_image.hpp"
 #include "rpiboot/profile.hpp"
 #include "rpiboot/signature.hpp"
-#include "temp_dir.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {

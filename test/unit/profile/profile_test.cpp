@@ -6,7 +6,7 @@
 #include <string>
 
 #include "rpiboot/error.hpp"
-#include "temp_dir.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {
 namespace {

@@ -11,14 +11,17 @@
 #include <string>
 
 #include "rpiboot/error.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "test_support.hpp"
+#include "thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
 
+using rpiboot::test::ScratchDir;
 using rpiboot::testing::run;
-using rpiboot::testing::ScratchDir;
 using rpiboot::testing::shellQuote;
+using rpiboot::testing::thrownBy;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kFixtures = RPIBOOT_FIXTURES_DIR;
@@ -28,17 +31,6 @@ constexpr std::int64_t kTime = 1700000000;  // 2023-11-14 22:13:20 UTC
 
 std::string q(const std::filesystem::path& p) {
     return shellQuote(p.string());
-}
-
-template <typename F>
-Error thrownBy(F&& body) {
-    try {
-        body();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "expected an rpiboot::Error";
-    return Error(Errc::Io, "no error");
 }
 
 Bytes pattern(std::size_t size, std::uint32_t seed) {

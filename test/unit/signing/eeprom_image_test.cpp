@@ -10,6 +10,7 @@
 #include "rpiboot/error.hpp"
 #include "synthetic_eeprom.hpp"
 #include "test_support.hpp"
+#include "thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
@@ -18,20 +19,10 @@ using rpiboot::testing::makeEeprom2711;
 using rpiboot::testing::makeEeprom2712;
 using rpiboot::testing::SyntheticEeprom;
 using rpiboot::testing::testKeys;
+using rpiboot::testing::thrownBy;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kFixtures = RPIBOOT_FIXTURES_DIR;
-
-template <typename F>
-Error thrownBy(F&& body) {
-    try {
-        body();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "expected an rpiboot::Error";
-    return Error(Errc::Io, "no error");
-}
 
 std::uint32_t be32(const Bytes& b, std::size_t at) {
     return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) |

@@ -8,15 +8,18 @@
 #include <string>
 
 #include "rpiboot/error.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 #include "test_support.hpp"
+#include "thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
 
+using rpiboot::test::ScratchDir;
 using rpiboot::testing::run;
-using rpiboot::testing::ScratchDir;
 using rpiboot::testing::shellQuote;
 using rpiboot::testing::testKeys;
+using rpiboot::testing::thrownBy;
 using ::testing::HasSubstr;
 
 Bytes bytesOf(std::string_view s) {
@@ -37,18 +40,6 @@ class SignatureTest : public ::testing::Test {
     ScratchDir scratch;
     const Bytes data = bytesOf("[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n");
 };
-
-// Runs `body` and returns the rpiboot::Error it threw (fails the test if none).
-template <typename F>
-Error thrownBy(F&& body) {
-    try {
-        body();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "expected an rpiboot::Error";
-    return Error(Errc::Io, "no error");
-}
 
 TEST_F(SignatureTest, Sha256OfRecoveryBootConfMatchesPublishedVector) {
     Bytes conf = readFileBytes(kFixtures / "recovery/boot.conf");

@@ -1,5 +1,5 @@
-// Helpers for the signing tests: a scratch directory, running the openssl and
-// mtools command-line tools for cross-checks, and RSA keys made with openssl.
+// Helpers for the signing tests: running the openssl and mtools command-line
+// tools for cross-checks, and RSA keys made with openssl.
 #pragma once
 
 #include <sys/wait.h>
@@ -13,30 +13,6 @@
 #include <vector>
 
 namespace rpiboot::testing {
-
-// A directory removed with everything in it when the test ends.
-class ScratchDir {
-  public:
-    ScratchDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "rpiboot-signing-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) {
-            std::abort();
-        }
-        path_ = tmpl;
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    ~ScratchDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 struct CommandResult {
     int exitCode = -1;

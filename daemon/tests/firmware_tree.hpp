@@ -1,54 +1,20 @@
-// Test helpers: scratch directories and a firmware tree built from the fixtures.
+// Test helper: a firmware tree built from the fixtures in a scratch directory.
 #pragma once
-
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <stdexcept>
-#include <string>
-#include <string_view>
 
 #include "../../test/unit/signing/synthetic_eeprom.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpibootd::test {
-
-class Scratch {
-  public:
-    Scratch() {
-        std::string pattern = std::filesystem::temp_directory_path() / "rpibootd-test-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~Scratch() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-
-    const std::filesystem::path& path() const { return path_; }
-
-    std::filesystem::path write(const std::filesystem::path& relative,
-                                std::string_view text) const {
-        auto file = path_ / relative;
-        std::filesystem::create_directories(file.parent_path());
-        std::ofstream(file, std::ios::binary) << text;
-        return file;
-    }
-
-  private:
-    std::filesystem::path path_;
-};
 
 // A firmware base directory laid out as firmware/README.md describes, from
 // the real fixture files: msd/ (with bootcode4.bin and start4.elf as the
 // symlinks upstream ships), bootfiles.bin and 2711/ at the top, and
 // mass-storage-gadget64/ with config.txt and a stand-in boot.img, and
 // recovery/ with config.txt, boot.conf and a synthetic 2711 base EEPROM image.
-inline std::filesystem::path makeFirmwareTree(const Scratch& scratch) {
+inline std::filesystem::path makeFirmwareTree(const rpiboot::test::ScratchDir& scratch) {
     namespace fs = std::filesystem;
     const fs::path fixtures(RPIBOOT_FIXTURES_DIR);
     fs::path base = scratch.path() / "firmware";
