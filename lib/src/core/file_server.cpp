@@ -131,9 +131,10 @@ class Session {
             case static_cast<std::int32_t>(FileCommand::Done):
                 return SessionEnd::DoneCommand;
             default:
-                throw Error(Errc::Protocol, "board sent unknown command " +
-                                                std::to_string(request.command) + " (file name \"" +
-                                                shown + "\")");
+                throw Error(Errc::Protocol,
+                            "board sent unknown command " +
+                                std::to_string(static_cast<std::uint32_t>(request.command)) +
+                                " (file name \"" + shown + "\")");
         }
         return std::nullopt;
     }

@@ -140,6 +140,19 @@ TEST(FileServer, UnknownCommandIsAProtocolError) {
     }
 }
 
+TEST(FileServer, UnknownCommandIsNamedAsTheBoardSentIt) {
+    Harness h;
+    h.transport.request(-1, "x");
+    try {
+        h.run();
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::Protocol);
+        EXPECT_NE(std::string(e.what()).find("unknown command 4294967295"), std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(FileServer, NameWithoutNulIsRefusedNotServed) {
     Harness h;
     h.source.add(std::string(256, 'a'), pattern(5));
