@@ -37,8 +37,10 @@ class LiveDaemon {
     // `config`: the daemon's JSON configuration (relative firmware_dir and
     // profiles_dir resolve in `work`, where the fixture firmware is put
     // under firmware/). `profiles`: file name -> JSON for profiles/.
+    // `wrapper`: a command the daemon runs under (valgrind and its options).
     LiveDaemon(const std::filesystem::path& work, const std::string& config,
-               const std::map<std::string, std::string>& profiles = {})
+               const std::map<std::string, std::string>& profiles = {},
+               const std::vector<std::string>& wrapper = {})
         : work_(work), bus_(BusPolicy::Open), event_(newEventLoop()) {
         if (!std::filesystem::exists(work / "firmware")) {
             prepareFirmware(work / "firmware");
@@ -50,12 +52,12 @@ class LiveDaemon {
         }
         client_ = std::make_unique<BusClient>(event_.get(), bus_.address());
         client_->recordSignals();
-        process_ = std::make_unique<DaemonProcess>(
-            std::vector<std::string>{RPIBOOTD_BINARY, "-c", (work / "rpibootd.json").string(),
-                                     "--bus", bus_.address(), "--no-udev", "--virtual-control",
-                                     socket().string()},
-            work / "rpibootd.log");
-        control_ = std::make_unique<VirtualControlClient>(socket(), std::chrono::seconds(30),
+        std::vector<std::string> argv = wrapper;
+        argv.insert(argv.end(),
+                    {RPIBOOTD_BINARY, "-c", (work / "rpibootd.json").string(), "--bus",
+                     bus_.address(), "--no-udev", "--virtual-control", socket().string()});
+        process_ = std::make_unique<DaemonProcess>(argv, work / "rpibootd.log");
+        control_ = std::make_unique<VirtualControlClient>(socket(), std::chrono::seconds(120),
                                                           process_.get());
     }
     ~LiveDaemon() { control_.reset(); }

@@ -7,9 +7,14 @@
 // round) and at the end; exit status 1 when a boot failed or descriptors,
 // threads or RSS grew, 2 on bad arguments.
 //
-// Usage: rpibootd_soak [--sequential N] [--rounds N]   (default 1000 and 200)
+// With --valgrind the daemon runs under memcheck (leaks and errors make it
+// exit non-zero, which fails the soak; RSS is then valgrind's and not judged).
+//
+// Usage: rpibootd_soak [--sequential N] [--rounds N] [--valgrind]
+//        (default 1000 and 200)
 #include <cstring>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "live_daemon.hpp"
@@ -32,9 +37,18 @@ constexpr const char* kConfig = R"({
 // shows as megabytes over a thousand boots.
 constexpr long kRssSlackKiB = 8192;
 
-int soak(unsigned sequential, unsigned rounds) {
+const std::vector<std::string> kMemcheck = {
+    "valgrind",
+    "--error-exitcode=1",
+    "--leak-check=full",
+    "--errors-for-leak-kinds=definite,indirect,possible",
+    "--show-leak-kinds=definite,indirect,possible",
+    "--num-callers=30",
+};
+
+int soak(unsigned sequential, unsigned rounds, bool valgrind) {
     rpibootd::test::TempDir work;
-    LiveDaemon daemon(work.path(), kConfig);
+    LiveDaemon daemon(work.path(), kConfig, {}, valgrind ? kMemcheck : std::vector<std::string>{});
     std::map<std::string, unsigned> booted;
     auto bootOnce = [&](const std::vector<std::string>& ports) {
         for (const auto& port : ports) {
@@ -90,14 +104,27 @@ int soak(unsigned sequential, unsigned rounds) {
         std::cout << "FAIL: threads grew\n";
         ok = false;
     }
-    if (end.rssKiB > start.rssKiB + kRssSlackKiB) {
+    if (!valgrind && end.rssKiB > start.rssKiB + kRssSlackKiB) {
         std::cout << "FAIL: RSS grew by more than " << kRssSlackKiB / 1024 << " MiB\n";
         ok = false;
     }
     const int status = daemon.process().stop();
     if (status != 0) {
-        std::cout << "FAIL: rpibootd exited with " << status << " on SIGTERM\n";
+        std::cout << "FAIL: rpibootd exited with " << status << " on SIGTERM"
+                  << (valgrind ? " (memcheck found errors or leaks)" : "") << "; its log:\n"
+                  << LiveDaemon::tail(daemon.process().log(), 20000) << "\n";
         ok = false;
+    }
+    if (valgrind) {
+        // memcheck's own verdict, from the daemon's output.
+        std::istringstream log(daemon.process().log());
+        for (std::string line; std::getline(log, line);) {
+            if (line.find("ERROR SUMMARY") != std::string::npos ||
+                line.find("heap blocks") != std::string::npos ||
+                line.find("total heap usage") != std::string::npos) {
+                std::cout << line << "\n";
+            }
+        }
     }
     std::cout << (ok ? "soak: no growth\n" : "soak: growth found\n");
     return ok ? 0 : 1;
@@ -108,19 +135,22 @@ int soak(unsigned sequential, unsigned rounds) {
 int main(int argc, char** argv) {
     unsigned sequential = 1000;
     unsigned rounds = 200;
+    bool valgrind = false;
     for (int i = 1; i < argc; ++i) {
         const bool hasValue = i + 1 < argc;
         if (std::strcmp(argv[i], "--sequential") == 0 && hasValue) {
             sequential = static_cast<unsigned>(std::stoul(argv[++i]));
         } else if (std::strcmp(argv[i], "--rounds") == 0 && hasValue) {
             rounds = static_cast<unsigned>(std::stoul(argv[++i]));
+        } else if (std::strcmp(argv[i], "--valgrind") == 0) {
+            valgrind = true;
         } else {
-            std::cerr << "usage: rpibootd_soak [--sequential N] [--rounds N]\n";
+            std::cerr << "usage: rpibootd_soak [--sequential N] [--rounds N] [--valgrind]\n";
             return 2;
         }
     }
     try {
-        return soak(sequential, rounds);
+        return soak(sequential, rounds, valgrind);
     } catch (const std::exception& e) {
         std::cout << "FAIL: " << e.what() << "\n";
         return 1;
