@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "bus_client.hpp"
-#include "daemon_process.hpp"
-#include "private_bus.hpp"
+#include "rpiboot_test/bus_client.hpp"
+#include "rpiboot_test/daemon_process.hpp"
+#include "rpiboot_test/private_bus.hpp"
 
 namespace rpibootd {
 namespace {
@@ -29,7 +29,6 @@ using test::prepareFirmware;
 using test::PrivateBus;
 using test::procFigures;
 using test::ProcFigures;
-using test::TempDir;
 using test::writeFile;
 
 constexpr const char* kDevice = "io.rpibootd1.Device";
@@ -170,7 +169,7 @@ class DaemonFaultsTest : public ::testing::Test {
         EXPECT_NE(s.lastError.find(why), std::string::npos) << s.lastError;
     }
 
-    TempDir work;
+    rpiboot::test::ScratchDir work;
 };
 
 std::string scenario(const std::string& rom, const std::string& steps) {

@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "bus_client.hpp"
-#include "daemon_process.hpp"
-#include "private_bus.hpp"
+#include "rpiboot_test/bus_client.hpp"
+#include "rpiboot_test/daemon_process.hpp"
+#include "rpiboot_test/private_bus.hpp"
 
 namespace rpibootd::test {
 
@@ -29,6 +29,16 @@ struct PortTally {
     unsigned succeeded = 0;
     std::string lastMessage;
 };
+
+// Firmware from the fixture tree, the built-in msd profile for every board,
+// records kept for ten minutes (so every port's story stays readable).
+inline constexpr const char* kMsdDaemonConfig = R"({
+  "firmware_dir": "firmware",
+  "profiles_dir": "profiles",
+  "default_profile": "msd",
+  "forget_after_ms": 600000
+}
+)";
 
 class LiveDaemon {
   public:

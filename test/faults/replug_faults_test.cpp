@@ -24,14 +24,6 @@ namespace fs = std::filesystem;
 using test::LiveDaemon;
 using test::ProcFigures;
 
-constexpr const char* kConfig = R"({
-  "firmware_dir": "firmware",
-  "profiles_dir": "profiles",
-  "default_profile": "msd",
-  "forget_after_ms": 600000
-}
-)";
-
 std::string sha256Of(const fs::path& file) {
     const std::string bytes = test::readFile(file);
     return rpiboot::sha256Hex(
@@ -57,7 +49,7 @@ bool failedOrGone(const std::string& stage) {
 class ReplugFaultsTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        daemon = std::make_unique<LiveDaemon>(work.path(), kConfig);
+        daemon = std::make_unique<LiveDaemon>(work.path(), test::kMsdDaemonConfig);
         // One boot first, so that lazily opened things (the firmware cache,
         // sd-bus's own descriptors) count in the baseline.
         daemon->plug("2711", "9-1");
@@ -88,7 +80,7 @@ class ReplugFaultsTest : public ::testing::Test {
         return file;
     }
 
-    test::TempDir work;
+    rpiboot::test::ScratchDir work;
     std::unique_ptr<LiveDaemon> daemon;
     ProcFigures baseline;
 };

@@ -25,14 +25,6 @@ using rpibootd::test::describe;
 using rpibootd::test::LiveDaemon;
 using rpibootd::test::ProcFigures;
 
-constexpr const char* kConfig = R"({
-  "firmware_dir": "firmware",
-  "profiles_dir": "profiles",
-  "default_profile": "msd",
-  "forget_after_ms": 600000
-}
-)";
-
 // RSS moves with the allocator; a real leak of a board's state per boot
 // shows as megabytes over a thousand boots.
 constexpr long kRssSlackKiB = 8192;
@@ -47,8 +39,9 @@ const std::vector<std::string> kMemcheck = {
 };
 
 int soak(unsigned sequential, unsigned rounds, bool valgrind) {
-    rpibootd::test::TempDir work;
-    LiveDaemon daemon(work.path(), kConfig, {}, valgrind ? kMemcheck : std::vector<std::string>{});
+    rpiboot::test::ScratchDir work;
+    LiveDaemon daemon(work.path(), rpibootd::test::kMsdDaemonConfig, {},
+                      valgrind ? kMemcheck : std::vector<std::string>{});
     std::map<std::string, unsigned> booted;
     auto bootOnce = [&](const std::vector<std::string>& ports) {
         for (const auto& port : ports) {

@@ -15,9 +15,9 @@
 #include <iterator>
 #include <thread>
 
-#include "bus_client.hpp"
-#include "daemon_process.hpp"
-#include "private_bus.hpp"
+#include "rpiboot_test/bus_client.hpp"
+#include "rpiboot_test/daemon_process.hpp"
+#include "rpiboot_test/private_bus.hpp"
 
 namespace rpibootd {
 namespace {
@@ -31,7 +31,6 @@ using test::devicePath;
 using test::prepareFirmware;
 using test::PrivateBus;
 using test::SeenSignal;
-using test::TempDir;
 using test::writeFile;
 
 constexpr const char* kService = "io.rpibootd1";
@@ -165,7 +164,7 @@ class DaemonOnBusTest : public ::testing::Test {
     // Only root may own io.rpibootd1 under the system policy; as anyone else
     // the tests run on an open bus and skip the policy checks.
     PrivateBus bus{geteuid() == 0 ? BusPolicy::System : BusPolicy::Open};
-    TempDir work;
+    rpiboot::test::ScratchDir work;
     test::EventPtr event = test::newEventLoop();
     std::unique_ptr<BusClient> client;
     std::unique_ptr<DaemonProcess> daemon;

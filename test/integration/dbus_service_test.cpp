@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "board_status.hpp"
-#include "bus_client.hpp"
-#include "private_bus.hpp"
+#include "rpiboot_test/bus_client.hpp"
+#include "rpiboot_test/private_bus.hpp"
 
 namespace rpibootd {
 namespace {

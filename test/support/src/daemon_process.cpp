@@ -1,4 +1,4 @@
-#include "daemon_process.hpp"
+#include "rpiboot_test/daemon_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "private_bus.hpp"
+#include "rpiboot_test/private_bus.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -95,23 +95,9 @@ std::vector<char*> toArgv(const std::vector<std::string>& args) {
 
 }  // namespace
 
-TempDir::TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "rpibootd-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-        fail("mkdtemp " + pattern);
-    }
-    path_ = pattern;
-    // Unprivileged clients must reach the bus socket inside.
-    std::filesystem::permissions(path_, std::filesystem::perms(0755));
-}
-
-TempDir::~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-}
-
 PrivateBus::PrivateBus(BusPolicy policy) {
+    // Unprivileged clients must reach the bus socket inside.
+    std::filesystem::permissions(dir(), std::filesystem::perms(0755));
     std::string config = kConfigHead;
     config += policy == BusPolicy::Open ? kOpenPolicy : kSystemPolicy;
     config += "</busconfig>\n";

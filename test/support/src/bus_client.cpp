@@ -1,4 +1,4 @@
-#include "bus_client.hpp"
+#include "rpiboot_test/bus_client.hpp"
 
 #include <stdexcept>
 #include <system_error>

@@ -11,20 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "rpiboot_test/scratch_dir.hpp"
+
 namespace rpibootd::test {
-
-// A temporary directory removed with everything in it on destruction.
-class TempDir {
-  public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 // What the bus lets through. Open: anyone may do anything (the adapter's own
 // checks are what is tested). System: the system bus's default-deny rules
@@ -47,7 +36,7 @@ class PrivateBus {
     std::string log() const;
 
   private:
-    TempDir dir_;
+    rpiboot::test::ScratchDir dir_;
     pid_t pid_ = -1;
     std::string address_;
 };
