@@ -163,7 +163,7 @@ void VirtualSource::start(DeviceEvents& events) {
 std::string VirtualSource::plugOne(virtualpi::BoardSpec spec) {
     const std::string chip(rpiboot::chipName(spec.scenario.chip));
     const std::string scenario = spec.scenario.name;
-    const std::string port = bus_->plug(std::move(spec));
+    std::string port = bus_->plug(std::move(spec));
     log_.info("plugged in a virtual " + chip + " (scenario " + scenario + ")", portFields(port));
     return port;
 }

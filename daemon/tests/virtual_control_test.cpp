@@ -59,7 +59,7 @@ class RecordingEvents final : public DeviceEvents {
 // The loop, source and control on a thread of their own, as in the daemon.
 class ControlThread {
   public:
-    explicit ControlThread(fs::path socket) : log_(LogTargets{false, false, 0}) {
+    explicit ControlThread(const fs::path& socket) : log_(LogTargets{false, false, 0}) {
         std::promise<void> ready;
         auto started = ready.get_future();
         thread_ = std::thread([this, socket, &ready] {

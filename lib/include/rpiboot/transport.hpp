@@ -28,7 +28,7 @@ struct TransferTimeouts {
 };
 
 // Largest bulk OUT transfer issued in one call (protocol.md §2).
-inline constexpr std::size_t kBulkChunkSize = 16 * 1024;
+inline constexpr std::size_t kBulkChunkSize = std::size_t{16} * 1024;
 
 class Transport {
   public:
