@@ -103,6 +103,12 @@ if [ -x "$boards" ] && [ -w /sys/devices/platform/vhci_hcd.0/attach ]; then
     echo "$devices" | tee "$results/list-devices.txt"
     n_done=$(grep -o '"done"' <<<"$devices" | wc -l)
     if [ "$n_done" -eq 4 ]; then ok "busctl: all 4 boards are done"; else fail "busctl: $n_done of 4 boards done"; fi
+    # journald: every board's entries carry its PORT, CHIP, ... fields, so
+    # `journalctl PORT=...` tells one board's story.
+    port=$(grep -oE '"[0-9]+-[0-9.]+"' <<<"$devices" | head -n 1 | tr -d '"')
+    journalctl --no-pager -o verbose PORT="$port" >"$results/journal-port.txt" 2>&1 || true
+    check "journald: entries with PORT=$port carry the CHIP field" grep -q '^ *CHIP=BCM' "$results/journal-port.txt"
+    check "journald: journalctl PORT=$port shows that board's boot" grep -q '^ *MESSAGE=booted: ' "$results/journal-port.txt"
     kill -TERM "$boards_pid" 2>/dev/null
     if wait "$boards_pid"; then ok "rpiboot-usbip-boards: every board ended as meant"; else
         fail "rpiboot-usbip-boards: not every board ended as meant"
