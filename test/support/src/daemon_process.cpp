@@ -194,12 +194,10 @@ VirtualControlClient::~VirtualControlClient() {
     }
 }
 
-std::string VirtualControlClient::command(std::string_view line) {
-    std::string text(line);
-    text += '\n';
+void VirtualControlClient::send(std::string_view bytes) {
     std::size_t sent = 0;
-    while (sent < text.size()) {
-        const ssize_t n = ::send(fd_, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    while (sent < bytes.size()) {
+        const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -208,23 +206,39 @@ std::string VirtualControlClient::command(std::string_view line) {
         }
         sent += static_cast<std::size_t>(n);
     }
+}
+
+std::optional<std::string> VirtualControlClient::readLine() {
     while (true) {
         if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-            std::string reply = buffer_.substr(0, nl);
+            std::string line = buffer_.substr(0, nl);
             buffer_.erase(0, nl + 1);
-            return reply;
+            return line;
         }
         char chunk[65536];
         const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        if (n == 0) {
+            return std::nullopt;
         }
-        if (n <= 0) {
-            throw std::runtime_error("control socket: no reply to \"" + std::string(line) + "\" (" +
-                                     (n == 0 ? "closed" : std::string(std::strerror(errno))) + ")");
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw std::runtime_error("control socket: no reply (" +
+                                     std::string(std::strerror(errno)) + ")");
         }
         buffer_.append(chunk, static_cast<std::size_t>(n));
     }
+}
+
+std::string VirtualControlClient::command(std::string_view line) {
+    send(std::string(line) + "\n");
+    auto reply = readLine();
+    if (!reply) {
+        throw std::runtime_error("control socket: closed instead of answering \"" +
+                                 std::string(line) + "\"");
+    }
+    return *reply;
 }
 
 std::vector<std::string> VirtualControlClient::ok(std::string_view line) {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,11 @@ class VirtualControlClient {
     // The reply line as sent ("ok ..." or "error ..."); throws
     // std::runtime_error when the daemon does not answer within 60 s.
     std::string command(std::string_view line);
+    // Raw access, for tests of the protocol itself: `send` writes the bytes
+    // as given; `readLine` returns the next line without its newline, or
+    // nullopt once the daemon closed the connection (throws on a timeout).
+    void send(std::string_view bytes);
+    std::optional<std::string> readLine();
     // The words after "ok"; throws std::runtime_error with the reply when
     // it is an error.
     std::vector<std::string> ok(std::string_view line);
