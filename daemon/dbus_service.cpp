@@ -666,10 +666,6 @@ DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerCon
     }
 }
 
-DbusService::DbusService(sd_event* event, const std::string& bus, ManagerControl& control,
-                         const std::string& version, Logger& log)
-    : DbusService(event, DbusOptions{bus, version}, control, log) {}
-
 DbusService::~DbusService() = default;
 
 void DbusService::boardAdded(const BoardStatus& board) {

@@ -53,8 +53,6 @@ class DbusService final : public StatusSink {
     // Problems while publishing later are not fatal: they go to `log` as
     // warnings.
     DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control, Logger& log);
-    DbusService(sd_event* event, const std::string& bus, ManagerControl& control,
-                const std::string& version, Logger& log);
     ~DbusService() override;
 
     DbusService(const DbusService&) = delete;
