@@ -70,7 +70,6 @@ class LiveDaemon {
         control_ = std::make_unique<VirtualControlClient>(socket(), std::chrono::seconds(120),
                                                           process_.get());
     }
-    ~LiveDaemon() { control_.reset(); }
     LiveDaemon(const LiveDaemon&) = delete;
     LiveDaemon& operator=(const LiveDaemon&) = delete;
 
@@ -100,7 +99,7 @@ class LiveDaemon {
         return it == tallies_.end() ? PortTally{} : it->second;
     }
     unsigned totalFinished() {
-        tally("");
+        sync();
         return total_;
     }
     // Waits until `port` has `count` finished boots in all. Throws (with
@@ -147,19 +146,6 @@ class LiveDaemon {
                                      " did not finish; log:\n" + tail(process_->log()));
         }
     }
-    void waitTotal(unsigned count, std::chrono::milliseconds limit = std::chrono::seconds(120)) {
-        if (!pumpUntil(
-                event_.get(),
-                [&] {
-                    absorb();
-                    return total_ >= count;
-                },
-                limit)) {
-            throw std::runtime_error(std::to_string(count) + " boots did not finish; log:\n" +
-                                     tail(process_->log()));
-        }
-    }
-
     std::string stage(const std::string& port) {
         return client_->getString(devicePath(port), kDevice, "Stage");
     }
