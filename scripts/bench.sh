@@ -11,7 +11,7 @@
 # Options: --build-dir DIR (default build/bench, configured like the release
 # preset), --no-build (use what is there), --daemon PATH (another rpibootd
 # binary), --keep (keep the scratch directory).
-# Firmware comes from $RPIBOOT_FIXTURES_DIR (default ../shared/fixtures/firmware);
+# Firmware comes from $RPIBOOT_FIXTURES_DIR (default test/fixtures/firmware);
 # without it, dummy files of realistic sizes are generated.
 set -euo pipefail
 
@@ -60,7 +60,7 @@ fi
 
 # The msd firmware set the daemon serves: <base>/msd/{bootcode.bin,start.elf}
 # and <base>/msd/2711/{bootcode4.bin,start4.elf}.
-fixtures="${RPIBOOT_FIXTURES_DIR:-$root/../shared/fixtures/firmware}"
+fixtures="${RPIBOOT_FIXTURES_DIR:-$root/test/fixtures/firmware}"
 fw="$work/firmware"
 mkdir -p "$fw/msd/2711"
 if [ -f "$fixtures/msd/bootcode.bin" ] && [ -f "$fixtures/msd/start.elf" ] &&

@@ -7,7 +7,7 @@
 set -euo pipefail
 out=${1:?usage: demo-firmware.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
-fixtures=${RPIBOOT_FIXTURES_DIR:-$here/../shared/fixtures/firmware}
+fixtures=${RPIBOOT_FIXTURES_DIR:-$here/test/fixtures/firmware}
 
 mkdir -p "$out/msd/2711" "$out/mass-storage-gadget64"
 placeholder() { head -c "$2" /dev/urandom > "$1"; }

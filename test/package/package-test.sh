@@ -13,7 +13,7 @@ work=${1:?usage: package-test.sh WORK_DIR [RPIBOOT_USBIP_BOARDS]}
 boards_bin=${2:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
-fixtures=${RPIBOOT_FIXTURES_DIR:-$src/../shared/fixtures/firmware}
+fixtures=${RPIBOOT_FIXTURES_DIR:-$src/test/fixtures/firmware}
 runner=$src/test/vm/run-in-vm
 skip() { echo "package-test: skipped: $*" >&2; exit 77; }
 die() { echo "package-test: $*" >&2; exit 1; }

@@ -22,7 +22,7 @@ e2e_init() {
     build=$1
     results=$2
     src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-    fixtures=${RPIBOOT_FIXTURES_DIR:-$src/../shared/fixtures/firmware}
+    fixtures=${RPIBOOT_FIXTURES_DIR:-$src/test/fixtures/firmware}
     boards_bin=$build/test/usbip/rpiboot-usbip-boards
     rpiboot_bin=$build/cli/rpiboot
     rpibootd_bin=$build/daemon/rpibootd
