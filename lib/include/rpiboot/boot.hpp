@@ -7,7 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "rpiboot/device.hpp"
 #include "rpiboot/file_server.hpp"
@@ -18,12 +21,31 @@
 
 namespace rpiboot {
 
+// One metadata entry a board must send (protocol.md §5.5) for its session to
+// count as a success, such as SECURE_BOOT_PROVISION=success after recovery.
+struct ExpectedReport {
+    std::string key;
+    std::string value;         // exact; hex digests compared case-insensitively
+    std::optional<Chip> chip;  // only for boards of this chip; nullopt: all
+    std::string meaning;       // the failure in words: "the customer key was not programmed"
+};
+
+// The first expected report a board's metadata does not satisfy, as a
+// message for the operator ("board reported SECURE_BOOT_PROVISION=failed: ..."),
+// or nullopt when all are met.
+std::optional<std::string> unmetReport(const std::vector<ExpectedReport>& expected,
+                                       const std::map<std::string, std::string>& metadata,
+                                       Chip chip);
+
 struct BootOptions {
     TransferTimeouts timeouts;
     FileServerOptions fileServer;
     // Signed boot for the BCM2835 family (upstream -s): the boot message
     // carries the first 20 bytes of bootcode.sig from the firmware set.
     bool signedBoot = false;
+    // Checked after the second stage: an unmet one fails the session with
+    // Errc::Refused (the metadata is still reported to the observer).
+    std::vector<ExpectedReport> expectedReports;
 };
 
 struct StageOutcome {
