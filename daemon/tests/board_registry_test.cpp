@@ -395,8 +395,9 @@ TEST_F(RegistryTest, ManagerControlListsBoardsAndProfilesAndForwardsReload) {
     ASSERT_EQ(registry_.boards().size(), 1U);
     EXPECT_EQ(registry_.boards()[0].port, "1-1");
     EXPECT_EQ(registry_.profileNames(),
-              (std::vector<std::string>{"mass-storage-gadget", "msd", "recovery", "secure-boot-msd",
-                                        "secure-boot-recovery"}));
+              (std::vector<std::string>{"eeprom-erase", "mass-storage-gadget", "msd", "recovery",
+                                        "secure-boot-msd", "secure-boot-recovery",
+                                        "secure-boot-recovery5"}));
     EXPECT_FALSE(registry_.reload().ok);
     registry_.setReloadHandler([] { return ReloadResult{true, "reloaded"}; });
     EXPECT_TRUE(registry_.reload().ok);

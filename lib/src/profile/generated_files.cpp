@@ -315,9 +315,7 @@ std::vector<ExpectedReport> expectedReports(const Profile& profile,
         if (image == generated.end()) {
             continue;
         }
-        reports.push_back({"EEPROM_UPDATE", "success", chip, "the EEPROM was not updated"});
-        reports.push_back({"EEPROM_HASH", sha256Hex(image->second.bytes), chip,
-                           "the EEPROM does not hold the image that was served"});
+        // Provisioning first: its failure is the reason an operator needs.
         if (eeprom.programPubkey) {
             const EepromImage parsed = EepromImage::parse(
                 Bytes(image->second.bytes.begin(), image->second.bytes.end()), image->first);
@@ -332,6 +330,9 @@ std::vector<ExpectedReport> expectedReports(const Profile& profile,
         if (eeprom.programJtagLock) {
             reports.push_back({"JTAG_LOCKED", "1", chip, "JTAG was not locked"});
         }
+        reports.push_back({"EEPROM_UPDATE", "success", chip, "the EEPROM was not updated"});
+        reports.push_back({"EEPROM_HASH", sha256Hex(image->second.bytes), chip,
+                           "the EEPROM does not hold the image that was served"});
     }
     return reports;
 }
