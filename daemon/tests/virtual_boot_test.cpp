@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -233,6 +234,38 @@ TEST_F(VirtualBootTest, RecoveryBoardGetsTheEepromBuiltAtLoadAndReportsItsMetada
     EXPECT_EQ(s.metadata.at("EEPROM_UPDATE"), "success");
     EXPECT_EQ(s.metadata.at("MAC_ADDR"), "d8:3a:dd:05:ee:78");
     EXPECT_EQ(s.metadata.count("USER_SERIAL_NUM"), 1U);
+}
+
+// Secure-boot provisioning through the daemon: the board's own reports decide
+// the outcome, and the reason is what D-Bus shows as the board's last error.
+TEST_F(VirtualBootTest, ProvisioningSucceedsOnlyWhenTheBoardReportsTheKeyProgrammed) {
+    const auto key = scratch_.path() / "private.pem";
+    ASSERT_EQ(std::system(("openssl genrsa -out '" + key.string() + "' 2048 2>/dev/null").c_str()),
+              0);
+    configure(
+        R"({"rules": [{"port": "1-1", "profile": "lock"}, {"port": "1-2", "profile": "lock"}]})",
+        {{"test:lock", R"({"name": "lock", "firmware": {"root": "recovery", "fallback": ["."]},
+                                 "eeprom": {"image": "pieeprom.original.bin", "config": "boot.conf",
+                                            "signing_key": ")" +
+                           key.string() + R"(", "program_pubkey": true}})"}});
+    auto boards = parseVirtualSpec("2711:2:recovery");
+    // The second board is locked to another key already.
+    boards[1].scenario.secureBoot.otpKeyHash = std::string(64, 'a');
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 2); }));
+
+    const BoardStatus& good = registry_->board("1-1")->status();
+    EXPECT_EQ(good.stage, kStageDone) << good.lastError;
+    EXPECT_EQ(good.metadata.at("SECURE_BOOT_PROVISION"), "success");
+    EXPECT_EQ(record("1-1").secureBoot.otpKeyHash, good.metadata.at("CUSTOMER_KEY_HASH"));
+
+    const BoardStatus& bad = registry_->board("1-2")->status();
+    EXPECT_EQ(bad.stage, kStageFailed);
+    EXPECT_NE(bad.lastError.find("SECURE_BOOT_PROVISION=failed"), std::string::npos)
+        << bad.lastError;
+    EXPECT_NE(bad.lastError.find("the customer key was not programmed"), std::string::npos)
+        << bad.lastError;
+    EXPECT_EQ(bad.metadata.at("SECURE_BOOT_PROVISION"), "failed");  // still shown
+    EXPECT_EQ(record("1-2").secureBoot.otpKeyHash, std::string(64, 'a'));
 }
 
 TEST_F(VirtualBootTest, ProfileInUseWhoseEepromCannotBeBuiltFailsTheLoad) {
