@@ -944,6 +944,10 @@ nlohmann::json recordToJson(const BoardRecord& r) {
     j["enumerations"] = r.enumerations;
     j["outcome"] = outcomeName(r.outcome);
     j["reason"] = r.reason;
+    j["secureBoot"] = {{"otpKeyHash", r.secureBoot.otpKeyHash},
+                       {"eepromPubkey", r.secureBoot.eepromPubkey},
+                       {"jtagLocked", r.secureBoot.jtagLocked},
+                       {"devkeyRevoked", r.secureBoot.devkeyRevoked}};
     j["romAttempts"] = json::array();
     for (const auto& a : r.romAttempts) {
         j["romAttempts"].push_back({{"announcedLength", a.announcedLength},
