@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootd {
 

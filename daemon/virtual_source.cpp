@@ -4,7 +4,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario.hpp"
 

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/signing/signature.hpp"
 #include "tool_main.hpp"
 
 namespace {

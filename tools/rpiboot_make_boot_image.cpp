@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/boot_image.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/boot_image.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "virtual_source.hpp"
 
 namespace rpibootd {

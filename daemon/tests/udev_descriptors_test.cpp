@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rpiboot/device.hpp"
+#include "rpiboot/core/device.hpp"
 #include "udev_watcher.hpp"
 
 namespace rpibootd {

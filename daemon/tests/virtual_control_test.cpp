@@ -21,7 +21,7 @@
 
 #include "event_loop.hpp"
 #include "journal.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/daemon_process.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtual_source.hpp"

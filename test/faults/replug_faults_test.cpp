@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "live_daemon.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpibootd {
 namespace {

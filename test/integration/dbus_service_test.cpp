@@ -9,7 +9,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
-#include <rpiboot/error.hpp>
+#include <rpiboot/core/error.hpp>
 #include <sstream>
 
 #include "board_status.hpp"

@@ -2,8 +2,8 @@
 #include <iostream>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 #include "synthetic_eeprom.hpp"
 
 int main(int argc, char** argv) {

@@ -6,8 +6,8 @@
 #include <system_error>
 
 #include "profile/json_reader.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot {
 

@@ -3,10 +3,10 @@
 #include <optional>
 #include <system_error>
 
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/profile/profile.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

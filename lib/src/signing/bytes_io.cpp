@@ -9,8 +9,8 @@
 #include <string>
 #include <utility>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

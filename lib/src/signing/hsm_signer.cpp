@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 extern char** environ;
 

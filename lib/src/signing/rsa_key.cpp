@@ -11,8 +11,8 @@
 #include <memory>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

@@ -3,8 +3,8 @@
 #include <ctime>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

@@ -15,11 +15,11 @@
 #include <map>
 #include <string>
 
-#include "rpiboot/boot.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/metadata.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/board.hpp"
 #include "virtualpi/builtin_scenarios.hpp"

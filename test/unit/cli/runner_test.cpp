@@ -11,7 +11,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario_builder.hpp"

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/profile.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

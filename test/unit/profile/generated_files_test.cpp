@@ -10,9 +10,9 @@
 
 #include "../boot/boot_harness.hpp"
 #include "../signing/synthetic_eeprom.hpp"
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/profile.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/profile/profile.hpp"
+#include "rpiboot/signing/signature.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

@@ -1,6 +1,6 @@
 // FAT boot images: our writer checked by fsck.fat, mtools and our own reader,
 // and our reader checked against a real boot image and mtools.
-#include "rpiboot/boot_image.hpp"
+#include "rpiboot/image/boot_image.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <set>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "test_support.hpp"
 #include "thrown_by.hpp"

@@ -1,5 +1,5 @@
 // EEPROM image parsing and in-place configuration replacement (protocol-details.md §8.2).
-#include "rpiboot/eeprom_image.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "synthetic_eeprom.hpp"
 #include "test_support.hpp"
 #include "thrown_by.hpp"

@@ -1,5 +1,5 @@
 // Digests, RSA-2048 signatures and .sig files, cross-checked with the openssl CLI.
-#include "rpiboot/signature.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "test_support.hpp"
 #include "thrown_by.hpp"

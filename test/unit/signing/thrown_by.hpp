@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot::testing {
 

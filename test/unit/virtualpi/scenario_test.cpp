@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario_builder.hpp"
 

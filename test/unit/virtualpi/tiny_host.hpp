@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/transport.hpp"
 
 namespace virtualpi::testing {
 

@@ -1,6 +1,6 @@
 #include "board_slot.hpp"
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "wire.hpp"
 
 namespace usbip {

@@ -4,8 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/error.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 
 namespace usbip {

@@ -25,8 +25,8 @@
 
 #include "board_slot.hpp"
 #include "board_spec.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/error.hpp"
 #include "verdict.hpp"
 #include "vhci.hpp"
 

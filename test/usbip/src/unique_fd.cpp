@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace usbip {
 namespace {

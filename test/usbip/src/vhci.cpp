@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace usbip {
 namespace fs = std::filesystem;

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace usbip {
 namespace {

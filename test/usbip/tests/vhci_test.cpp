@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace usbip {
 namespace {

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "board_core.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scenario_internal.hpp"
 #include "sha256.hpp"
 #include "virtualpi/c40.hpp"

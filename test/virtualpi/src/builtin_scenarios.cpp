@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scenario_internal.hpp"
 #include "virtualpi/scenario_builder.hpp"
 

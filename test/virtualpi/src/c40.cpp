@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace virtualpi {
 namespace {

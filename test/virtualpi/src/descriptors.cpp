@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace virtualpi {
 namespace {

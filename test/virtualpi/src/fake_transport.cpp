@@ -1,6 +1,6 @@
 #include "virtualpi/fake_transport.hpp"
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace virtualpi {
 namespace {

@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scenario_internal.hpp"
 #include "sha256.hpp"
 #include "virtualpi/c40.hpp"

@@ -1,6 +1,6 @@
 #include "virtualpi/scenario_builder.hpp"
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scenario_internal.hpp"
 
 namespace virtualpi {

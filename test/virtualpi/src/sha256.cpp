@@ -4,7 +4,7 @@
 
 #include <cctype>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace virtualpi::detail {
 

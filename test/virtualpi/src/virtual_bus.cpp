@@ -7,7 +7,7 @@
 #include <mutex>
 #include <thread>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "virtualpi/fake_transport.hpp"
 
 namespace virtualpi {

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/device.hpp"
+#include "rpiboot/core/device.hpp"
 
 namespace virtualpi {
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/transport.hpp"
 #include "virtualpi/usb_device.hpp"
 
 namespace virtualpi {

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/device.hpp"
+#include "rpiboot/core/device.hpp"
 #include "virtualpi/descriptors.hpp"
 
 namespace virtualpi {

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/transport.hpp"
 #include "virtualpi/board.hpp"
 
 namespace virtualpi {

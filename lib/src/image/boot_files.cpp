@@ -6,8 +6,8 @@
 #include <string>
 #include <system_error>
 
-#include "rpiboot/boot_image.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/boot_image.hpp"
 
 namespace rpiboot {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/file_source.hpp"
-#include "rpiboot/link.hpp"
-#include "rpiboot/observer.hpp"
+#include "rpiboot/core/file_source.hpp"
+#include "rpiboot/core/link.hpp"
+#include "rpiboot/core/observer.hpp"
 
 namespace rpiboot {
 

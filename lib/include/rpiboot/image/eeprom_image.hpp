@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/signature.hpp"
+#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

@@ -9,12 +9,12 @@
 #include <cstdint>
 #include <optional>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/file_server.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/observer.hpp"
-#include "rpiboot/rom_stage.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/file_server.hpp"
+#include "rpiboot/core/observer.hpp"
+#include "rpiboot/core/rom_stage.hpp"
+#include "rpiboot/core/transport.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
 
 namespace rpiboot {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <span>
 
-#include "rpiboot/observer.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/observer.hpp"
+#include "rpiboot/core/transport.hpp"
 
 namespace rpiboot {
 

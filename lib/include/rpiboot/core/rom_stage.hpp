@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <span>
 
-#include "rpiboot/link.hpp"
-#include "rpiboot/observer.hpp"
+#include "rpiboot/core/link.hpp"
+#include "rpiboot/core/observer.hpp"
 
 namespace rpiboot {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/transport.hpp"
 
 struct libusb_context;
 struct libusb_device;

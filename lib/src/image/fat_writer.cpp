@@ -9,8 +9,8 @@
 #include <string>
 
 #include "fat_common.hpp"
-#include "rpiboot/boot_image.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/boot_image.hpp"
 
 namespace rpiboot {
 

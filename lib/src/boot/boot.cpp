@@ -1,9 +1,9 @@
-#include "rpiboot/boot.hpp"
+#include "rpiboot/boot/boot.hpp"
 
 #include <algorithm>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 

@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/file_source.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/file_source.hpp"
 
 namespace rpiboot {
 

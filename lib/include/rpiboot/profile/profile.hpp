@@ -20,9 +20,9 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/boot.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/firmware.hpp"
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
 
 namespace rpiboot {
 

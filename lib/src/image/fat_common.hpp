@@ -6,7 +6,7 @@
 #include <ctime>
 #include <string>
 
-#include "rpiboot/boot_image.hpp"
+#include "rpiboot/image/boot_image.hpp"
 
 namespace rpiboot::fat {
 

@@ -1,11 +1,11 @@
 // EEPROM image section chain and in-place file replacement (protocol-details.md §8.2).
-#include "rpiboot/eeprom_image.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 
