@@ -18,8 +18,8 @@
 #include "rpiboot/firmware/file_cache.hpp"
 #include "stage_worker.hpp"
 #include "udev_watcher.hpp"
-#include "virtual_control.hpp"
-#include "virtual_source.hpp"
+#include "virtual/virtual_control.hpp"
+#include "virtual/virtual_source.hpp"
 
 #ifndef RPIBOOT_VERSION
 #define RPIBOOT_VERSION "0.0.0"

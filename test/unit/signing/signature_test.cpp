@@ -9,17 +9,17 @@
 
 #include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
-#include "test_support.hpp"
-#include "thrown_by.hpp"
+#include "rpiboot_test/test_keys.hpp"
+#include "rpiboot_test/thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
 
+using rpiboot::test::run;
 using rpiboot::test::ScratchDir;
-using rpiboot::testing::run;
-using rpiboot::testing::shellQuote;
-using rpiboot::testing::testKeys;
-using rpiboot::testing::thrownBy;
+using rpiboot::test::shellQuote;
+using rpiboot::test::testKeys;
+using rpiboot::test::thrownBy;
 using ::testing::HasSubstr;
 
 Bytes bytesOf(std::string_view s) {
@@ -230,7 +230,7 @@ class HsmSignerTest : public SignatureTest {
   protected:
     std::filesystem::path wrapper(const std::string& body) {
         auto path = scratch / "hsm-wrapper";
-        testing::writeText(path, "#!/bin/sh\n" + body);
+        test::writeText(path, "#!/bin/sh\n" + body);
         std::filesystem::permissions(path, std::filesystem::perms::owner_all);
         return path;
     }

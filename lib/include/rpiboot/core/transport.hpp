@@ -3,7 +3,7 @@
 // A Transport moves bytes to and from one opened boot-mode device: vendor
 // control transfers on endpoint 0 and bulk OUT transfers on the selected
 // interface. Implementations: LibusbTransport (real hardware) and the
-// in-process fake of test/virtualpi. A Transport never interprets what it
+// in-process fake of the simulator (sim/). A Transport never interprets what it
 // carries and never retries; it throws rpiboot::Error with Errc::DeviceGone
 // when the device has left the bus, so callers can tell an unplug from a
 // failure.
