@@ -3,7 +3,7 @@
 #include "journal.hpp"
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpibootd {
 

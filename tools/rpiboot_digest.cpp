@@ -8,7 +8,10 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -8,7 +8,9 @@
 
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/image/eeprom_image.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "tool_main.hpp"
 
 namespace {

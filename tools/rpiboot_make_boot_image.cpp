@@ -10,7 +10,9 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/image/boot_image.hpp"
+#include "rpiboot/image/boot_files.hpp"
+#include "rpiboot/image/fat_reader.hpp"
+#include "rpiboot/image/fat_writer.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -14,7 +14,8 @@
 #include <random>
 #include <thread>
 
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
 #include "rpiboot_test/live_daemon.hpp"
 
 namespace rpibootd {

@@ -1,4 +1,6 @@
 // Gathering and pruning the files of a boot image (protocol-details.md §8.5).
+#include "rpiboot/image/boot_files.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <system_error>
 
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/image/boot_image.hpp"
 
 namespace rpiboot {
 

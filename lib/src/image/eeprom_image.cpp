@@ -6,6 +6,7 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpiboot {
 

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <string>
 
-#include "rpiboot/image/boot_image.hpp"
+#include "rpiboot/image/fat_writer.hpp"
 
 namespace rpiboot::fat {
 

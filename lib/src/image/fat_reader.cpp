@@ -1,4 +1,6 @@
 // Reads FAT12/16/32 images in memory, trusting no number they contain.
+#include "rpiboot/image/fat_reader.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -6,7 +8,7 @@
 
 #include "fat_common.hpp"
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/image/boot_image.hpp"
+#include "rpiboot/image/fat_writer.hpp"
 
 namespace rpiboot {
 

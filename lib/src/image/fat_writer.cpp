@@ -1,4 +1,6 @@
 // Writes a bare FAT12/16/32 boot image in memory (protocol.md §11).
+#include "rpiboot/image/fat_writer.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -10,7 +12,7 @@
 
 #include "fat_common.hpp"
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/image/boot_image.hpp"
+#include "rpiboot/image/boot_files.hpp"
 
 namespace rpiboot {
 

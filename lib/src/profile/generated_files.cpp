@@ -6,7 +6,10 @@
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/image/eeprom_image.hpp"
 #include "rpiboot/profile/profile.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpiboot {
 

@@ -1,4 +1,6 @@
 // Hex and whole-file helpers shared by the signing tools and library.
+#include "rpiboot/signing/bytes_io.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <utility>
 
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/signing/signature.hpp"
 
 namespace rpiboot {
 

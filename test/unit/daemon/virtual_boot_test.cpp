@@ -19,7 +19,7 @@
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 #include "rpiboot/image/eeprom_image.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
 #include "rpiboot_test/daemon_process.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "rpiboot_test/synthetic_eeprom.hpp"

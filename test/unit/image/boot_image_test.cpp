@@ -1,7 +1,5 @@
 // FAT boot images: our writer checked by fsck.fat, mtools and our own reader,
 // and our reader checked against a real boot image and mtools.
-#include "rpiboot/image/boot_image.hpp"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +9,9 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/image/boot_files.hpp"
+#include "rpiboot/image/fat_reader.hpp"
+#include "rpiboot/image/fat_writer.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "rpiboot_test/test_keys.hpp"
 #include "rpiboot_test/thrown_by.hpp"

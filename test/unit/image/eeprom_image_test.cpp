@@ -8,6 +8,8 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "rpiboot_test/synthetic_eeprom.hpp"
 #include "rpiboot_test/test_keys.hpp"
 #include "rpiboot_test/thrown_by.hpp"

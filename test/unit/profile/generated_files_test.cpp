@@ -10,7 +10,9 @@
 
 #include "rpiboot/image/eeprom_image.hpp"
 #include "rpiboot/profile/profile.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "rpiboot_test/boot_harness.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "rpiboot_test/synthetic_eeprom.hpp"

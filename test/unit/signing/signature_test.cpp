@@ -1,6 +1,4 @@
 // Digests, RSA-2048 signatures and .sig files, cross-checked with the openssl CLI.
-#include "rpiboot/signing/signature.hpp"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +6,10 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "rpiboot_test/test_keys.hpp"
 #include "rpiboot_test/thrown_by.hpp"

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
 #include "rpiboot_test/synthetic_eeprom.hpp"
 
 int main(int argc, char** argv) {

@@ -17,7 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "rpiboot/signing/signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
 
 namespace rpiboot {
 
