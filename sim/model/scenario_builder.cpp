@@ -53,11 +53,6 @@ ScenarioBuilder& ScenarioBuilder::romFault(Fault fault) {
     return *this;
 }
 
-ScenarioBuilder& ScenarioBuilder::secondStageShape(SecondStageShape shape) {
-    scenario_.secondStage = shape;
-    return *this;
-}
-
 ScenarioBuilder& ScenarioBuilder::file(std::string fileName, std::optional<std::string> sha256) {
     Step s;
     s.kind = StepKind::File;
@@ -165,16 +160,6 @@ ScenarioBuilder& ScenarioBuilder::withFault(Fault fault) {
     return *this;
 }
 
-ScenarioBuilder& ScenarioBuilder::withDelay(std::chrono::milliseconds delay) {
-    last().delay = delay;
-    return *this;
-}
-
-ScenarioBuilder& ScenarioBuilder::withSize(std::uint64_t size) {
-    last().size = size;
-    return *this;
-}
-
 ScenarioBuilder& ScenarioBuilder::withMaxSize(std::uint64_t size) {
     last().maxSize = size;
     return *this;
@@ -182,11 +167,6 @@ ScenarioBuilder& ScenarioBuilder::withMaxSize(std::uint64_t size) {
 
 ScenarioBuilder& ScenarioBuilder::repeated(unsigned times) {
     last().repeat = times;
-    return *this;
-}
-
-ScenarioBuilder& ScenarioBuilder::finalIdentity(FinalIdentity identity) {
-    scenario_.final = std::move(identity);
     return *this;
 }
 

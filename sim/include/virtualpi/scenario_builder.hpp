@@ -24,7 +24,6 @@ class ScenarioBuilder {
     ScenarioBuilder& romReturnCodes(std::vector<std::uint32_t> codes);
     ScenarioBuilder& romConfigQuirk(bool on = true);
     ScenarioBuilder& romFault(Fault fault);
-    ScenarioBuilder& secondStageShape(SecondStageShape shape);
 
     ScenarioBuilder& file(std::string fileName, std::optional<std::string> sha256 = {});
     ScenarioBuilder& optionalFile(std::string fileName, std::optional<std::string> sha256 = {});
@@ -43,12 +42,9 @@ class ScenarioBuilder {
 
     // Modify the step added last.
     ScenarioBuilder& withFault(Fault fault);
-    ScenarioBuilder& withDelay(std::chrono::milliseconds delay);
-    ScenarioBuilder& withSize(std::uint64_t size);
     ScenarioBuilder& withMaxSize(std::uint64_t size);
     ScenarioBuilder& repeated(unsigned times);
 
-    ScenarioBuilder& finalIdentity(FinalIdentity identity);
     ScenarioBuilder& massStorageGadgetAfterBoot(std::vector<std::string> disks = {"mmcblk0"});
     ScenarioBuilder& timing(Timing timing);
     ScenarioBuilder& bulkBytesPerSecond(std::uint64_t rate);
