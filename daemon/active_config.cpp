@@ -3,6 +3,7 @@
 #include "journal.hpp"
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/profile/generated_files.hpp"
 #include "rpiboot/signing/signature_file.hpp"
 
 namespace rpibootd {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rpiboot/firmware/firmware_set.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
 #include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot {

@@ -16,6 +16,7 @@
 #include "fuzz_support.hpp"
 #include "rpiboot/core/device.hpp"
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
 #include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot::fuzz {

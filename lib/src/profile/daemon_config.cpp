@@ -1,3 +1,5 @@
+#include "rpiboot/profile/daemon_config.hpp"
+
 #include <fnmatch.h>
 
 #include <algorithm>

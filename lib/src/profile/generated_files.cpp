@@ -1,3 +1,5 @@
+#include "rpiboot/profile/generated_files.hpp"
+
 #include <fstream>
 #include <iterator>
 #include <optional>

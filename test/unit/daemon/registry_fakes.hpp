@@ -16,6 +16,7 @@
 #include "board_registry.hpp"
 #include "board_status.hpp"
 #include "event_loop.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
 #include "rpiboot/profile/profile.hpp"
 #include "stage_worker.hpp"
 

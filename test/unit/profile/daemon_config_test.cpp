@@ -1,4 +1,6 @@
 // The daemon configuration: validation, profile directories and rule matching.
+#include "rpiboot/profile/daemon_config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>

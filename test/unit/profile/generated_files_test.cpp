@@ -4,6 +4,8 @@
 // (boot.img with a boot.sig). The recovery boots run virtual 2711 and 2712
 // boards, which hash what they receive; every expectation is derived here
 // independently (OpenSSL EVP and the openssl CLI), not by the code under test.
+#include "rpiboot/profile/generated_files.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>

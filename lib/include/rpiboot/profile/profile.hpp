@@ -1,14 +1,12 @@
-// Boot profiles and the daemon configuration that chooses between them.
+// Boot profiles (config/profiles/*.json): a profile names a firmware set, its
+// overlays, where metadata goes, signed boot and timeouts.
 //
-// A profile (config/profiles/*.json) names a firmware set, its overlays,
-// where metadata goes, signed boot and timeouts. The daemon configuration
-// (/etc/rpibootd/rpibootd.json) says where profiles and firmware live and
-// which profile a board gets, by chip, port-path glob or serial. This module
-// parses and validates both, strictly: an unknown key is an error (typo
-// protection) and every error names the file, the JSON pointer of the
-// offending key and the reason. It only reads files; it never touches a
-// device and never builds firmware sets (callers decide when); it builds a
-// profile's generated files (pieeprom.bin, boot.sig) only when asked to.
+// This area parses and validates profiles and the daemon configuration
+// (daemon_config.hpp) strictly: an unknown key is an error (typo protection)
+// and every error names the file, the JSON pointer of the offending key and
+// the reason. It only reads files; it never touches a device and never builds
+// firmware sets (callers decide when); it builds a profile's generated files
+// (pieeprom.bin, boot.sig, generated_files.hpp) only when asked to.
 #pragma once
 
 #include <chrono>
@@ -84,57 +82,6 @@ struct Profile {
     BootOptions bootOptions() const;
 };
 
-// One selection rule of the daemon configuration. Every key present must
-// match; a rule with none matches every board.
-struct ProfileRule {
-    std::optional<Chip> chip;  // "chip": "2711", "BCM2712", "2763" (PID), ...
-    std::string port;          // "port": fnmatch glob on the USB port path, "1-1.*"
-    std::string serial;        // "serial": fnmatch glob on the ROM serial, case-insensitive
-    std::string profile;
-    std::string pointer;  // "/rules/2", for messages
-};
-
-inline constexpr const char* kDefaultProfilesDir = "/etc/rpibootd/profiles";
-
-struct DaemonConfig {
-    std::string source;  // the file it came from; "built-in defaults" when absent
-    // Extra profile directory; its files add to or replace the built-in
-    // profiles by name. Empty: built-in profiles only.
-    std::filesystem::path profilesDir;
-    // True while profilesDir is the default: then a missing directory is fine.
-    bool profilesDirOptional = false;
-    std::filesystem::path firmwareDir;
-    std::string defaultProfile = "msd";
-    std::vector<ProfileRule> rules;
-    // A disconnected board's record is forgotten after this long (0: at once).
-    std::chrono::milliseconds forgetAfter{60000};
-};
-
-// What a rule looks at: known when a board shows up.
-struct BoardMatchKey {
-    Chip chip = Chip::Bcm2711;
-    std::string port;
-    std::string serial;
-};
-
-// A profile's text with the label used in messages (a path or "built-in:msd").
-struct ProfileText {
-    std::string label;
-    std::string text;
-};
-
-// Everything a daemon runs on: its configuration and the profiles by name.
-struct Configuration {
-    DaemonConfig daemon;
-    std::map<std::string, Profile> profiles;
-
-    // First rule that matches wins; no match: the default profile.
-    const Profile& select(const BoardMatchKey& board) const;
-    // The rule select() follows, nullptr when the default profile applies.
-    const ProfileRule* matchingRule(const BoardMatchKey& board) const;
-    std::vector<std::string> profileNames() const;
-};
-
 // All of these throw Error(Errc::InvalidArgument, "<file>: <pointer>: <reason>")
 // for invalid content and Error(Errc::NotFound, ...) for a missing file.
 
@@ -143,34 +90,6 @@ Profile parseProfile(std::string_view text, std::string_view label,
                      const std::filesystem::path& firmwareBase);
 Profile loadProfileFile(const std::filesystem::path& file,
                         const std::filesystem::path& firmwareBase);
-
-// Built-in defaults: the compiled-in firmware directory, the optional
-// /etc/rpibootd/profiles, profile "msd", and one rule: BCM2712 boards get
-// "mass-storage-gadget". A configuration file replaces the rules entirely.
-DaemonConfig defaultDaemonConfig();
-DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label);
-// A missing file gives defaultDaemonConfig() only when `optional` is true.
-DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional);
-
-struct ConfigurationOverrides {
-    std::optional<std::filesystem::path> firmwareDir;
-    std::optional<std::filesystem::path> profilesDir;
-};
-
-// Parses the built-in profiles, then every *.json in the profile directory
-// (which replace built-ins of the same name), and checks that the default
-// profile and every rule's profile exist. Nothing is kept from a failed load.
-Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileText>& builtins,
-                                 const ConfigurationOverrides& overrides = {});
-
-// The files a profile's "eeprom" / "sign_boot_image" sections produce, keyed
-// for FirmwareSetConfig::generated ("2711/pieeprom.bin", "2712/boot.sig", ...),
-// signed at `timestamp`. Reads the images, boot.conf and keys, and runs the
-// HSM wrapper if one is named. Empty for a profile without those sections.
-// Throws rpiboot::Error naming the profile, the file and the reason (missing
-// image, an image of no known EEPROM size, a bad key, a failed signature).
-std::map<std::string, ServedFile, std::less<>> generateProfileFiles(const Profile& profile,
-                                                                    std::int64_t timestamp);
 
 // The compiled-in firmware base directory (RPIBOOT_DEFAULT_FIRMWARE_DIR).
 std::filesystem::path defaultFirmwareDir();
