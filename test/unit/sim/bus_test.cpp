@@ -13,7 +13,7 @@
 namespace virtualpi {
 namespace {
 
-using namespace virtualpi::testing;
+using namespace rpiboot::test;
 using rpiboot::Chip;
 
 // Boots whatever appears on the bus, each device on its own thread, serving

@@ -15,7 +15,10 @@
 #include "virtualpi/usb_device.hpp"
 #include "wire.hpp"
 
-namespace usbip::testing {
+namespace rpiboot::test {
+
+// The kernel's side of USB/IP, in the front-end's terms.
+using namespace ::usbip;
 
 struct Answer {
     std::uint32_t command = 0;
@@ -174,4 +177,4 @@ class FakeKernel {
     std::vector<Answer> early_;
 };
 
-}  // namespace usbip::testing
+}  // namespace rpiboot::test

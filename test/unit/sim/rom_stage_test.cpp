@@ -9,7 +9,7 @@
 namespace virtualpi {
 namespace {
 
-using namespace virtualpi::testing;
+using namespace rpiboot::test;
 using rpiboot::Chip;
 
 const std::string kBootcode4Sha =

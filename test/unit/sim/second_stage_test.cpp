@@ -11,7 +11,7 @@
 namespace virtualpi {
 namespace {
 
-using namespace virtualpi::testing;
+using namespace rpiboot::test;
 using rpiboot::Chip;
 
 std::string sha256Of(const Bytes& b) {

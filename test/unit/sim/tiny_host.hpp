@@ -17,7 +17,7 @@
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/core/transport.hpp"
 
-namespace virtualpi::testing {
+namespace rpiboot::test {
 
 using Bytes = std::vector<std::uint8_t>;
 using namespace std::chrono_literals;
@@ -153,4 +153,4 @@ class TinyHost {
     rpiboot::Transport& t_;
 };
 
-}  // namespace virtualpi::testing
+}  // namespace rpiboot::test

@@ -16,7 +16,7 @@ namespace usbip {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::FakeKernel;
+using rpiboot::test::FakeKernel;
 using virtualpi::SetupPacket;
 
 constexpr std::uint8_t kIn = 0x80;
