@@ -23,15 +23,7 @@ namespace rpibootd {
 namespace {
 
 namespace fs = std::filesystem;
-using rpiboot::test::BusClient;
-using rpiboot::test::BusPolicy;
-using rpiboot::test::CommandResult;
-using rpiboot::test::DaemonProcess;
-using rpiboot::test::devicePath;
-using rpiboot::test::prepareFirmware;
-using rpiboot::test::PrivateBus;
-using rpiboot::test::SeenSignal;
-using rpiboot::test::writeFile;
+using namespace rpiboot::test;
 
 constexpr const char* kService = "io.rpibootd1";
 constexpr const char* kManagerPath = "/io/rpibootd1";

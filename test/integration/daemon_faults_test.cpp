@@ -21,15 +21,7 @@ namespace rpibootd {
 namespace {
 
 namespace fs = std::filesystem;
-using rpiboot::test::BusClient;
-using rpiboot::test::BusPolicy;
-using rpiboot::test::DaemonProcess;
-using rpiboot::test::devicePath;
-using rpiboot::test::prepareFirmware;
-using rpiboot::test::PrivateBus;
-using rpiboot::test::procFigures;
-using rpiboot::test::ProcFigures;
-using rpiboot::test::writeFile;
+using namespace rpiboot::test;
 
 constexpr const char* kDevice = "io.rpibootd1.Device";
 constexpr auto kSettleDeadline = std::chrono::seconds(90);

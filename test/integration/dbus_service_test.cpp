@@ -19,10 +19,7 @@
 namespace rpibootd {
 namespace {
 
-using rpiboot::test::BusClient;
-using rpiboot::test::CommandResult;
-using rpiboot::test::PrivateBus;
-using rpiboot::test::SeenSignal;
+using namespace rpiboot::test;
 
 constexpr const char* kDevice = "io.rpibootd1.Device";
 constexpr const char* kManager = "io.rpibootd1.Manager";

@@ -19,10 +19,7 @@
 namespace rpiboot {
 namespace {
 
-using rpiboot::test::run;
-using rpiboot::test::ScratchDir;
-using rpiboot::test::shellQuote;
-using rpiboot::test::thrownBy;
+using namespace rpiboot::test;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kFixtures = RPIBOOT_FIXTURES_DIR;

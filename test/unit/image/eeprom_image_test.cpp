@@ -17,11 +17,7 @@
 namespace rpiboot {
 namespace {
 
-using rpiboot::test::makeEeprom2711;
-using rpiboot::test::makeEeprom2712;
-using rpiboot::test::SyntheticEeprom;
-using rpiboot::test::testKeys;
-using rpiboot::test::thrownBy;
+using namespace rpiboot::test;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kFixtures = RPIBOOT_FIXTURES_DIR;

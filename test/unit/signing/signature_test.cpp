@@ -17,11 +17,7 @@
 namespace rpiboot {
 namespace {
 
-using rpiboot::test::run;
-using rpiboot::test::ScratchDir;
-using rpiboot::test::shellQuote;
-using rpiboot::test::testKeys;
-using rpiboot::test::thrownBy;
+using namespace rpiboot::test;
 using ::testing::HasSubstr;
 
 Bytes bytesOf(std::string_view s) {
