@@ -8,9 +8,12 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/bootcode_signature.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bootcode_signature.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -11,8 +11,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
 
 namespace rpiboot::tools {
 

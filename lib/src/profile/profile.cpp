@@ -1,11 +1,11 @@
-#include "rpiboot/profile.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 #include <fstream>
 #include <sstream>
 
 #include "profile/json_reader.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
 
 #ifndef RPIBOOT_DEFAULT_FIRMWARE_DIR
 #define RPIBOOT_DEFAULT_FIRMWARE_DIR "/usr/share/rpibootd/firmware"

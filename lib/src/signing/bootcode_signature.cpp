@@ -1,9 +1,9 @@
 // BCM2712 loader signature blocks (protocol.md §10.6).
-#include "rpiboot/bootcode_signature.hpp"
+#include "rpiboot/signing/bootcode_signature.hpp"
 
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 

@@ -3,6 +3,8 @@
 // uses the ENGINE interface that OpenSSL 3 still provides but marks deprecated.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
+#include "rpiboot/signing/pkcs11_signer.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
@@ -16,8 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpiboot {
 

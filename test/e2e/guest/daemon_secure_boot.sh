@@ -17,7 +17,7 @@ install_udev_rules
 
 fw=$work/fw/secure
 mkdir -p "$fw/2712" "$work/profiles"
-"$build/tools/rpiboot-test-eeprom" 2712 "$fw/2712/pieeprom.original.bin"
+"$build/test/unit/tools/rpiboot-test-eeprom" 2712 "$fw/2712/pieeprom.original.bin"
 cp "$fixtures/recovery/boot.conf" "$fw/boot.conf"
 printf 'uart_2ndstage=1\n' >"$fw/config.txt"
 # Raspberry Pi's signed 2712 loader stands in for recovery.bin.

@@ -8,12 +8,17 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "../boot/boot_harness.hpp"
-#include "../signing/synthetic_eeprom.hpp"
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/profile.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
+#include "rpiboot/profile/generated_files.hpp"
+#include "rpiboot/profile/profile.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
+#include "rpiboot_test/boot_harness.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
+#include "rpiboot_test/synthetic_eeprom.hpp"
 
 namespace rpiboot {
 namespace {
@@ -109,8 +114,8 @@ void expectCounterSigned(const Bytes& original, const Bytes& signedLoader, const
 // recovery/ with the loaders, bootfiles.bin and secure-boot-msd/.
 struct Tree {
     ScratchDir dir;
-    Bytes eeprom2711 = testing::makeEeprom2711();
-    Bytes eeprom2712 = testing::makeEeprom2712();
+    Bytes eeprom2711 = test::makeEeprom2711();
+    Bytes eeprom2712 = test::makeEeprom2712();
     Bytes loader2712;
     Tree() {
         dir.writeBytes("secure-boot-recovery/2711/pieeprom.original.bin", eeprom2711);

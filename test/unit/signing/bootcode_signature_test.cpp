@@ -1,26 +1,28 @@
 // BCM2712 signature blocks and the EEPROM edits counter-signing needs. Each
 // block is checked with the openssl command line; offsets come from the
 // format (docs/protocol.md §10), not from the code under test.
-#include "rpiboot/bootcode_signature.hpp"
+#include "rpiboot/signing/bootcode_signature.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
-#include "synthetic_eeprom.hpp"
-#include "test_support.hpp"
-#include "thrown_by.hpp"
+#include "rpiboot_test/synthetic_eeprom.hpp"
+#include "rpiboot_test/test_keys.hpp"
+#include "rpiboot_test/thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
 
+using rpiboot::test::run;
 using rpiboot::test::ScratchDir;
-using rpiboot::testing::run;
-using rpiboot::testing::shellQuote;
-using rpiboot::testing::testKeys;
-using rpiboot::testing::thrownBy;
+using rpiboot::test::shellQuote;
+using rpiboot::test::testKeys;
+using rpiboot::test::thrownBy;
 using ::testing::HasSubstr;
 
 Bytes pattern(std::size_t n, std::uint8_t seed) {
@@ -104,7 +106,7 @@ TEST(BootcodeSignature, RefusesBadKeyNumbersVersionsSizesAndMismatchedKeys) {
 }
 
 TEST(EepromLoaders, BootcodeReplacementPadsUpToTheNextSection) {
-    EepromImage image = EepromImage::parse(testing::makeEeprom2712(), "2712");
+    EepromImage image = EepromImage::parse(test::makeEeprom2712(), "2712");
     ASSERT_TRUE(image.isAbImage());
     const Bytes loader = pattern(25984 + 532, 9);
     image.replaceBootcode(loader);
@@ -125,7 +127,7 @@ TEST(EepromLoaders, BootcodeReplacementPadsUpToTheNextSection) {
 }
 
 TEST(EepromLoaders, BootsysGrowsIntoItsPaddingAndTimestampsLandInBothCopies) {
-    EepromImage image = EepromImage::parse(testing::makeEeprom2712(), "2712");
+    EepromImage image = EepromImage::parse(test::makeEeprom2712(), "2712");
     const Bytes bootsys = pattern(78332 + 532, 5);
     image.replaceBootsys(bootsys);
     EXPECT_EQ(*image.file("bootsys"), bootsys);
@@ -137,7 +139,7 @@ TEST(EepromLoaders, BootsysGrowsIntoItsPaddingAndTimestampsLandInBothCopies) {
               expected);
     EXPECT_EQ(*image.file("updatetime"), expected);
 
-    EepromImage image2711 = EepromImage::parse(testing::makeEeprom2711(), "2711");
+    EepromImage image2711 = EepromImage::parse(test::makeEeprom2711(), "2711");
     EXPECT_FALSE(image2711.isAbImage());
     const Bytes before = *image2711.file("updatetime");
     image2711.setUpdateTimestamp(1700000000);
