@@ -319,6 +319,27 @@ void EepromImage::setPublicKey(const RsaKey& key) {
     replaceFile("pubkey.bin", key.pubkeyBin());
 }
 
+std::optional<std::int64_t> eepromBuildTimestamp(ByteView image) {
+    static constexpr std::string_view kTag = "BUILD_TIMESTAMP=";
+    const auto* begin = reinterpret_cast<const char*>(image.data());
+    const std::string_view text(begin, image.size());
+    for (std::size_t at = text.find(kTag); at != std::string_view::npos;
+         at = text.find(kTag, at + 1)) {
+        std::size_t end = at + kTag.size();
+        std::int64_t value = 0;
+        std::size_t digits = 0;
+        while (end < text.size() && digits < 12 && text[end] >= '0' && text[end] <= '9') {
+            value = value * 10 + (text[end] - '0');
+            ++end;
+            ++digits;
+        }
+        if (digits > 0) {
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
 RecoveryEeprom buildRecoveryEeprom(ByteView original, std::string_view originName,
                                    std::string_view config, std::int64_t timestamp,
                                    const Signer* signer, const RsaKey* publicKey,
@@ -327,6 +348,15 @@ RecoveryEeprom buildRecoveryEeprom(ByteView original, std::string_view originNam
         EepromImage::parse(Bytes(original.begin(), original.end()), std::string(originName));
     const RsaKey* key = nullptr;
     if (signer != nullptr) {
+        if (auto built = eepromBuildTimestamp(original);
+            built && *built < kSecureBootMinBuildTimestamp) {
+            throw Error(Errc::InvalidArgument,
+                        std::string(originName) + " was built at " + std::to_string(*built) +
+                            " (BUILD_TIMESTAMP), before the bootloader supported secure boot "
+                            "(" +
+                            std::to_string(kSecureBootMinBuildTimestamp) +
+                            ", 2021-09-20); use a newer image");
+        }
         key = publicKey != nullptr ? publicKey : signer->publicKey();
         if (key == nullptr) {
             throw Error(Errc::InvalidArgument,

@@ -109,6 +109,12 @@ class EepromImage {
     std::vector<EepromSection> sections_;
 };
 
+// The first secure-boot capable bootloader was built at this time (2021-09-20).
+inline constexpr std::int64_t kSecureBootMinBuildTimestamp = 1632136573;
+
+// The "BUILD_TIMESTAMP=N" a bootloader image carries as text, if any.
+std::optional<std::int64_t> eepromBuildTimestamp(ByteView image);
+
 // What the recovery / secure-boot-recovery profiles serve (protocol-details.md §8.3).
 struct RecoveryEeprom {
     Bytes image;         // pieeprom.bin
@@ -116,10 +122,11 @@ struct RecoveryEeprom {
 };
 
 // Builds pieeprom.bin from `original` with `config` as bootconf.txt, and its
-// pieeprom.sig. With `signer`, also embeds bootconf.sig (config signed at
-// `timestamp`) and pubkey.bin; `publicKey` is required when the signer does
-// not hold the key itself (an HSM), and the signature is checked with it
-// before it is embedded.
+// pieeprom.sig. With a signer, an image whose BUILD_TIMESTAMP is older than
+// kSecureBootMinBuildTimestamp is refused (Errc::InvalidArgument). With `signer`, also embeds
+// bootconf.sig (config signed at `timestamp`) and pubkey.bin; `publicKey` is required when the
+// signer does not hold the key itself (an HSM), and the signature is checked with it before it is
+// embedded.
 //
 // With `counterSign` (BCM2712 images only; needs a signer), the EEPROM's
 // bootcode and, on A/B images, its bootsys are first counter-signed with the
