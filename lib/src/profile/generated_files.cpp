@@ -119,7 +119,8 @@ bool isSwitchLine(std::string_view line) {
     }
     line = line.substr(start);
     for (std::string_view key :
-         {"program_pubkey", "revoke_devkey", "program_jtag_lock", "recovery_metadata"}) {
+         {"program_pubkey", "revoke_devkey", "program_jtag_lock", "recovery_metadata",
+          "eeprom_write_protect", "program_rpiboot_gpio"}) {
         if (line.substr(0, key.size()) == key) {
             std::string_view rest = line.substr(key.size());
             std::size_t eq = rest.find_first_not_of(" \t");
@@ -164,6 +165,9 @@ void addRecoveryConfig(const Profile& profile, const ProfileEeprom& eeprom, Gene
         text += std::string("program_pubkey=") + (eeprom.programPubkey ? "1" : "0") + "\n";
         text += std::string("revoke_devkey=") + (eeprom.revokeDevkey ? "1" : "0") + "\n";
         text += std::string("program_jtag_lock=") + (eeprom.programJtagLock ? "1" : "0") + "\n";
+        if (eeprom.eepromWriteProtect) {
+            text += "eeprom_write_protect=1\n";
+        }
         text += "recovery_metadata=1\n";
         out[std::string(chipFolder(chip)) + "/" + eeprom.recoveryConfig.filename().string()] =
             servedText(text, origin);

@@ -185,7 +185,7 @@ std::optional<ProfileEeprom> readEeprom(ObjectReader& parent, const std::filesys
     ObjectReader r(*node, parent.label(), "/eeprom",
                    {"image", "config", "signing_key", "pkcs11_module", "hsm_wrapper", "public_key",
                     "counter_sign", "counter_sign_recovery", "program_pubkey", "revoke_devkey",
-                    "program_jtag_lock", "recovery_config"});
+                    "program_jtag_lock", "eeprom_write_protect", "recovery_config"});
     ProfileEeprom e;
     e.image = imagePath(r, "/eeprom");
     const auto config = r.string("config");
@@ -199,13 +199,12 @@ std::optional<ProfileEeprom> readEeprom(ObjectReader& parent, const std::filesys
     e.programPubkey = r.boolean("program_pubkey").value_or(false);
     e.revokeDevkey = r.boolean("revoke_devkey").value_or(false);
     e.programJtagLock = r.boolean("program_jtag_lock").value_or(false);
+    e.eepromWriteProtect = r.boolean("eeprom_write_protect").value_or(false);
     e.recoveryConfig = relativeName(r, "/eeprom", "recovery_config", "config.txt");
     const std::pair<bool, const char*> needSigning[] = {
-        {e.counterSign, "counter_sign"},
-        {e.counterSignRecovery, "counter_sign_recovery"},
-        {e.programPubkey, "program_pubkey"},
-        {e.revokeDevkey, "revoke_devkey"},
-        {e.programJtagLock, "program_jtag_lock"}};
+        {e.counterSign, "counter_sign"},          {e.counterSignRecovery, "counter_sign_recovery"},
+        {e.programPubkey, "program_pubkey"},      {e.revokeDevkey, "revoke_devkey"},
+        {e.programJtagLock, "program_jtag_lock"}, {e.eepromWriteProtect, "eeprom_write_protect"}};
     for (const auto& [on, key] : needSigning) {
         if (on && !e.signing.enabled()) {
             fail(r.label(), std::string("/eeprom/") + key,

@@ -124,7 +124,7 @@ struct Tree {
         // The generated config.txt must not inherit these from the file on disk.
         dir.write("secure-boot-recovery/config.txt",
                   "uart_2ndstage=1\nprogram_pubkey=1\nrevoke_devkey=1\nprogram_jtag_lock=1\n"
-                  "recovery_metadata=0\n");
+                  "recovery_metadata=0\nprogram_rpiboot_gpio=8\neeprom_write_protect=1\n");
         dir.write("recovery/2711/bootcode4.bin", slurp(kFixtures / "2711/bootcode4.bin"));
         fs::copy_file(kFixtures / "bootfiles.bin", dir / "bootfiles.bin");
         EXPECT_EQ(
@@ -238,13 +238,17 @@ TEST(SecureBootProfiles, IrreversibleSwitchesComeOnlyFromTheProfile) {
         EXPECT_NE(text.find("program_jtag_lock=0\n"), std::string::npos) << text;
         EXPECT_EQ(text.find("=1\nprogram"), std::string::npos) << text;
         EXPECT_EQ(text.find("recovery_metadata=0"), std::string::npos) << text;
+        EXPECT_EQ(text.find("program_rpiboot_gpio"), std::string::npos) << text;
+        EXPECT_EQ(text.find("eeprom_write_protect"), std::string::npos) << text;
     }
+    profile.eeprom->eepromWriteProtect = true;
     profile.eeprom->programPubkey = true;
     const auto files = generateProfileFiles(profile, kTimestamp);
     const ServedFile& config = files.at("2711/config.txt");
     const std::string text(config.bytes.begin(), config.bytes.end());
     EXPECT_NE(text.find("program_pubkey=1\n"), std::string::npos) << text;
     EXPECT_NE(text.find("program_jtag_lock=0\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("eeprom_write_protect=1\n"), std::string::npos) << text;
 }
 
 TEST(SecureBootProfiles, ShippedProfilesKeepIrreversibleSwitchesOff) {

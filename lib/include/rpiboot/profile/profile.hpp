@@ -71,6 +71,9 @@ struct ProfileEeprom {
     bool programPubkey = false;
     bool revokeDevkey = false;
     bool programJtagLock = false;
+    // eeprom_write_protect=1: protect the EEPROM's status register (effective
+    // with the board's nWP pin); not OTP. Off: the line is left out.
+    bool eepromWriteProtect = false;
     // The config.txt the generated one starts from, resolved in the profile's
     // firmware set per chip (default "config.txt"; a missing one starts empty).
     // Generated whenever signing is enabled, so the switches above are always
