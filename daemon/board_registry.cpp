@@ -154,12 +154,6 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     if (shuttingDown_) {
         return;
     }
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        env_.log.debug("ignoring " + device.id + ": not a boot-mode device",
-                       portFields(device.port));
-        return;
-    }
     Entry* entry = nullptr;
     if (auto it = entries_.find(device.port); it != entries_.end()) {
         entry = it->second.get();
@@ -168,7 +162,8 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     // hubs re-enumerate that way) is still the same board: its serial says so.
     const bool expectedHere =
         entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
-    if (identity->stage == BootStage::SecondStage && !expectedHere && !device.serial.empty()) {
+    if (device.identity.stage == BootStage::SecondStage && !expectedHere &&
+        !device.serial.empty()) {
         if (Entry* other = awaitingWithSerial(device.serial, device.port)) {
             env_.log.info("board " + device.serial + " came back on port " + device.port +
                               " (was " + other->board.status().port + ")",
@@ -193,18 +188,14 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
 }
 
 void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        return;
-    }
-    const rpiboot::Chip chip = identity->chip;
+    const rpiboot::Chip chip = device.identity.chip;
     const std::string chipText(rpiboot::chipName(chip));
     const std::string& port = e.board.status().port;
     e.forgetTimer.reset();
     e.deviceId = device.id;
     e.deviceGone = false;
     e.chip = chip;
-    if (identity->stage == BootStage::Rom) {
+    if (device.identity.stage == BootStage::Rom) {
         e.reenumerateTimer.reset();
         const auto selection = config_->select({chip, port, device.serial});
         e.profile = selection.profile;
@@ -238,11 +229,11 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
     StageRequest request;
     request.session = e.session;
     request.device = device;
-    request.stage = identity->stage;
+    request.stage = device.identity.stage;
     request.board = rpiboot::BoardContext{chip, port, e.board.status().serial};
     request.profile = e.profile;
     request.fields = fieldsOf(e);
-    env_.launcher->launch(std::move(request));
+    env_.launcher.launch(std::move(request), *this);
 }
 
 void BoardRegistry::deviceRemoved(const std::string& id) {
@@ -317,7 +308,7 @@ void BoardRegistry::stageMetadata(std::uint64_t session, const std::string& key,
 
 void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& result) {
     Entry* found = entryBySession(session);
-    env_.launcher->reap(session);
+    env_.launcher.reap(session);
     if (found == nullptr || shuttingDown_) {
         return;
     }
@@ -407,17 +398,6 @@ std::vector<BoardStatus> BoardRegistry::boards() const {
         }
     }
     return out;
-}
-
-std::vector<std::string> BoardRegistry::profileNames() const {
-    return config_->profileNames();
-}
-
-ReloadResult BoardRegistry::reload() {
-    if (!reload_) {
-        return ReloadResult{false, "reloading is not available"};
-    }
-    return reload_();
 }
 
 }  // namespace rpibootd

@@ -60,7 +60,9 @@ std::string statusLine(const RegistryCounts& c) {
            std::to_string(c.done) + " done, " + std::to_string(c.failed) + " failed";
 }
 
-class Daemon {
+// Owns the loop, the registry and the adapters for one run, and answers the
+// D-Bus manager's requests (it is the one that can reload).
+class Daemon final : public ManagerControl {
   public:
     Daemon(const DaemonOptions& options, Logger& log) : options_(options), log_(log) {}
 
@@ -87,11 +89,9 @@ class Daemon {
         }
 
         EventLoop loop;
-        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, realtimeUsec},
+        ThreadStageLauncher launcher(loop, log_);
+        registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, realtimeUsec},
                           std::move(config));
-        ThreadStageLauncher launcher(loop, *registry_, log_);
-        registry_->setLauncher(&launcher);
-        registry_->setReloadHandler([this] { return reload(); });
 
         std::vector<EventSource> signals;
         signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
@@ -122,7 +122,7 @@ class Daemon {
                 DbusOptions dbusOptions;
                 dbusOptions.bus = options_.bus;
                 dbusOptions.version = RPIBOOT_VERSION;
-                dbus = std::make_unique<DbusService>(loop.get(), dbusOptions, *registry_, log_);
+                dbus = std::make_unique<DbusService>(loop, dbusOptions, *this, log_);
                 registry_->setStatusSink(dbus.get());
                 log_.info("serving io.rpibootd1 on the " + options_.bus + " bus as " +
                           dbus->uniqueName());
@@ -172,8 +172,12 @@ class Daemon {
         return status;
     }
 
-  private:
-    ReloadResult reload() {
+    // ManagerControl, for the D-Bus adapter.
+    std::vector<BoardStatus> boards() const override { return registry_->boards(); }
+    std::vector<std::string> profileNames() const override {
+        return registry_->configuration().profileNames();
+    }
+    ReloadResult reload() override {
         sd_notify(0, "RELOADING=1");
         ReloadResult result;
         try {
@@ -190,6 +194,7 @@ class Daemon {
         return result;
     }
 
+  private:
     const DaemonOptions& options_;
     Logger& log_;
     std::shared_ptr<rpiboot::FileCache> cache_;

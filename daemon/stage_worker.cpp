@@ -1,8 +1,10 @@
 #include "stage_worker.hpp"
 
-#include <chrono>
 #include <exception>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include "event_loop.hpp"
 #include "rpiboot/metadata.hpp"
@@ -11,11 +13,13 @@ namespace rpibootd {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-// Progress for the same file goes out at most this often (plus every file
-// boundary), so a fast transfer does not flood the loop or D-Bus.
-constexpr auto kProgressInterval = std::chrono::milliseconds(100);
+// The newest progress of a session that the loop has not taken yet. A worker
+// has at most one delivery of it queued, so a fast transfer never floods the
+// loop; how often clients hear of progress is the D-Bus adapter's business.
+struct ProgressMailbox {
+    std::mutex mutex;
+    std::optional<StageProgress> latest;
+};
 
 // Stops a session at its next transfer once shutdown is requested. The
 // transfer in progress still ends by itself (each has a timeout).
@@ -59,22 +63,34 @@ class WorkerObserver final : public rpiboot::BootObserver {
 
     void onTransferStarted(std::string_view name, std::uint64_t size) override {
         current_ = displayName(name);
-        lastPost_ = SteadyClock::now();
-        postProgress(StageProgress{current_, 0, size, StageProgress::Kind::Started});
+        postBoundary(StageProgress{current_, 0, size, StageProgress::Kind::Started});
     }
 
     void onTransferProgress(std::uint64_t sent, std::uint64_t total) override {
-        const auto now = SteadyClock::now();
-        if (sent < total && now - lastPost_ < kProgressInterval) {
-            return;
+        bool queued = false;
+        {
+            std::lock_guard lock(mailbox_->mutex);
+            queued = mailbox_->latest.has_value();
+            mailbox_->latest = StageProgress{current_, sent, total, StageProgress::Kind::Progress};
         }
-        lastPost_ = now;
-        postProgress(StageProgress{current_, sent, total, StageProgress::Kind::Progress});
+        if (queued) {
+            return;  // the delivery already queued takes this value
+        }
+        post_([session = request_.session, mailbox = mailbox_](StageEvents& events) {
+            std::optional<StageProgress> latest;
+            {
+                std::lock_guard lock(mailbox->mutex);
+                latest.swap(mailbox->latest);
+            }
+            if (latest) {
+                events.stageProgress(session, *latest);
+            }
+        });
     }
 
     void onTransferFinished(std::string_view name, std::uint64_t size) override {
         const std::string shown = displayName(name);
-        postProgress(StageProgress{shown, size, size, StageProgress::Kind::Finished});
+        postBoundary(StageProgress{shown, size, size, StageProgress::Kind::Finished});
         log_.info("sent " + shown + " (" + std::to_string(size) + " bytes)", request_.fields);
     }
 
@@ -114,7 +130,13 @@ class WorkerObserver final : public rpiboot::BootObserver {
         return std::string(name);
     }
 
-    void postProgress(StageProgress progress) {
+    // A file boundary supersedes progress not yet delivered (which would
+    // otherwise arrive after it).
+    void postBoundary(StageProgress progress) {
+        {
+            std::lock_guard lock(mailbox_->mutex);
+            mailbox_->latest.reset();
+        }
         post_([session = request_.session, p = std::move(progress)](StageEvents& events) {
             events.stageProgress(session, p);
         });
@@ -124,7 +146,7 @@ class WorkerObserver final : public rpiboot::BootObserver {
     const PostFn& post_;
     Logger& log_;
     std::string current_;
-    SteadyClock::time_point lastPost_{};
+    std::shared_ptr<ProgressMailbox> mailbox_ = std::make_shared<ProgressMailbox>();
     std::map<std::string, std::string> metadata_;
 };
 
@@ -183,18 +205,17 @@ StageResult runStageSession(const StageRequest& request, std::stop_token stop, c
     return result;
 }
 
-ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, StageEvents& events, Logger& log)
-    : loop_(loop), events_(events), log_(log) {}
+ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, Logger& log) : loop_(loop), log_(log) {}
 
 ThreadStageLauncher::~ThreadStageLauncher() {
     stopAll();
 }
 
-void ThreadStageLauncher::launch(StageRequest request) {
+void ThreadStageLauncher::launch(StageRequest request, StageEvents& target) {
     const std::uint64_t session = request.session;
-    std::jthread worker([this, request = std::move(request)](std::stop_token stop) {
-        const PostFn post = [this](std::function<void(StageEvents&)> event) {
-            loop_.post([this, event = std::move(event)] { event(events_); });
+    std::jthread worker([this, &target, request = std::move(request)](std::stop_token stop) {
+        const PostFn post = [this, &target](std::function<void(StageEvents&)> event) {
+            loop_.post([&target, event = std::move(event)] { event(target); });
         };
         StageResult result = runStageSession(request, std::move(stop), post, log_);
         post([session = request.session, result = std::move(result)](StageEvents& events) {

@@ -67,10 +67,9 @@ class VirtualBootTest : public ::testing::Test {
             configure();
         }
         EventLoop& loop = loop_;
-        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, [] { return 1U; }},
+        ThreadStageLauncher launcher(loop, log_);
+        registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, [] { return 1U; }},
                           config_);
-        ThreadStageLauncher launcher(loop, *registry_, log_);
-        registry_->setLauncher(&launcher);
         registry_->setStatusSink(&sink_);
         registry_->setCountsListener([&](const RegistryCounts&) {
             if (until(*registry_)) {

@@ -60,15 +60,15 @@ class DbusServiceTest : public ::testing::Test {
         options.bus = bus.address();
         options.version = "0.1.0-test";
         options.progressIntervalUsec = progressIntervalUsec;
-        service = std::make_unique<DbusService>(event.get(), options, control, log);
-        client = std::make_unique<BusClient>(event.get(), bus.address());
+        service = std::make_unique<DbusService>(loop, options, control, log);
+        client = std::make_unique<BusClient>(loop.get(), bus.address());
     }
 
     // Runs a blocking client (busctl) on another thread while this thread
     // keeps the service's event loop turning.
     CommandResult whileServing(std::function<CommandResult()> work) {
         auto result = std::async(std::launch::async, std::move(work));
-        test::pumpUntil(event.get(), [&] {
+        test::pumpUntil(loop.get(), [&] {
             return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
         });
         return result.get();
@@ -111,7 +111,7 @@ class DbusServiceTest : public ::testing::Test {
     }
 
     PrivateBus bus;
-    test::EventPtr event = test::newEventLoop();
+    EventLoop loop;
     FakeControl control;
     Logger log{LogTargets{}};
     DbusOptions options;
@@ -171,7 +171,19 @@ TEST_F(DbusServiceTest, BusctlIntrospectShowsEveryDocumentedMember) {
     start();
     service->boardAdded(board("1-1.3", "BCM2711", "msd"));
     const auto documented = documentedMembers();
-    ASSERT_EQ(documented.size(), 3U + 2U + 3U + 14U) << "dbus/io.rpibootd1.xml changed?";
+    // The Device properties documented are exactly those of kBoardProperties.
+    std::vector<std::string> documentedDevice, declaredDevice;
+    for (const auto& m : documented) {
+        if (m.interface == kDevice) {
+            documentedDevice.push_back(m.member + " " + m.signature);
+        }
+    }
+    for (const auto& p : kBoardProperties) {
+        declaredDevice.push_back(std::string(p.name) + " " + dbusSignature(p));
+    }
+    EXPECT_EQ(documentedDevice, declaredDevice) << "dbus/io.rpibootd1.xml vs kBoardProperties";
+    ASSERT_EQ(documented.size(), 3U + 2U + 3U + std::size(kBoardProperties))
+        << "dbus/io.rpibootd1.xml changed?";
 
     const CommandResult manager = busctl({"introspect", kBusName, kManagerPath});
     const CommandResult device = busctl({"introspect", kBusName, devicePath("1-1.3")});
@@ -490,18 +502,16 @@ TEST_F(DbusServiceTest, SecondServiceOnTheSameBusIsRefusedTheName) {
     start();
     FakeControl other;
 
-    EXPECT_THROW(DbusService(event.get(), DbusOptions{bus.address(), "x"}, other, log),
-                 rpiboot::Error);
+    EXPECT_THROW(DbusService(loop, DbusOptions{bus.address(), "x"}, other, log), rpiboot::Error);
 }
 
 TEST(DbusServiceConnect, UnreachableBusIsReportedAsAnError) {
-    auto event = test::newEventLoop();
+    EventLoop loop;
     FakeControl control;
     Logger log{LogTargets{}};
 
-    EXPECT_THROW(
-        DbusService(event.get(), DbusOptions{"unix:path=/nonexistent/bus", "x"}, control, log),
-        rpiboot::Error);
+    EXPECT_THROW(DbusService(loop, DbusOptions{"unix:path=/nonexistent/bus", "x"}, control, log),
+                 rpiboot::Error);
 }
 
 }  // namespace
