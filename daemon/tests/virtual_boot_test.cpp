@@ -261,6 +261,61 @@ TEST_F(VirtualBootTest, ProfileWithoutFirmwareFailsItsBoardsButNotOthers) {
     EXPECT_EQ(registry_->board("1-2")->status().stage, kStageDone);
 }
 
+// Forwards a source's events to the registry and keeps what it was told.
+class ForwardingEvents final : public DeviceEvents {
+  public:
+    explicit ForwardingEvents(DeviceEvents& to) : to_(to) {}
+    void deviceAdded(const DeviceInfo& device) override {
+        added.push_back(device);
+        to_.deviceAdded(device);
+    }
+    void deviceRemoved(const std::string& id) override { to_.deviceRemoved(id); }
+    std::vector<DeviceInfo> added;
+
+  private:
+    DeviceEvents& to_;
+};
+
+// The source reports boot-mode devices only, already identified: what a
+// board becomes after booting (here the 0a5c:0104 mass-storage gadget) never
+// reaches the registry.
+TEST_F(VirtualBootTest, DeviceABoardBecomesAfterBootingIsNotReported) {
+    configure();
+    ThreadStageLauncher launcher(loop_, log_);
+    registry_.emplace(BoardRegistry::Environment{launcher, loop_, log_, [] { return 1U; }},
+                      config_);
+    registry_->setStatusSink(&sink_);
+    ForwardingEvents events(*registry_);
+    source_ = std::make_unique<VirtualSource>(loop_, log_, parseVirtualSpec("2712"));
+    source_->start(events);
+    // Poll the bus until the gadget is there and its Added event has been handled.
+    std::unique_ptr<Timer> poll;
+    std::function<void()> check = [&] {
+        const auto present = source_->bus()->deviceAt("1-1");
+        if (present && present->summary.productId == 0x0104) {
+            source_->bus()->flushEvents();
+            loop_.post([this] { loop_.exit(0); });
+            return;
+        }
+        poll = loop_.after(milliseconds(10), check);
+    };
+    poll = loop_.after(milliseconds(10), check);
+    const auto safety = loop_.after(kSafetyLimit, [this] { loop_.exit(1); });
+    const int status = loop_.run();
+    registry_->shutDown();
+    source_->unplugAll();
+    launcher.stopAll();
+
+    ASSERT_EQ(status, 0) << "the board never became a gadget";
+    ASSERT_EQ(events.added.size(), 2U);
+    EXPECT_EQ(events.added[0].identity.stage, rpiboot::BootStage::Rom);
+    EXPECT_EQ(events.added[1].identity.stage, rpiboot::BootStage::SecondStage);
+    EXPECT_EQ(events.added[1].identity.chip, rpiboot::Chip::Bcm2712);
+    EXPECT_EQ(registry_->counts().boards, 1U);
+    EXPECT_EQ(registry_->board("1-1")->status().stage, kStageDone);
+    EXPECT_EQ(registry_->board("1-1")->status().bootCount, 1U);
+}
+
 TEST(EventLoop, WorkPostedFromAnotherThreadRunsOnTheLoop) {
     EventLoop loop;
     std::thread::id ranOn;
