@@ -115,6 +115,29 @@ const sd_bus_vtable* deviceVtable() {
     return vtable.data();
 }
 
+// Throws rpiboot::Error(Io) saying `what` failed when `r` is an error.
+void check(int r, const std::string& what) {
+    if (r < 0) {
+        throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + errnoText(r));
+    }
+}
+
+// An unstarted connection to `spec`: "system", "session"/"user" or an address.
+BusPtr openBus(const std::string& spec) {
+    sd_bus* raw = nullptr;
+    const std::string what = "Cannot connect to the D-Bus " + spec + " bus";
+    if (spec == "system" || spec == "session" || spec == "user") {
+        check(spec == "system" ? sd_bus_open_system(&raw) : sd_bus_open_user(&raw), what);
+        return BusPtr(raw);
+    }
+    check(sd_bus_new(&raw), what);
+    BusPtr bus(raw);
+    check(sd_bus_set_address(bus.get(), spec.c_str()), what);
+    check(sd_bus_set_bus_client(bus.get(), 1), what);
+    check(sd_bus_start(bus.get()), what);
+    return bus;
+}
+
 }  // namespace
 
 const char* dbusSignature(const BoardProperty& property) {
@@ -192,43 +215,12 @@ const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
 // clang-format on
 
 void DbusService::Impl::connect() {
-    sd_bus* raw = nullptr;
-    int r = 0;
-    const std::string& spec = options.bus;
-    if (spec == "system") {
-        r = sd_bus_open_system(&raw);
-    } else if (spec == "session" || spec == "user") {
-        r = sd_bus_open_user(&raw);
-    } else {
-        r = sd_bus_new(&raw);
-        if (r >= 0) {
-            bus.reset(raw);
-            raw = nullptr;
-            r = sd_bus_set_address(bus.get(), spec.c_str());
-        }
-        if (r >= 0) {
-            r = sd_bus_set_bus_client(bus.get(), 1);
-        }
-        if (r >= 0) {
-            r = sd_bus_start(bus.get());
-        }
-    }
-    if (raw != nullptr) {
-        bus.reset(raw);
-    }
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io,
-                             "Cannot connect to the D-Bus " + spec + " bus: " + errnoText(r));
-    }
+    bus = openBus(options.bus);
     // Without its bus the daemon cannot be watched or controlled; the service
     // manager restarts it, so let the loop end.
     sd_bus_set_exit_on_disconnect(bus.get(), 1);
-    r = sd_bus_attach_event(bus.get(), loop.get(), SD_EVENT_PRIORITY_NORMAL);
-    if (r < 0) {
-        throw rpiboot::Error(
-            rpiboot::Errc::Io,
-            "Cannot attach the D-Bus connection to the event loop: " + errnoText(r));
-    }
+    check(sd_bus_attach_event(bus.get(), loop.get(), SD_EVENT_PRIORITY_NORMAL),
+          "Cannot attach the D-Bus connection to the event loop");
 }
 
 PublishedBoard* DbusService::Impl::find(const std::string& port) {
@@ -427,23 +419,17 @@ DbusService::DbusService(EventLoop& loop, const DbusOptions& options, ManagerCon
     Impl& self = *impl_;
     self.connect();
     sd_bus_slot* slot = nullptr;
-    int r = sd_bus_add_object_vtable(self.bus.get(), &slot, kManagerPath, kManagerInterface,
-                                     Impl::kManagerVtable, &self);
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io,
-                             std::string("Cannot publish ") + kManagerPath + ": " + errnoText(r));
-    }
+    check(sd_bus_add_object_vtable(self.bus.get(), &slot, kManagerPath, kManagerInterface,
+                                   Impl::kManagerVtable, &self),
+          std::string("Cannot publish ") + kManagerPath);
     self.managerVtable.reset(slot);
-    r = sd_bus_add_object_manager(self.bus.get(), &slot, kManagerPath);
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io, std::string("Cannot add the object manager at ") +
-                                                    kManagerPath + ": " + errnoText(r));
-    }
+    check(sd_bus_add_object_manager(self.bus.get(), &slot, kManagerPath),
+          std::string("Cannot add the object manager at ") + kManagerPath);
     self.objectManager.reset(slot);
     for (const BoardStatus& board : control.boards()) {
         self.publish(board, false);
     }
-    r = sd_bus_request_name(self.bus.get(), kBusName, 0);
+    const int r = sd_bus_request_name(self.bus.get(), kBusName, 0);
     if (r == -EEXIST || r == -EALREADY) {
         throw rpiboot::Error(rpiboot::Errc::Refused,
                              std::string("Another process already owns the bus name ") + kBusName +
@@ -456,10 +442,7 @@ DbusService::DbusService(EventLoop& loop, const DbusOptions& options, ManagerCon
                                  " bus: is io.rpibootd1.conf installed in "
                                  "/usr/share/dbus-1/system.d?");
     }
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io, std::string("Cannot take the bus name ") +
-                                                    kBusName + ": " + errnoText(r));
-    }
+    check(r, std::string("Cannot take the bus name ") + kBusName);
 }
 
 DbusService::~DbusService() = default;
