@@ -188,52 +188,58 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
 }
 
 void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
-    const rpiboot::Chip chip = device.identity.chip;
-    const std::string chipText(rpiboot::chipName(chip));
-    const std::string& port = e.board.status().port;
     e.forgetTimer.reset();
+    e.reenumerateTimer.reset();
     e.deviceId = device.id;
     e.deviceGone = false;
-    e.chip = chip;
+    e.chip = device.identity.chip;
     if (device.identity.stage == BootStage::Rom) {
-        e.reenumerateTimer.reset();
-        const auto selection = config_->select({chip, port, device.serial});
-        e.profile = selection.profile;
-        update(e, [&](Board& b) {
-            b.beginRomStage(chipText, device.serial, e.profile->profile.name, now());
-        });
-        env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(chip)) +
-                          " (profile " + e.profile->profile.name + ", by " + selection.reason + ")",
-                      fieldsOf(e));
+        beginRomStage(e, device);
     } else {
-        const bool continuing = e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
-        e.reenumerateTimer.reset();
-        std::string serial = e.board.status().serial;
-        std::string reason = "its ROM stage";
-        if (!continuing) {
-            // We did not see this board's ROM stage (e.g. the daemon started
-            // in between): choose afresh. Only 2711/2712 report the SoC serial.
-            serial = chipHasRomSerial(chip) ? device.serial : std::string();
-            const auto selection = config_->select({chip, port, serial});
-            e.profile = selection.profile;
-            reason = selection.reason;
-        }
-        update(e, [&](Board& b) {
-            b.beginSecondStage(chipText, serial, e.profile->profile.name, continuing, now());
-        });
-        env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
-                          ", by " + reason + ")",
-                      fieldsOf(e));
+        beginSecondStage(e, device);
     }
     e.session = ++nextSession_;
     StageRequest request;
     request.session = e.session;
     request.device = device;
     request.stage = device.identity.stage;
-    request.board = rpiboot::BoardContext{chip, port, e.board.status().serial};
+    request.board = rpiboot::BoardContext{e.chip, e.board.status().port, e.board.status().serial};
     request.profile = e.profile;
     request.fields = fieldsOf(e);
     env_.launcher.launch(std::move(request), *this);
+}
+
+void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device) {
+    const auto selection = config_->select({e.chip, e.board.status().port, device.serial});
+    e.profile = selection.profile;
+    update(e, [&](Board& b) {
+        b.beginRomStage(std::string(rpiboot::chipName(e.chip)), device.serial,
+                        e.profile->profile.name, now());
+    });
+    env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(e.chip)) +
+                      " (profile " + e.profile->profile.name + ", by " + selection.reason + ")",
+                  fieldsOf(e));
+}
+
+void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device) {
+    const bool continuing = e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
+    std::string serial = e.board.status().serial;
+    std::string reason = "its ROM stage";
+    if (!continuing) {
+        // We did not see this board's ROM stage (e.g. the daemon started
+        // in between): choose afresh. Only 2711/2712 report the SoC serial.
+        serial = chipHasRomSerial(e.chip) ? device.serial : std::string();
+        const auto selection = config_->select({e.chip, e.board.status().port, serial});
+        e.profile = selection.profile;
+        reason = selection.reason;
+    }
+    update(e, [&](Board& b) {
+        b.beginSecondStage(std::string(rpiboot::chipName(e.chip)), serial, e.profile->profile.name,
+                           continuing, now());
+    });
+    env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
+                      ", by " + reason + ")",
+                  fieldsOf(e));
 }
 
 void BoardRegistry::deviceRemoved(const std::string& id) {

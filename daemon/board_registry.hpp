@@ -93,6 +93,8 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     Entry* awaitingWithSerial(const std::string& serial, const std::string& exceptPort);
     Entry& moveEntry(Entry& from, const std::string& toPort);
     void start(Entry& entry, const DeviceInfo& device);
+    void beginRomStage(Entry& entry, const DeviceInfo& device);
+    void beginSecondStage(Entry& entry, const DeviceInfo& device);
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
