@@ -320,37 +320,13 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     }
     Entry& e = *found;
     e.session = 0;
-    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
     // The worker's own reading of the device decides what kind of session it was.
     if (result.ok && !result.sessionEnd) {
-        update(e, [](Board& b) { b.romSucceeded(); });
-        env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
-                      fieldsOf(e));
-        if (!e.pending) {
-            armReenumerationTimeout(e);
-        }
+        romAccepted(e);
     } else if (result.ok) {
-        bool success = false;
-        update(e, [&](Board& b) { success = b.filesDone(*result.sessionEnd, now()); });
-        const std::string message =
-            success ? "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
-                          std::to_string(result.bytesSent) + " bytes served; " +
-                          sessionEndText(*result.sessionEnd)
-                    : e.board.status().lastError;
-        settle(e, success, message);
+        filesServed(e, result);
     } else {
-        // Name the file that was on its way, which the engine's error (about
-        // one USB transfer) does not.
-        const BoardStatus& status = e.board.status();
-        const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
-        const std::string message =
-            std::string(romStage ? "ROM stage failed" : "second stage failed") +
-            (midFile ? " while sending " + status.currentFile + " (" +
-                           std::to_string(status.bytesTotal) + " bytes)"
-                     : std::string()) +
-            ": " + result.error;
-        update(e, [&](Board& b) { b.fail(message, now()); });
-        settle(e, false, message);
+        stageFailed(e, result);
     }
     if (e.pending) {
         const DeviceInfo next = *e.pending;
@@ -361,6 +337,41 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     if (e.deviceGone && e.board.phase() == BoardPhase::Failed) {
         armForget(e);
     }
+}
+
+void BoardRegistry::romAccepted(Entry& e) {
+    update(e, [](Board& b) { b.romSucceeded(); });
+    env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
+                  fieldsOf(e));
+    if (!e.pending) {
+        armReenumerationTimeout(e);
+    }
+}
+
+void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
+    bool success = false;
+    update(e, [&](Board& b) { success = b.filesDone(*result.sessionEnd, now()); });
+    const std::string message = success
+                                    ? "booted: " + std::to_string(e.board.status().filesServed) +
+                                          " file(s), " + std::to_string(result.bytesSent) +
+                                          " bytes served; " + sessionEndText(*result.sessionEnd)
+                                    : e.board.status().lastError;
+    settle(e, success, message);
+}
+
+void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
+    // Name the file that was on its way, which the engine's error (about
+    // one USB transfer) does not.
+    const BoardStatus& status = e.board.status();
+    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
+    const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
+    const std::string message = std::string(romStage ? "ROM stage failed" : "second stage failed") +
+                                (midFile ? " while sending " + status.currentFile + " (" +
+                                               std::to_string(status.bytesTotal) + " bytes)"
+                                         : std::string()) +
+                                ": " + result.error;
+    update(e, [&](Board& b) { b.fail(message, now()); });
+    settle(e, false, message);
 }
 
 void BoardRegistry::settle(Entry& e, bool success, const std::string& message) {

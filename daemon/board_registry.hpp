@@ -95,6 +95,10 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     void start(Entry& entry, const DeviceInfo& device);
     void beginRomStage(Entry& entry, const DeviceInfo& device);
     void beginSecondStage(Entry& entry, const DeviceInfo& device);
+    // The three outcomes of a stage session.
+    void romAccepted(Entry& entry);
+    void filesServed(Entry& entry, const StageResult& result);
+    void stageFailed(Entry& entry, const StageResult& result);
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
