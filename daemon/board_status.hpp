@@ -42,12 +42,11 @@ struct BoardStatus {
     std::map<std::string, std::string> metadata;
 };
 
-// How a change of a property reaches D-Bus clients (PropertiesChanged).
+// Whether a property's changes are announced (PropertiesChanged). Progress
+// (BytesSent) arrives already rate-limited by the stage workers.
 enum class Emits {
-    Never,      // constant for the life of the board's object
-    AtOnce,     // in the PropertiesChanged of the change
-    Throttled,  // progress: at most every DbusOptions::progressIntervalUsec, and
-                // always before (in the same signal as) a later AtOnce change
+    Never,     // constant for the life of the board's object
+    OnChange,  // in the PropertiesChanged of each change
 };
 
 // Where a property lives in BoardStatus. The member's C++ type gives the
@@ -73,19 +72,19 @@ struct BoardProperty {
 // clang-format off
 inline constexpr BoardProperty kBoardProperties[] = {
     {"Port",         &BoardStatus::port,         Emits::Never},
-    {"Chip",         &BoardStatus::chip,         Emits::AtOnce},
-    {"Serial",       &BoardStatus::serial,       Emits::AtOnce},
-    {"Profile",      &BoardStatus::profile,      Emits::AtOnce},
-    {"Stage",        &BoardStatus::stage,        Emits::AtOnce},
-    {"CurrentFile",  &BoardStatus::currentFile,  Emits::AtOnce},
-    {"BytesSent",    &BoardStatus::bytesSent,    Emits::Throttled},
-    {"BytesTotal",   &BoardStatus::bytesTotal,   Emits::AtOnce},
-    {"FilesServed",  &BoardStatus::filesServed,  Emits::AtOnce},
-    {"BootCount",    &BoardStatus::bootCount,    Emits::AtOnce},
-    {"LastError",    &BoardStatus::lastError,    Emits::AtOnce},
-    {"StartedUsec",  &BoardStatus::startedUsec,  Emits::AtOnce},
-    {"FinishedUsec", &BoardStatus::finishedUsec, Emits::AtOnce},
-    {"Metadata",     &BoardStatus::metadata,     Emits::AtOnce},
+    {"Chip",         &BoardStatus::chip,         Emits::OnChange},
+    {"Serial",       &BoardStatus::serial,       Emits::OnChange},
+    {"Profile",      &BoardStatus::profile,      Emits::OnChange},
+    {"Stage",        &BoardStatus::stage,        Emits::OnChange},
+    {"CurrentFile",  &BoardStatus::currentFile,  Emits::OnChange},
+    {"BytesSent",    &BoardStatus::bytesSent,    Emits::OnChange},
+    {"BytesTotal",   &BoardStatus::bytesTotal,   Emits::OnChange},
+    {"FilesServed",  &BoardStatus::filesServed,  Emits::OnChange},
+    {"BootCount",    &BoardStatus::bootCount,    Emits::OnChange},
+    {"LastError",    &BoardStatus::lastError,    Emits::OnChange},
+    {"StartedUsec",  &BoardStatus::startedUsec,  Emits::OnChange},
+    {"FinishedUsec", &BoardStatus::finishedUsec, Emits::OnChange},
+    {"Metadata",     &BoardStatus::metadata,     Emits::OnChange},
 };
 // clang-format on
 static_assert(std::size(kBoardProperties) <= 32, "change bits are a std::uint32_t");
@@ -100,7 +99,7 @@ consteval std::uint32_t fieldBit(std::string_view name) {
     throw "no such property in kBoardProperties";
 }
 
-// The bits of every property whose changes go out as `emits` says.
+// The bits of every property whose changes are announced as `emits` says.
 constexpr std::uint32_t fieldsThatEmit(Emits emits) {
     std::uint32_t bits = 0;
     for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {

@@ -5,13 +5,11 @@
 #include <systemd/sd-event.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdarg>
 #include <cstdlib>
 #include <exception>
 #include <iterator>
 #include <map>
-#include <optional>
 #include <rpiboot/error.hpp>
 #include <string_view>
 #include <variant>
@@ -24,11 +22,9 @@ namespace rpibootd {
 namespace {
 
 using rpiboot::errnoText;
-using Clock = std::chrono::steady_clock;
 
-// What PropertiesChanged may name (Port never changes), and what waits.
-constexpr std::uint32_t kThrottledFields = fieldsThatEmit(Emits::Throttled);
-constexpr std::uint32_t kAnnouncedFields = fieldsThatEmit(Emits::AtOnce) | kThrottledFields;
+// What PropertiesChanged may name (Port never changes).
+constexpr std::uint32_t kAnnouncedFields = fieldsThatEmit(Emits::OnChange);
 
 // One appender and one signature per C++ type a BoardStatus member may have.
 int append(sd_bus_message* reply, const std::string& value) {
@@ -76,14 +72,11 @@ const BoardProperty* findProperty(std::string_view name) {
     return nullptr;
 }
 
-// A board as published: its last status, object and progress throttle.
+// A board as published: its last status and its object.
 struct PublishedBoard {
     BoardStatus status;
     std::string path;
     BusSlotPtr vtable;
-    std::uint32_t pendingFields = 0;            // throttled changes not yet announced
-    std::optional<Clock::time_point> lastSent;  // of throttled changes
-    std::unique_ptr<Timer> flushTimer;          // armed while pendingFields waits
 };
 
 int deviceProperty(sd_bus*, const char*, const char*, const char* name, sd_bus_message* reply,
@@ -179,9 +172,7 @@ struct DbusService::Impl {
         log.warning("D-Bus: " + what + ": " + errnoText(negativeErrno));
     }
     void publish(const BoardStatus& status, bool announce);
-    void update(PublishedBoard& board, std::uint32_t fields);
     void emitFields(PublishedBoard& board, std::uint32_t fields);
-    void flushThrottled(PublishedBoard& board);
     void emitManagerProperty(const char* name);
     void emitSignal(const char* member, const char* types, ...);
     PublishedBoard* find(const std::string& port);
@@ -282,11 +273,6 @@ void DbusService::Impl::emitManagerProperty(const char* name) {
 
 void DbusService::Impl::emitFields(PublishedBoard& board, std::uint32_t fields) {
     fields &= kAnnouncedFields;
-    if ((fields & kThrottledFields) != 0) {
-        board.lastSent = Clock::now();
-        board.pendingFields &= ~kThrottledFields;
-        board.flushTimer.reset();
-    }
     std::vector<char*> names;
     for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {
         if ((fields & (1U << i)) != 0) {
@@ -301,45 +287,6 @@ void DbusService::Impl::emitFields(PublishedBoard& board, std::uint32_t fields) 
                                                       kDeviceInterface, names.data());
     if (r < 0) {
         warn("cannot announce property changes of " + board.path, r);
-    }
-}
-
-void DbusService::Impl::flushThrottled(PublishedBoard& board) {
-    if (board.pendingFields != 0) {
-        emitFields(board, board.pendingFields);
-    }
-}
-
-void DbusService::Impl::update(PublishedBoard& board, std::uint32_t fields) {
-    const std::uint32_t throttled = fields & kThrottledFields;
-    if ((fields & kAnnouncedFields & ~kThrottledFields) != 0) {
-        // Pending progress goes out in the same signal, so a client never
-        // sees a Stage or file change before the bytes that led to it.
-        emitFields(board, fields | board.pendingFields);
-        return;
-    }
-    if (throttled == 0) {
-        return;
-    }
-    board.pendingFields |= throttled;
-    if (board.flushTimer) {
-        return;
-    }
-    const auto due = board.lastSent.value_or(Clock::time_point{}) +
-                     std::chrono::microseconds(options.progressIntervalUsec);
-    const auto now = Clock::now();
-    if (!board.lastSent || now >= due) {
-        flushThrottled(board);
-        return;
-    }
-    try {
-        PublishedBoard* waiting = &board;  // the timer goes with the board
-        board.flushTimer = loop.after(std::chrono::ceil<std::chrono::milliseconds>(due - now),
-                                      [this, waiting] { flushThrottled(*waiting); });
-    } catch (const rpiboot::Error& e) {
-        // Without a timer, say it now rather than never.
-        log.warning("D-Bus: cannot schedule a progress update of " + board.path + ": " + e.what());
-        flushThrottled(board);
     }
 }
 
@@ -450,7 +397,7 @@ DbusService::~DbusService() = default;
 void DbusService::boardAdded(const BoardStatus& board) {
     if (PublishedBoard* known = impl_->find(board.port)) {
         known->status = board;
-        impl_->update(*known, kAnnouncedFields);
+        impl_->emitFields(*known, kAnnouncedFields);
         return;
     }
     impl_->publish(board, true);
@@ -463,7 +410,7 @@ void DbusService::boardChanged(const BoardStatus& board, std::uint32_t changedFi
         return;
     }
     known->status = board;
-    impl_->update(*known, changedFields);
+    impl_->emitFields(*known, changedFields);
 }
 
 void DbusService::boardRemoved(const std::string& port) {
@@ -485,7 +432,6 @@ void DbusService::boardRemoved(const std::string& port) {
 void DbusService::bootFinished(const std::string& port, bool success, const std::string& message) {
     std::string path;
     if (PublishedBoard* known = impl_->find(port)) {
-        impl_->flushThrottled(*known);
         path = known->path;
     } else {
         path = devicePath(port);

@@ -41,10 +41,6 @@ struct DbusOptions {
     // "system", "session", or a D-Bus address ("unix:path=/run/x/bus").
     std::string bus = "system";
     std::string version;
-    // Shortest gap between two PropertiesChanged of one board that carry only
-    // Emits::Throttled properties (BytesSent); the rest go out at once. This
-    // is the one place progress is rate-limited.
-    std::uint64_t progressIntervalUsec = 100'000;
     // Members of this group may call Reload besides root.
     std::string privilegedGroup = kPrivilegedGroup;
 };

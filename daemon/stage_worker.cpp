@@ -1,10 +1,8 @@
 #include "stage_worker.hpp"
 
+#include <chrono>
 #include <exception>
 #include <filesystem>
-#include <memory>
-#include <mutex>
-#include <optional>
 
 #include "event_loop.hpp"
 #include "rpiboot/metadata.hpp"
@@ -13,13 +11,13 @@ namespace rpibootd {
 
 namespace {
 
-// The newest progress of a session that the loop has not taken yet. A worker
-// has at most one delivery of it queued, so a fast transfer never floods the
-// loop; how often clients hear of progress is the D-Bus adapter's business.
-struct ProgressMailbox {
-    std::mutex mutex;
-    std::optional<StageProgress> latest;
-};
+using SteadyClock = std::chrono::steady_clock;
+
+// Progress for the same file goes out at most this often (plus every file
+// boundary and the last chunk). This is the one place progress is
+// rate-limited: limiting it at its source keeps a fast transfer from flooding
+// the loop, and what reaches the loop is what D-Bus clients see.
+constexpr auto kProgressInterval = std::chrono::milliseconds(100);
 
 // Stops a session at its next transfer once shutdown is requested. The
 // transfer in progress still ends by itself (each has a timeout).
@@ -63,34 +61,22 @@ class WorkerObserver final : public rpiboot::BootObserver {
 
     void onTransferStarted(std::string_view name, std::uint64_t size) override {
         current_ = displayName(name);
-        postBoundary(StageProgress{current_, 0, size, StageProgress::Kind::Started});
+        lastPost_ = SteadyClock::now();
+        postProgress(StageProgress{current_, 0, size, StageProgress::Kind::Started});
     }
 
     void onTransferProgress(std::uint64_t sent, std::uint64_t total) override {
-        bool queued = false;
-        {
-            std::lock_guard lock(mailbox_->mutex);
-            queued = mailbox_->latest.has_value();
-            mailbox_->latest = StageProgress{current_, sent, total, StageProgress::Kind::Progress};
+        const auto now = SteadyClock::now();
+        if (sent < total && now - lastPost_ < kProgressInterval) {
+            return;
         }
-        if (queued) {
-            return;  // the delivery already queued takes this value
-        }
-        post_([session = request_.session, mailbox = mailbox_](StageEvents& events) {
-            std::optional<StageProgress> latest;
-            {
-                std::lock_guard lock(mailbox->mutex);
-                latest.swap(mailbox->latest);
-            }
-            if (latest) {
-                events.stageProgress(session, *latest);
-            }
-        });
+        lastPost_ = now;
+        postProgress(StageProgress{current_, sent, total, StageProgress::Kind::Progress});
     }
 
     void onTransferFinished(std::string_view name, std::uint64_t size) override {
         const std::string shown = displayName(name);
-        postBoundary(StageProgress{shown, size, size, StageProgress::Kind::Finished});
+        postProgress(StageProgress{shown, size, size, StageProgress::Kind::Finished});
         log_.info("sent " + shown + " (" + std::to_string(size) + " bytes)", request_.fields);
     }
 
@@ -130,13 +116,7 @@ class WorkerObserver final : public rpiboot::BootObserver {
         return std::string(name);
     }
 
-    // A file boundary supersedes progress not yet delivered (which would
-    // otherwise arrive after it).
-    void postBoundary(StageProgress progress) {
-        {
-            std::lock_guard lock(mailbox_->mutex);
-            mailbox_->latest.reset();
-        }
+    void postProgress(StageProgress progress) {
         post_([session = request_.session, p = std::move(progress)](StageEvents& events) {
             events.stageProgress(session, p);
         });
@@ -146,7 +126,7 @@ class WorkerObserver final : public rpiboot::BootObserver {
     const PostFn& post_;
     Logger& log_;
     std::string current_;
-    std::shared_ptr<ProgressMailbox> mailbox_ = std::make_shared<ProgressMailbox>();
+    SteadyClock::time_point lastPost_{};
     std::map<std::string, std::string> metadata_;
 };
 

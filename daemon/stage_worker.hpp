@@ -2,10 +2,10 @@
 //
 // A worker opens one enumeration of a board, runs runBootStage on it (upload
 // the bootcode, or serve files) and reports back only by posting events to
-// the main loop: progress (file boundaries, and the newest byte count with at
-// most one delivery queued), metadata, and the outcome. It never touches board records, D-Bus or
-// other workers, so one stuck or vanished board never delays another. Workers stop at the next
-// transfer when asked (shutdown); every transfer has a timeout.
+// the main loop: progress (at most every 100 ms, plus file boundaries; the
+// daemon's only progress rate limit), metadata, and the outcome. It never touches board records,
+// D-Bus or other workers, so one stuck or vanished board never delays another. Workers stop at the
+// next transfer when asked (shutdown); every transfer has a timeout.
 #pragma once
 
 #include <cstdint>
