@@ -115,7 +115,7 @@ void check(int r, const std::string& what) {
     }
 }
 
-// An unstarted connection to `spec`: "system", "session"/"user" or an address.
+// A started connection to `spec`: "system", "session"/"user" or an address.
 BusPtr openBus(const std::string& spec) {
     sd_bus* raw = nullptr;
     const std::string what = "Cannot connect to the D-Bus " + spec + " bus";
