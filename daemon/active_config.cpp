@@ -76,6 +76,14 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
             try {
                 runtime->firmware =
                     std::make_shared<rpiboot::FirmwareSet>(std::move(setConfig), cache);
+                if (log != nullptr && !runtime->firmware->missingRoots().empty()) {
+                    LogFields fields;
+                    fields.profile = name;
+                    log->info("profile " + name + ": no firmware directory " +
+                                  runtime->firmware->missingRoots().front().string() +
+                                  "; serving from " + runtime->firmware->searchedPlaces(),
+                              fields);
+                }
             } catch (const rpiboot::Error& e) {
                 runtime->firmwareError =
                     "profile " + name + " (" + profile.source + "): " + e.what();

@@ -41,6 +41,11 @@ struct ProfileFirmware {
     std::filesystem::path serialOverlays;  // empty: none
     std::vector<std::filesystem::path> fallback;
     std::vector<std::filesystem::path> trusted;
+    // "embedded": the firmware compiled in (embedded_firmware.hpp) answers
+    // what no directory has. Only a mass-storage set may ask for it: the
+    // embedded loaders are the mass-storage ones. Cleared for every profile
+    // when the daemon configuration says "embedded_firmware": false.
+    bool embedded = false;
 };
 
 // How generated files are signed: a private key in a PEM file, or an HSM
@@ -108,6 +113,8 @@ struct DaemonConfig {
     std::vector<ProfileRule> rules;
     // A disconnected board's record is forgotten after this long (0: at once).
     std::chrono::milliseconds forgetAfter{60000};
+    // "embedded_firmware": false keeps every profile to its directories.
+    bool embeddedFirmware = true;
 };
 
 // What a rule looks at: known when a board shows up.
