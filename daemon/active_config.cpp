@@ -1,6 +1,7 @@
 #include "active_config.hpp"
 
 #include "journal.hpp"
+#include "rpiboot/embedded_firmware.hpp"
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "rpiboot/signature.hpp"
@@ -77,16 +78,23 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
                 runtime->firmware =
                     std::make_shared<rpiboot::FirmwareSet>(std::move(setConfig), cache);
                 if (log != nullptr && !runtime->firmware->missingRoots().empty()) {
+                    std::string missing;
+                    for (const auto& dir : runtime->firmware->missingRoots()) {
+                        missing += (missing.empty() ? "" : ", ") + dir.string();
+                    }
                     LogFields fields;
                     fields.profile = name;
-                    log->info("profile " + name + ": no firmware directory " +
-                                  runtime->firmware->missingRoots().front().string() +
-                                  "; serving from " + runtime->firmware->searchedPlaces(),
+                    log->info("profile " + name + ": no firmware directory " + missing +
+                                  "; serving the embedded firmware (" +
+                                  rpiboot::embeddedFirmwareNames() + ") as the last resort",
                               fields);
                 }
             } catch (const rpiboot::Error& e) {
                 runtime->firmwareError =
-                    "profile " + name + " (" + profile.source + "): " + e.what();
+                    "profile " + name + " (" + profile.source + "): " + e.what() +
+                    (e.code() == rpiboot::Errc::NotFound
+                         ? std::string(" (rpibootd-fetch-firmware installs the firmware sets)")
+                         : std::string());
                 if (log != nullptr) {
                     LogFields fields;
                     fields.profile = name;

@@ -163,9 +163,15 @@ TEST_F(DaemonProcessTest, BootsFromTheEmbeddedFirmwareWhenNoneIsInstalled) {
     EXPECT_NE(out.find("sent bootcode.bin (52624 bytes from embedded:bootcode.bin)"),
               std::string::npos)
         << out;
-    EXPECT_NE(out.find("serving from the embedded firmware"), std::string::npos) << out;
+    EXPECT_NE(out.find("profile msd: no firmware directory " + empty +
+                       "/msd; serving the embedded firmware (bootcode.bin, bootcode4.bin, "
+                       "start.elf, start4.elf) as the last resort"),
+              std::string::npos)
+        << out;
     EXPECT_NE(out.find("1-4 BCM2712: error: "), std::string::npos) << out;
     EXPECT_NE(out.find(empty + "/mass-storage-gadget64 is not a directory"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("rpibootd-fetch-firmware installs the firmware sets"), std::string::npos)
         << out;
     EXPECT_NE(out.find("4 board(s): 0 booting, 3 done, 1 failed"), std::string::npos) << out;
 }
