@@ -6,6 +6,7 @@
 #include "rpiboot/boot/boot.hpp"
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/core/metadata.hpp"
+#include "rpiboot/firmware/embedded_firmware.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 
 namespace rpiboot::cli {
@@ -106,7 +107,8 @@ std::string Runner::checkDirectory() const {
 namespace {
 
 // Without -d: the installed mass-storage-gadget set for the chips it
-// supports, else the legacy mass-storage set (protocol-details §5.6).
+// supports, else the legacy mass-storage set (protocol-details §5.6). Empty
+// when nothing is installed: then only the embedded firmware answers.
 fs::path defaultRoot(const fs::path& base, Chip chip) {
     const bool gadgetChip = chip == Chip::Bcm2711 || chip == Chip::Bcm2712;
     std::error_code ec;
@@ -116,8 +118,7 @@ fs::path defaultRoot(const fs::path& base, Chip chip) {
     if (fs::is_directory(base / "msd", ec)) {
         return base / "msd";
     }
-    throw Error(Errc::NotFound,
-                "no boot directory given (-d) and no firmware installed in " + base.string());
+    return {};
 }
 
 }  // namespace
@@ -132,12 +133,19 @@ const FirmwareSet& Runner::firmwareFor(Chip chip) {
         FirmwareSetConfig config;
         config.root = root;
         config.portOverlays = options_.portOverlays;
-        if (installed) {
+        // Without -d the compiled-in set is the last resort (embedded_firmware.hpp).
+        config.embedded = installed;
+        if (installed && root.empty()) {
+            out_ << "Directory not specified and no firmware installed in " << defaultFirmwareDir_
+                 << " - using the embedded firmware (" << embeddedFirmwareNames() << ")\n";
+        } else if (installed) {
             out_ << "Directory not specified - trying default " << key << "\n";
         }
         // Sets shipped side by side may link to each other: upstream's
         // msd/bootcode4.bin points at ../firmware/2711/bootcode4.bin.
-        config.trustedRoots.push_back(root.parent_path());
+        if (!root.empty()) {
+            config.trustedRoots.push_back(root.parent_path());
+        }
         it = sets_.emplace(key, std::make_unique<FirmwareSet>(std::move(config), cache_)).first;
     }
     return *it->second;

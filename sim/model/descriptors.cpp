@@ -1,6 +1,7 @@
 #include "virtualpi/descriptors.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "rpiboot/core/error.hpp"
 
@@ -55,14 +56,29 @@ struct DeviceFields {
 };
 
 std::vector<std::uint8_t> deviceDescriptor(const DeviceFields& f) {
-    std::vector<std::uint8_t> d{18, kDescriptorDevice};
-    putLe16(d, 0x0200);                // bcdUSB 2.0
-    d.insert(d.end(), {0, 0, 0, 64});  // class/subclass/protocol, bMaxPacketSize0
-    putLe16(d, f.vendorId);
-    putLe16(d, f.productId);
-    putLe16(d, f.bcdDevice);
-    d.insert(d.end(), {kManufacturerIndex, kProductIndex, f.serialIndex, 1});
-    return d;
+    // Fixed size: filled in place rather than grown, which also keeps GCC 12
+    // at -O3 from warning about the vector's growth (stringop-overread).
+    const auto lo = [](std::uint16_t v) { return static_cast<std::uint8_t>(v & 0xff); };
+    const auto hi = [](std::uint16_t v) { return static_cast<std::uint8_t>(v >> 8); };
+    const std::array<std::uint8_t, 18> d{18,
+                                         kDescriptorDevice,
+                                         0x00,
+                                         0x02,  // bcdUSB 2.0
+                                         0,
+                                         0,
+                                         0,
+                                         64,  // class/subclass/protocol, bMaxPacketSize0
+                                         lo(f.vendorId),
+                                         hi(f.vendorId),
+                                         lo(f.productId),
+                                         hi(f.productId),
+                                         lo(f.bcdDevice),
+                                         hi(f.bcdDevice),
+                                         kManufacturerIndex,
+                                         kProductIndex,
+                                         f.serialIndex,
+                                         1};
+    return {d.begin(), d.end()};
 }
 
 struct InterfaceFields {

@@ -41,7 +41,7 @@ ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& 
         fail(parent.label(), "/firmware", "missing: every profile names its firmware set");
     }
     ObjectReader r(*node, parent.label(), "/firmware",
-                   {"root", "port_overlays", "serial_overlays", "fallback", "trusted"});
+                   {"root", "port_overlays", "serial_overlays", "fallback", "trusted", "embedded"});
     ProfileFirmware fw;
     const auto root = r.string("root");
     if (!root) {
@@ -49,6 +49,7 @@ ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& 
     }
     fw.root = resolveAgainst(firmwareBase, *root);
     fw.portOverlays = r.boolean("port_overlays").value_or(false);
+    fw.embedded = r.boolean("embedded").value_or(false);
     if (auto serial = r.string("serial_overlays")) {
         fw.serialOverlays = resolveAgainst(firmwareBase, *serial);
     }
@@ -185,6 +186,7 @@ FirmwareSetConfig Profile::firmwareSetConfig() const {
     c.portOverlays = firmware.portOverlays;
     c.serialOverlayRoot = firmware.serialOverlays;
     c.fallbackRoots = firmware.fallback;
+    c.embedded = firmware.embedded;
     return c;
 }
 

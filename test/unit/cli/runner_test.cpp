@@ -14,6 +14,7 @@
 #include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
+#include "virtualpi/scenario.hpp"
 #include "virtualpi/scenario_builder.hpp"
 #include "virtualpi/virtual_bus.hpp"
 
@@ -264,6 +265,50 @@ TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
     EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
     EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
               virtualpi::Outcome::Succeeded);
+}
+
+TEST(RpibootCli, EmbeddedFirmwareWhenNothingIsInstalled) {
+    ScratchDir base;  // an empty firmware base: nothing installed
+    virtualpi::VirtualBus bus;
+    const auto pi4 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    const auto pi3 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2837, virtualpi::Profile::Msd), "1-2", {}});
+    CliRun run = runCli({"-l"}, bus, base.path().string());
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_NE(run.out.find("no firmware installed in " + base.path().string() +
+                           " - using the embedded firmware (bootcode.bin, bootcode4.bin, "
+                           "start.elf, start4.elf)"),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:bootcode4.bin"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:start4.elf"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:bootcode.bin"), std::string::npos) << run.out;
+    const auto sums = virtualpi::readSha256Sums(kFixtures / "SHA256SUMS");
+    for (const auto& port : {pi4, pi3}) {
+        const auto board = bus.board(port);
+        EXPECT_EQ(board->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+        const auto record = board->record();
+        ASSERT_FALSE(record.romAttempts.empty());
+        EXPECT_EQ(record.romAttempts[0].bootcodeSha256,
+                  sums.at(port == pi4 ? "bootcode4.bin" : "bootcode.bin"));
+    }
+}
+
+TEST(RpibootCli, EmbeddedFirmwareHasNoPi5LoaderAndSaysSo) {
+    ScratchDir base;
+    virtualpi::VirtualBus bus;
+    bus.plug({virtualpi::builtinScenario(Chip::Bcm2712, virtualpi::Profile::MassStorageGadget),
+              "1-1",
+              {}});
+    CliRun run = runCli({}, bus, base.path().string());
+    EXPECT_EQ(run.status, 1) << run.out << run.err;
+    EXPECT_NE((run.out + run.err)
+                  .find("bootcode5.bin for BCM2712 not found in the embedded "
+                        "firmware (bootcode.bin, bootcode4.bin, start.elf, "
+                        "start4.elf)"),
+              std::string::npos)
+        << run.out << run.err;
 }
 
 }  // namespace

@@ -39,6 +39,11 @@ struct ProfileFirmware {
     std::filesystem::path serialOverlays;  // empty: none
     std::vector<std::filesystem::path> fallback;
     std::vector<std::filesystem::path> trusted;
+    // "embedded": the firmware compiled in (embedded_firmware.hpp) answers
+    // what no directory has. Only a mass-storage set may ask for it: the
+    // embedded loaders are the mass-storage ones. Cleared for every profile
+    // when the daemon configuration says "embedded_firmware": false.
+    bool embedded = false;
 };
 
 // How generated files are signed: a private key in a PEM file, or an HSM
