@@ -3,6 +3,7 @@
 # they provide a file, synthetic stand-ins for the rest. The script's own file list (sources and
 # destinations) is used, but every digest is computed here from the mirror's files and handed
 # to the script with --pins; the real pins are never touched.
+# (firmware/make-test-mirror builds the mirror and computes the pins.)
 # Usage: fetch_firmware_test.sh FETCH_SCRIPT FIXTURES_DIR RPIBOOT_TEST_EEPROM [RPIBOOTD]
 source "$(dirname "$0")/lib.sh"
 fetch="$1"
@@ -16,50 +17,30 @@ cd "$scratch"
 bash "$fetch" --list >real-list.txt
 grep -q '^release: raspberrypi/usbboot ' real-list.txt && pass "--list names the pinned tag" ||
   fail "--list names the pinned tag"
-sed -n 's/^\([^ ]*\) -> \([^ ]*\) (.*$/\1 \2/p' real-list.txt >layout.txt
-[[ $(wc -l <layout.txt) -ge 20 ]] && pass "pinned list has $(wc -l <layout.txt) files" ||
-  fail "pinned list parsed ($(wc -l <layout.txt) lines)"
+n=$(grep -c ' -> ' real-list.txt)
+[[ $n -ge 20 ]] && pass "pinned list has $n files" || fail "pinned list parsed ($n lines)"
 grep -q 'verified by git-blob-id' real-list.txt && grep -q 'verified by sha256' real-list.txt &&
   pass "--list says which check applies" || fail "--list shows both checks"
 
-# Stand-in for one upstream path, written to $1 (a fixture when there is one).
-stand_in() {
-  local src="$1" out="$2"
-  mkdir -p "$(dirname "$out")"
-  case "$src" in
-    msd/bootcode.bin|msd/start.elf|mass-storage-gadget64/config.txt|recovery/config.txt|recovery/boot.conf)
-      cp "$fixtures/$src" "$out" ;;
-    firmware/2711/bootcode4.bin) cp "$fixtures/2711/bootcode4.bin" "$out" ;;
-    firmware/bootfiles.bin) cp "$fixtures/bootfiles.bin" "$out" ;;
-    secure-boot-msd/boot.img) cp "$fixtures/mass-storage-gadget64/boot-secure-msd.img" "$out" ;;
-    */firmware-2711/*/pieeprom-*.bin) "$make_eeprom" 2711 "$out" ;;
-    */firmware-2712/*/pieeprom-*.bin) "$make_eeprom" 2712 "$out" ;;
-    mass-storage-gadget64/boot.img) head -c 300000 /dev/urandom >"$out" ;;
-    *) echo "stand-in for $src ($RANDOM)" >"$out" ;;
-  esac
-}
+# The mirror and the pins that match it (computed from the mirror's files, not the real pins).
 mirror="$scratch/mirror"
-while read -r src dst; do
-  [[ -e "$mirror/$src" ]] || stand_in "$src" "$mirror/$src"
-done <layout.txt
-
-# Pins computed from the mirror: sha256 for every file but the gadget's boot.img, which is
-# pinned by its git blob id as the real list does (git's own hash when git is installed).
-blob_id() {
-  if command -v git >/dev/null; then git hash-object --no-filters "$1"; else
-    { printf 'blob %d\0' "$(stat -c %s "$1")"; cat "$1"; } | sha1sum | cut -d' ' -f1; fi
-}
-write_pins() {  # write_pins MIRROR > FILE
-  local src dst
-  while read -r src dst; do
-    if [[ $src == mass-storage-gadget64/boot.img ]]; then
-      echo "gitblob $(blob_id "$1/$src") - $src $dst"
-    else
-      echo "sha256 $(sha256sum <"$1/$src" | cut -d' ' -f1) $(stat -c %s "$1/$src") $src $dst"
-    fi
-  done <layout.txt
-}
-write_pins "$mirror" >pins.txt
+make_mirror="$(dirname "$fetch")/make-test-mirror"
+bash "$make_mirror" "$mirror" pins.txt "$fixtures" "$make_eeprom"
+cut -d' ' -f4,5 pins.txt >layout.txt
+cmp -s <(sed -n 's/^\([^ ]*\) -> \([^ ]*\) (.*$/\1 \2/p' real-list.txt) layout.txt &&
+  pass "test pins cover the real list" || fail "test pins cover the real list"
+[[ $(grep -c '^gitblob .* mass-storage-gadget64/boot.img mass-storage-gadget64/boot.img$' pins.txt) == 1 ]] &&
+  pass "gadget boot.img pinned by git blob id" || fail "gadget boot.img pinned by git blob id"
+if command -v git >/dev/null; then
+  [[ $(git hash-object --no-filters "$mirror/mass-storage-gadget64/boot.img") == \
+     $(awk '$5 == "mass-storage-gadget64/boot.img" { print $2 }' pins.txt) ]] &&
+    pass "blob id is git's" || fail "blob id is git's"
+fi
+for f in msd/bootcode.bin msd/start.elf firmware/bootfiles.bin; do
+  fixture=$f; [[ $f == firmware/bootfiles.bin ]] && fixture=bootfiles.bin
+  expect_same "mirror's $f is the fixture" "$mirror/$f" "$fixtures/$fixture"
+done
+write_pins() { bash "$make_mirror" --pins-only "$1" /dev/stdout; }
 
 # Every destination of the list is a regular file equal to its source in MIRROR.
 installed_from() {  # installed_from NAME DEST MIRROR
