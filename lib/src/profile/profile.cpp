@@ -1,5 +1,6 @@
 #include "rpiboot/profile.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -71,6 +72,9 @@ std::vector<std::pair<Chip, std::vector<std::string>>> readRequired(ObjectReader
         }
         out.emplace_back(*chip, std::move(files));
     }
+    // In chip order, whatever the spelling of the keys.
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
 }
 
