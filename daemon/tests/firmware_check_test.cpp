@@ -27,7 +27,6 @@ fs::path makeInstalledBase(const ScratchDir& scratch) {
         fs::copy_file(kFixtures / fixture, base / to);
     };
     copy("bootfiles.bin", "bootfiles.bin");
-    copy("2711/bootcode4.bin", "2711/bootcode4.bin");
     copy("msd/bootcode.bin", "msd/bootcode.bin");
     copy("msd/start.elf", "msd/start.elf");
     copy("msd/start.elf", "msd/start4.elf");
@@ -47,6 +46,7 @@ fs::path makeInstalledBase(const ScratchDir& scratch) {
     scratch.write("fw/recovery/2712/bootcode5.bin", "recovery.bin 2712");
     scratch.write("fw/secure-boot-recovery/config.txt", "config");
     scratch.write("fw/secure-boot-recovery/boot.conf", "[all]\n");
+    copy("2711/bootcode4.bin", "secure-boot-msd/2711/bootcode4.bin");
     for (const char* chip : {"2711", "2712"}) {
         const std::string c(chip);
         scratch.write("fw/secure-boot-msd/" + c + "/boot.img", "image");
@@ -100,13 +100,14 @@ TEST_F(FirmwareCheckTest, AMissingFileMakesOnlyItsProfilesIncompleteAndIsNamed) 
 }
 
 TEST_F(FirmwareCheckTest, LoadersInsideTheBasesBootfilesCount) {
-    // The gadget set has no loaders of its own: both come from the base
-    // (bootfiles.bin; 2711/bootcode4.bin also as a file).
+    // The gadget set has no loaders of its own: both come from the base's
+    // bootfiles.bin.
     EXPECT_FALSE(fs::exists(base_ / "mass-storage-gadget64/bootcode5.bin"));
     EXPECT_TRUE(check("mass-storage-gadget").complete());
     fs::remove(base_ / "bootfiles.bin");
     const FirmwareCompleteness gadget = check("mass-storage-gadget");
-    EXPECT_EQ(gadget.missing, std::vector<std::string>{"2712/bootcode5.bin"});
+    EXPECT_EQ(gadget.missing,
+              (std::vector<std::string>{"2711/bootcode4.bin", "2712/bootcode5.bin"}));
 }
 
 TEST_F(FirmwareCheckTest, RecoveryNeedsItsOwnLoadersNotTheBootfilesOnes) {

@@ -65,13 +65,16 @@ dest="$scratch/fw"
 expect_ok "install from a file:// mirror" run_fetch "$mirror" "$dest"
 grep -q "installed" "$scratch/out" && pass "says installed" || fail "says installed"
 installed_from "every file installed, links resolved to real files" "$dest" "$mirror"
-for f in msd/bootcode.bin msd/start4.elf msd/bootcode4.bin 2711/bootcode4.bin bootfiles.bin \
+for f in msd/bootcode.bin msd/start4.elf msd/bootcode4.bin secure-boot-msd/2711/bootcode4.bin bootfiles.bin \
   mass-storage-gadget64/boot.img mass-storage-gadget64/config.txt recovery/2711/bootcode4.bin \
   recovery/2711/pieeprom.original.bin recovery/2712/bootcode5.bin \
   recovery/2712/pieeprom.original.bin recovery/config.txt recovery/boot.conf; do
   [[ -f "$dest/$f" ]] || fail "layout has $f"
 done
 pass "layout of firmware/README.md"
+# A BCM2711 loader beside bootfiles.bin would shadow the archive's for the gadget set.
+[[ ! -e "$dest/2711/bootcode4.bin" ]] && pass "no loader shadows bootfiles.bin" ||
+  fail "no loader shadows bootfiles.bin"
 expect_same "msd/start4.elf is start.elf" "$dest/msd/start4.elf" "$dest/msd/start.elf"
 expect_same "msd/bootcode4.bin is the 2711 loader" "$dest/msd/bootcode4.bin" "$fixtures/2711/bootcode4.bin"
 [[ -z $(find "$dest" -name '.staging.*') ]] && pass "no staging left" || fail "no staging left"
@@ -83,6 +86,24 @@ grep -q 'mass-storage-gadget64/boot.img -> mass-storage-gadget64/boot.img' list.
   grep -A1 'mass-storage-gadget64/boot.img ->' list.txt | grep -q 'git-blob-id' &&
   grep -A1 'msd/bootcode.bin ->' list.txt | grep -q 'sha256' &&
   pass "--list with test pins" || fail "--list with test pins"
+
+# --- over an install of the earlier layout ----------------------------------------------------
+# It had msd's BCM2711 files as symbolic links and a 2711/ loader beside bootfiles.bin, listed
+# in its record; a per-port overlay the user added is not in the record.
+older="$scratch/older"
+mkdir -p "$older/msd/1-1.3" "$older/2711"
+cp "$fixtures/msd/start.elf" "$older/msd/start.elf"
+cp "$fixtures/2711/bootcode4.bin" "$older/2711/bootcode4.bin"
+ln -s start.elf "$older/msd/start4.elf"
+ln -s ../2711/bootcode4.bin "$older/msd/bootcode4.bin"
+echo "port overlay" >"$older/msd/1-1.3/config.txt"
+printf '%s\n' msd/start.elf 2711/bootcode4.bin msd/start4.elf msd/bootcode4.bin >"$older/.rpibootd-fetch-firmware"
+expect_ok "install over the earlier layout" run_fetch "$mirror" "$older"
+installed_from "earlier layout replaced by regular files" "$older" "$mirror"
+[[ ! -e "$older/2711/bootcode4.bin" ]] && pass "files dropped from the release are removed" ||
+  fail "files dropped from the release are removed"
+[[ -f "$older/msd/1-1.3/config.txt" ]] && pass "files not installed by the helper are kept" ||
+  fail "files not installed by the helper are kept"
 
 # --- idempotent -------------------------------------------------------------------------------
 before=$(stat -c %Y.%i "$dest/bootfiles.bin")
