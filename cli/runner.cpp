@@ -110,7 +110,7 @@ namespace {
 // from, in order (protocol-details §5.6). First the set for what the board
 // becomes: mass-storage-gadget64 for BCM2711/2712 when installed, else msd
 // (BCM2835 family, BCM2711; BCM2712 has no msd firmware). Then the base
-// itself, whose bootfiles.bin and 2711/, 2712/ folders hold every chip's
+// itself, whose bootfiles.bin (or chip folders) holds every chip's
 // loader (2711/bootcode4.bin, 2712/bootcode5.bin). Sets are not mixed: a
 // gadget board never gets msd's files.
 std::vector<fs::path> defaultRoots(const fs::path& base, Chip chip) {
