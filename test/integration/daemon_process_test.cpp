@@ -259,6 +259,13 @@ TEST_F(DaemonProcessTest, CheckConfigListsProfilesOrNamesTheError) {
     Daemon good(withFirmware({"--check-config"}));
     EXPECT_EQ(good.exitStatus(), 0) << good.output();
     EXPECT_NE(good.output().find("mass-storage-gadget"), std::string::npos);
+    // Per profile, whether its set is complete (this tree has no recovery.bin).
+    EXPECT_NE(good.output().find("firmware: complete (2835, 2837, 2711: 6 files)"),
+              std::string::npos)
+        << good.output();
+    EXPECT_NE(good.output().find("firmware: INCOMPLETE: missing 2711/bootcode4.bin"),
+              std::string::npos)
+        << good.output();
 
     const auto config = scratch_.write("bad.json", R"({"default_profile": "nope"})");
     Daemon bad(withFirmware({"--check-config", "-c", config}));
