@@ -16,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Prints what upstream prints, so scripts that read its output keep working
-// (protocol-details.md §6.4).
+// (docs/protocol.md §13.3).
 class CliObserver final : public BootObserver {
   public:
     CliObserver(std::ostream& out, std::ostream& err, int verbosity)

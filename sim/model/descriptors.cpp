@@ -8,7 +8,7 @@
 namespace virtualpi {
 namespace {
 
-// Chip facts of protocol-details.md §1.1, kept apart from the host's tables so
+// Chip facts of docs/protocol.md §2.1, kept apart from the host's tables so
 // the model cannot inherit a host bug.
 struct ChipFacts {
     std::uint16_t productId;
@@ -103,7 +103,7 @@ void appendInterface(std::vector<std::uint8_t>& out, const InterfaceFields& i) {
 
 struct ConfigFields {
     std::uint8_t configurationString = 0;
-    std::uint8_t attributes = 0xC0;  // self-powered (§1.3)
+    std::uint8_t attributes = 0xC0;  // self-powered (docs/protocol.md §12.1)
     std::uint8_t maxPower = 0x32;    // 100 mA
 };
 
@@ -250,7 +250,7 @@ std::vector<std::uint8_t> DescriptorSet::bulkEndpoints() const {
 std::string romProductString(rpiboot::Chip chip) {
     switch (chip) {
         case rpiboot::Chip::Bcm2835:
-            return "BCM2835 Boot";  // inferred: not documented (§12)
+            return "BCM2835 Boot";  // inferred: not documented (docs/protocol.md §15)
         case rpiboot::Chip::Bcm2837:
             return "BCM2710 Boot";
         case rpiboot::Chip::Bcm2711:
@@ -272,7 +272,7 @@ DescriptorSet romDescriptors(rpiboot::Chip chip, std::string_view serial, bool c
         strings[kRomSerialIndexNew] = checkedSerial(serial);
     }
     // The quirk: the header announces two interfaces (55 bytes) but only the
-    // first 32 bytes exist (§1.3).
+    // first 32 bytes exist (docs/protocol.md §12.3).
     auto config = configQuirk ? configuration({}, {vendorInterface(0, 0x01, 0x82)}, 55, 2)
                               : configuration({}, {vendorInterface(0, 0x01, 0x82)});
     return finish(deviceDescriptor(d), std::move(config), std::move(strings));
@@ -294,7 +294,7 @@ DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial
                              "virtual board: a second stage has 1 or 2 interfaces, not " +
                                  std::to_string(interfaces));
     }
-    // The 2835/2837 loader reports "BCM2710 Boot" (§1.3).
+    // The 2835/2837 loader reports "BCM2710 Boot" (docs/protocol.md §12.2).
     std::map<std::uint8_t, std::string> strings{
         {kManufacturerIndex, "Broadcom"},
         {kProductIndex, facts.newRom ? romProductString(chip) : std::string("BCM2710 Boot")}};
@@ -305,7 +305,7 @@ DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial
     }
     std::vector<InterfaceFields> list;
     if (interfaces == 2) {
-        // Interface 0 mass storage, interface 1 the vendor interface (§1.3).
+        // Interface 0 mass storage, interface 1 the vendor interface (docs/protocol.md §12.2).
         // The template's 64-byte packets are raised to 512, the only legal
         // bulk size at high speed.
         list.push_back({0, 0x08, 0x06, 0x50, {0x82, 0x01}});

@@ -1,4 +1,4 @@
-// Writes a bare FAT12/16/32 boot image in memory (protocol.md §11).
+// Writes a bare FAT12/16/32 boot image in memory (docs/protocol.md §11).
 #include "rpiboot/image/fat_writer.hpp"
 
 #include <algorithm>

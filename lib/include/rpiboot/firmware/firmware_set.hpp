@@ -1,4 +1,4 @@
-// Firmware resolution (protocol.md §5): which bytes a board gets for a name.
+// Firmware resolution (docs/protocol.md §6): which bytes a board gets for a name.
 //
 // A FirmwareSet is one configured boot set (a profile's root directory, its
 // overlays, files generated in memory) and is immutable after construction,
@@ -78,7 +78,7 @@ class FirmwareSet {
     //  6. each fallback root in turn, with steps 3-5;
     //  7. when config.embedded: the embedded firmware, by exact name (origin
     //     "embedded:NAME").
-    // Steps 3-5 are upstream's order for one directory (protocol-details §5.2).
+    // Steps 3-5 are upstream's order for one directory (docs/protocol.md §6.1).
     // A source that exists but is refused (symlink leading outside the trusted
     // roots, not a regular file, over maxFileSize, unreadable) ends the lookup
     // with `refusal` set rather than falling through to a lower source. Never

@@ -1,5 +1,5 @@
 // Synthetic pieeprom images whose section chains mirror the shipped layouts of
-// protocol-details.md §8.2 (there is no real pieeprom.bin among the fixtures).
+// docs/protocol.md §10 (there is no real pieeprom.bin among the fixtures).
 // Shared by the signing unit tests and the tools' shell tests; test code only.
 #pragma once
 
