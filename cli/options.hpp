@@ -1,5 +1,5 @@
 // Command-line options of `rpiboot`, accepted as upstream's tool accepts them
-// (protocol-details.md §6) so people can switch without changing scripts.
+// (docs/protocol.md §13) so people can switch without changing scripts.
 // Parsing only: no I/O besides what the caller prints.
 #pragma once
 

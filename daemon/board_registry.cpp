@@ -154,12 +154,6 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     if (shuttingDown_) {
         return;
     }
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        env_.log.debug("ignoring " + device.id + ": not a boot-mode device",
-                       portFields(device.port));
-        return;
-    }
     Entry* entry = nullptr;
     if (auto it = entries_.find(device.port); it != entries_.end()) {
         entry = it->second.get();
@@ -168,7 +162,8 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     // hubs re-enumerate that way) is still the same board: its serial says so.
     const bool expectedHere =
         entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
-    if (identity->stage == BootStage::SecondStage && !expectedHere && !device.serial.empty()) {
+    if (device.identity.stage == BootStage::SecondStage && !expectedHere &&
+        !device.serial.empty()) {
         if (Entry* other = awaitingWithSerial(device.serial, device.port)) {
             env_.log.info("board " + device.serial + " came back on port " + device.port +
                               " (was " + other->board.status().port + ")",
@@ -193,56 +188,58 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
 }
 
 void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        return;
-    }
-    const rpiboot::Chip chip = identity->chip;
-    const std::string chipText(rpiboot::chipName(chip));
-    const std::string& port = e.board.status().port;
     e.forgetTimer.reset();
+    e.reenumerateTimer.reset();
     e.deviceId = device.id;
     e.deviceGone = false;
-    e.chip = chip;
-    if (identity->stage == BootStage::Rom) {
-        e.reenumerateTimer.reset();
-        const auto selection = config_->select({chip, port, device.serial});
-        e.profile = selection.profile;
-        update(e, [&](Board& b) {
-            b.beginRomStage(chipText, device.serial, e.profile->profile.name, now());
-        });
-        env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(chip)) +
-                          " (profile " + e.profile->profile.name + ", by " + selection.reason + ")",
-                      fieldsOf(e));
+    e.chip = device.identity.chip;
+    if (device.identity.stage == BootStage::Rom) {
+        beginRomStage(e, device);
     } else {
-        const bool continuing = e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
-        e.reenumerateTimer.reset();
-        std::string serial = e.board.status().serial;
-        std::string reason = "its ROM stage";
-        if (!continuing) {
-            // We did not see this board's ROM stage (e.g. the daemon started
-            // in between): choose afresh. Only 2711/2712 report the SoC serial.
-            serial = chipHasRomSerial(chip) ? device.serial : std::string();
-            const auto selection = config_->select({chip, port, serial});
-            e.profile = selection.profile;
-            reason = selection.reason;
-        }
-        update(e, [&](Board& b) {
-            b.beginSecondStage(chipText, serial, e.profile->profile.name, continuing, now());
-        });
-        env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
-                          ", by " + reason + ")",
-                      fieldsOf(e));
+        beginSecondStage(e, device);
     }
     e.session = ++nextSession_;
     StageRequest request;
     request.session = e.session;
     request.device = device;
-    request.stage = identity->stage;
-    request.board = rpiboot::BoardContext{chip, port, e.board.status().serial};
+    request.stage = device.identity.stage;
+    request.board = rpiboot::BoardContext{e.chip, e.board.status().port, e.board.status().serial};
     request.profile = e.profile;
     request.fields = fieldsOf(e);
-    env_.launcher->launch(std::move(request));
+    env_.launcher.launch(std::move(request), *this);
+}
+
+void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device) {
+    const auto selection = config_->select({e.chip, e.board.status().port, device.serial});
+    e.profile = selection.profile;
+    update(e, [&](Board& b) {
+        b.beginRomStage(std::string(rpiboot::chipName(e.chip)), device.serial,
+                        e.profile->profile.name, now());
+    });
+    env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(e.chip)) +
+                      " (profile " + e.profile->profile.name + ", by " + selection.reason + ")",
+                  fieldsOf(e));
+}
+
+void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device) {
+    const bool continuing = e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
+    std::string serial = e.board.status().serial;
+    std::string reason = "its ROM stage";
+    if (!continuing) {
+        // We did not see this board's ROM stage (e.g. the daemon started
+        // in between): choose afresh. Only 2711/2712 report the SoC serial.
+        serial = chipHasRomSerial(e.chip) ? device.serial : std::string();
+        const auto selection = config_->select({e.chip, e.board.status().port, serial});
+        e.profile = selection.profile;
+        reason = selection.reason;
+    }
+    update(e, [&](Board& b) {
+        b.beginSecondStage(std::string(rpiboot::chipName(e.chip)), serial, e.profile->profile.name,
+                           continuing, now());
+    });
+    env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
+                      ", by " + reason + ")",
+                  fieldsOf(e));
 }
 
 void BoardRegistry::deviceRemoved(const std::string& id) {
@@ -317,43 +314,19 @@ void BoardRegistry::stageMetadata(std::uint64_t session, const std::string& key,
 
 void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& result) {
     Entry* found = entryBySession(session);
-    env_.launcher->reap(session);
+    env_.launcher.reap(session);
     if (found == nullptr || shuttingDown_) {
         return;
     }
     Entry& e = *found;
     e.session = 0;
-    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
     // The worker's own reading of the device decides what kind of session it was.
     if (result.ok && !result.sessionEnd) {
-        update(e, [](Board& b) { b.romSucceeded(); });
-        env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
-                      fieldsOf(e));
-        if (!e.pending) {
-            armReenumerationTimeout(e);
-        }
+        romAccepted(e);
     } else if (result.ok) {
-        bool success = false;
-        update(e, [&](Board& b) { success = b.filesDone(*result.sessionEnd, now()); });
-        const std::string message =
-            success ? "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
-                          std::to_string(result.bytesSent) + " bytes served; " +
-                          sessionEndText(*result.sessionEnd)
-                    : e.board.status().lastError;
-        settle(e, success, message);
+        filesServed(e, result);
     } else {
-        // Name the file that was on its way, which the engine's error (about
-        // one USB transfer) does not.
-        const BoardStatus& status = e.board.status();
-        const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
-        const std::string message =
-            std::string(romStage ? "ROM stage failed" : "second stage failed") +
-            (midFile ? " while sending " + status.currentFile + " (" +
-                           std::to_string(status.bytesTotal) + " bytes)"
-                     : std::string()) +
-            ": " + result.error;
-        update(e, [&](Board& b) { b.fail(message, now()); });
-        settle(e, false, message);
+        stageFailed(e, result);
     }
     if (e.pending) {
         const DeviceInfo next = *e.pending;
@@ -364,6 +337,41 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     if (e.deviceGone && e.board.phase() == BoardPhase::Failed) {
         armForget(e);
     }
+}
+
+void BoardRegistry::romAccepted(Entry& e) {
+    update(e, [](Board& b) { b.romSucceeded(); });
+    env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
+                  fieldsOf(e));
+    if (!e.pending) {
+        armReenumerationTimeout(e);
+    }
+}
+
+void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
+    bool success = false;
+    update(e, [&](Board& b) { success = b.filesDone(*result.sessionEnd, now()); });
+    const std::string message = success
+                                    ? "booted: " + std::to_string(e.board.status().filesServed) +
+                                          " file(s), " + std::to_string(result.bytesSent) +
+                                          " bytes served; " + sessionEndText(*result.sessionEnd)
+                                    : e.board.status().lastError;
+    settle(e, success, message);
+}
+
+void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
+    // Name the file that was on its way, which the engine's error (about
+    // one USB transfer) does not.
+    const BoardStatus& status = e.board.status();
+    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
+    const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
+    const std::string message = std::string(romStage ? "ROM stage failed" : "second stage failed") +
+                                (midFile ? " while sending " + status.currentFile + " (" +
+                                               std::to_string(status.bytesTotal) + " bytes)"
+                                         : std::string()) +
+                                ": " + result.error;
+    update(e, [&](Board& b) { b.fail(message, now()); });
+    settle(e, false, message);
 }
 
 void BoardRegistry::settle(Entry& e, bool success, const std::string& message) {
@@ -407,17 +415,6 @@ std::vector<BoardStatus> BoardRegistry::boards() const {
         }
     }
     return out;
-}
-
-std::vector<std::string> BoardRegistry::profileNames() const {
-    return config_->profileNames();
-}
-
-ReloadResult BoardRegistry::reload() {
-    if (!reload_) {
-        return ReloadResult{false, "reloading is not available"};
-    }
-    return reload_();
 }
 
 }  // namespace rpibootd

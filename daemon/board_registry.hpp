@@ -33,10 +33,10 @@ struct RegistryCounts {
     std::size_t failed = 0;
 };
 
-class BoardRegistry final : public DeviceEvents, public StageEvents, public ManagerControl {
+class BoardRegistry final : public DeviceEvents, public StageEvents {
   public:
     struct Environment {
-        StageLauncher* launcher = nullptr;  // set with setLauncher() when built later
+        StageLauncher& launcher;
         TimerService& timers;
         Logger& log;
         std::function<std::uint64_t()> realtimeUsec;
@@ -45,10 +45,8 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     BoardRegistry(Environment environment, std::shared_ptr<const ActiveConfig> config);
     ~BoardRegistry() override;
 
-    void setLauncher(StageLauncher* launcher) { env_.launcher = launcher; }
     // Where status goes (the D-Bus adapter); null: nowhere.
     void setStatusSink(StatusSink* sink) { sink_ = sink; }
-    void setReloadHandler(std::function<ReloadResult()> handler) { reload_ = std::move(handler); }
     // Called after every change of the counts (sd_notify STATUS=).
     void setCountsListener(std::function<void(const RegistryCounts&)> listener) {
         countsListener_ = std::move(listener);
@@ -72,10 +70,8 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
                        const std::string& value) override;
     void stageFinished(std::uint64_t session, const StageResult& result) override;
 
-    // ManagerControl
-    std::vector<BoardStatus> boards() const override;
-    std::vector<std::string> profileNames() const override;
-    ReloadResult reload() override;
+    // Every published board, sorted by port.
+    std::vector<BoardStatus> boards() const;
 
   private:
     struct Entry {
@@ -97,6 +93,12 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     Entry* awaitingWithSerial(const std::string& serial, const std::string& exceptPort);
     Entry& moveEntry(Entry& from, const std::string& toPort);
     void start(Entry& entry, const DeviceInfo& device);
+    void beginRomStage(Entry& entry, const DeviceInfo& device);
+    void beginSecondStage(Entry& entry, const DeviceInfo& device);
+    // The three outcomes of a stage session.
+    void romAccepted(Entry& entry);
+    void filesServed(Entry& entry, const StageResult& result);
+    void stageFailed(Entry& entry, const StageResult& result);
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
@@ -110,7 +112,6 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     Environment env_;
     std::shared_ptr<const ActiveConfig> config_;
     StatusSink* sink_ = nullptr;
-    std::function<ReloadResult()> reload_;
     std::function<void(const RegistryCounts&)> countsListener_;
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by port path
     std::map<std::string, std::string> portOfDevice_;        // device id -> port

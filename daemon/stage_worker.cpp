@@ -14,7 +14,9 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // Progress for the same file goes out at most this often (plus every file
-// boundary), so a fast transfer does not flood the loop or D-Bus.
+// boundary and the last chunk). This is the one place progress is
+// rate-limited: limiting it at its source keeps a fast transfer from flooding
+// the loop, and what reaches the loop is what D-Bus clients see.
 constexpr auto kProgressInterval = std::chrono::milliseconds(100);
 
 // Stops a session at its next transfer once shutdown is requested. The
@@ -75,11 +77,18 @@ class WorkerObserver final : public rpiboot::BootObserver {
     void onTransferFinished(std::string_view name, std::uint64_t size) override {
         const std::string shown = displayName(name);
         postProgress(StageProgress{shown, size, size, StageProgress::Kind::Finished});
-        log_.info("sent " + shown + " (" + std::to_string(size) + " bytes)", request_.fields);
+        // Where it came from: a path, "bootfiles.bin:2711/bootmain", "embedded:start4.elf".
+        log_.info("sent " + shown + " (" + std::to_string(size) + " bytes" +
+                      (origin_.empty() ? std::string() : " from " + origin_) + ")",
+                  request_.fields);
+        origin_.clear();
     }
 
     void onFileLookup(std::string_view name, bool found, std::uint64_t size,
                       std::string_view originOrRefusal) override {
+        if (found) {
+            origin_ = std::string(originOrRefusal);
+        }
         if (!log_.enabled(LogLevel::Debug)) {
             return;
         }
@@ -124,6 +133,7 @@ class WorkerObserver final : public rpiboot::BootObserver {
     const PostFn& post_;
     Logger& log_;
     std::string current_;
+    std::string origin_;  // of the file found last, for the "sent" line
     SteadyClock::time_point lastPost_{};
     std::map<std::string, std::string> metadata_;
 };
@@ -183,18 +193,17 @@ StageResult runStageSession(const StageRequest& request, std::stop_token stop, c
     return result;
 }
 
-ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, StageEvents& events, Logger& log)
-    : loop_(loop), events_(events), log_(log) {}
+ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, Logger& log) : loop_(loop), log_(log) {}
 
 ThreadStageLauncher::~ThreadStageLauncher() {
     stopAll();
 }
 
-void ThreadStageLauncher::launch(StageRequest request) {
+void ThreadStageLauncher::launch(StageRequest request, StageEvents& target) {
     const std::uint64_t session = request.session;
-    std::jthread worker([this, request = std::move(request)](std::stop_token stop) {
-        const PostFn post = [this](std::function<void(StageEvents&)> event) {
-            loop_.post([this, event = std::move(event)] { event(events_); });
+    std::jthread worker([this, &target, request = std::move(request)](std::stop_token stop) {
+        const PostFn post = [this, &target](std::function<void(StageEvents&)> event) {
+            loop_.post([&target, event = std::move(event)] { event(target); });
         };
         StageResult result = runStageSession(request, std::move(stop), post, log_);
         post([session = request.session, result = std::move(result)](StageEvents& events) {

@@ -17,11 +17,8 @@
 
 #include "device_source.hpp"
 #include "event_loop.hpp"
+#include "handles.hpp"
 #include "journal.hpp"
-
-struct udev;
-struct udev_monitor;
-struct udev_device;
 
 namespace rpiboot {
 class LibusbContext;
@@ -29,20 +26,11 @@ class LibusbContext;
 
 namespace rpibootd {
 
-struct UdevDeleter {
-    void operator()(udev* u) const noexcept;
-    void operator()(udev_monitor* m) const noexcept;
-    void operator()(udev_device* d) const noexcept;
-};
-using UdevPtr = std::unique_ptr<udev, UdevDeleter>;
-using UdevMonitorPtr = std::unique_ptr<udev_monitor, UdevDeleter>;
-using UdevDevicePtr = std::unique_ptr<udev_device, UdevDeleter>;
-
 // From the sysfs `descriptors` attribute (device descriptor, then the
 // configuration descriptors as the device returned them): iSerialNumber
 // index (byte 16) and the number of interface descriptors actually present
-// in the first configuration — what libusb would report (protocol-details
-// §1.3, the ROM's 55/32 quirk). nullopt when the blob is too short.
+// in the first configuration — what libusb would report (docs/protocol.md
+// §12.3, the ROM's 55/32 quirk). nullopt when the blob is too short.
 std::optional<rpiboot::UsbDescriptorSummary> summaryFromDescriptors(
     std::uint16_t vendorId, std::uint16_t productId, std::span<const std::uint8_t> raw);
 

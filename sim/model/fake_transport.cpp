@@ -20,7 +20,7 @@ class FakeTransport final : public rpiboot::Transport {
         if (name_.empty()) {
             name_ = "virtual device";
         }
-        // The host's rule (protocol.md §1): one interface -> EP 1, else the
+        // The host's rule (docs/protocol.md §2.3): one interface -> EP 1, else the
         // vendor interface's EP 3. The fake takes it from the descriptors.
         outEndpoint_ = device_->descriptors().vendorBulkOutEndpoint();
     }

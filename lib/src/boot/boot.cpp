@@ -42,7 +42,7 @@ StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
             throw Error(Errc::NotFound,
                         std::string(bootcodeFileName(board.chip)) + " for " +
                             std::string(chipName(board.chip)) + " not found in " +
-                            firmware.config().root.string() +
+                            firmware.searchedPlaces() +
                             (loader.refusal.empty() ? std::string() : " (" + loader.refusal + ")"));
         }
         if (observer != nullptr) {

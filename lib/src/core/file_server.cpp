@@ -107,7 +107,7 @@ class Session {
         log(LogLevel::Debug,
             std::string("received ") + commandName(request.command) + ": " + shown);
         if (!request.terminated) {
-            // protocol.md §5: a name without its NUL is refused, not guessed at.
+            // docs/protocol.md §6.3: a name without its NUL is refused, not guessed at.
             notFound(shown, "name is not NUL-terminated within 256 bytes");
             return std::nullopt;
         }

@@ -126,9 +126,9 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
     const std::string file(label);
     const std::filesystem::path base = std::filesystem::path(file).parent_path();
-    ObjectReader r(
-        doc, file, "",
-        {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms", "rules"});
+    ObjectReader r(doc, file, "",
+                   {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms",
+                    "rules", "embedded_firmware"});
     DaemonConfig c = defaultDaemonConfig();
     c.source = file;
     c.rules.clear();  // a file's rules replace the built-in ones entirely
@@ -142,6 +142,7 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     }
     c.defaultProfile = r.string("default_profile").value_or(c.defaultProfile);
     c.forgetAfter = r.milliseconds("forget_after_ms", 0, kMaxForgetMs).value_or(c.forgetAfter);
+    c.embeddedFirmware = r.boolean("embedded_firmware").value_or(c.embeddedFirmware);
     if (const nlohmann::json* rules = r.member("rules")) {
         if (!rules->is_array()) {
             fail(file, "/rules", "expected an array of rule objects");
@@ -239,6 +240,11 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
             fail(daemon.source, rule.pointer + "/profile",
                  "no profile named \"" + rule.profile +
                      "\" (known: " + knownNames(config.profiles) + ")");
+        }
+    }
+    if (!daemon.embeddedFirmware) {
+        for (auto& [name, profile] : config.profiles) {
+            profile.firmware.embedded = false;
         }
     }
     checkIrreversibleSelection(config.profiles, daemon);

@@ -15,7 +15,7 @@
 namespace rpiboot {
 namespace {
 
-// protocol.md §2: vendor requests, recipient device, bRequest 0.
+// docs/protocol.md §3: vendor requests, recipient device, bRequest 0.
 constexpr std::uint8_t kVendorOut =
     0x40;  // LIBUSB_REQUEST_TYPE_VENDOR | RECIPIENT_DEVICE | ENDPOINT_OUT
 constexpr std::uint8_t kVendorIn =
@@ -163,7 +163,7 @@ std::string LibusbTransport::serialString() {
 }
 
 void LibusbTransport::claim(const BulkInterface& iface) {
-    // protocol-details W10: on two-interface devices usb-storage may own
+    // docs/protocol.md §14.3: on two-interface devices usb-storage may own
     // interface 0; let libusb detach whatever holds the one we need.
     libusb_set_auto_detach_kernel_driver(handle_, 1);
     const int rc = libusb_claim_interface(handle_, iface.interfaceNumber);

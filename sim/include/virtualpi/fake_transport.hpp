@@ -1,6 +1,6 @@
 // The in-process fake attachment: rpiboot::Transport on top of a UsbDevice.
 //
-// It issues the vendor requests of protocol.md §2 on endpoint 0 and bulk OUT
+// It issues the vendor requests of docs/protocol.md §3 on endpoint 0 and bulk OUT
 // on the vendor interface's endpoint (0x01, or 0x03 with two interfaces),
 // honours each call's timeout, and maps the device's answers to
 // rpiboot::Error: Disconnected -> DeviceGone, Stall -> Stall, NAK until the

@@ -54,7 +54,7 @@ struct StageOutcome {
     std::optional<FileServerResult> files;  // second stage: the session's result
 };
 
-// The 20-byte signature for the boot message (protocol.md §3): zero unless
+// The 20-byte signature for the boot message (docs/protocol.md §4.3): zero unless
 // `signedBoot` and the chip is of the BCM2835 family. Throws Errc::NotFound or
 // Errc::Corrupt when bootcode.sig is missing or shorter than 20 bytes.
 BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& board,

@@ -1,4 +1,4 @@
-// The two transfer primitives of the boot protocol (protocol.md §2) on top of
+// The two transfer primitives of the boot protocol (docs/protocol.md §3) on top of
 // a Transport: write(len, bytes) and read(len). Every other part of the engine
 // talks to the board through a Link.
 #pragma once

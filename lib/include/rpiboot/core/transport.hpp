@@ -1,4 +1,4 @@
-// The USB seam of the protocol engine (protocol.md §2).
+// The USB seam of the protocol engine (docs/protocol.md §3).
 //
 // A Transport moves bytes to and from one opened boot-mode device: vendor
 // control transfers on endpoint 0 and bulk OUT transfers on the selected
@@ -18,8 +18,8 @@ namespace rpiboot {
 
 using Milliseconds = std::chrono::milliseconds;
 
-// Per-call timeouts. Defaults follow the boards' behaviour (protocol.md §2,
-// protocol-details.md §2): control 1 s, 5 s per 16 KiB bulk chunk, and the
+// Per-call timeouts. Defaults follow the boards' behaviour (docs/protocol.md §3.4):
+// control 1 s, 5 s per 16 KiB bulk chunk, and the
 // device may hold a control IN for up to 20 s while it works.
 struct TransferTimeouts {
     Milliseconds control{1000};
@@ -27,7 +27,7 @@ struct TransferTimeouts {
     Milliseconds controlIn{20000};
 };
 
-// Largest bulk OUT transfer issued in one call (protocol.md §2).
+// Largest bulk OUT transfer issued in one call (docs/protocol.md §3.4).
 inline constexpr std::size_t kBulkChunkSize = std::size_t{16} * 1024;
 
 class Transport {

@@ -40,6 +40,8 @@ struct DaemonConfig {
     std::vector<ProfileRule> rules;
     // A disconnected board's record is forgotten after this long (0: at once).
     std::chrono::milliseconds forgetAfter{60000};
+    // "embedded_firmware": false keeps every profile to its directories.
+    bool embeddedFirmware = true;
 };
 
 // What a rule looks at: known when a board shows up.

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rpiboot/boot/boot.hpp"
@@ -39,6 +40,14 @@ struct ProfileFirmware {
     std::filesystem::path serialOverlays;  // empty: none
     std::vector<std::filesystem::path> fallback;
     std::vector<std::filesystem::path> trusted;
+    // "embedded": the firmware compiled in (embedded_firmware.hpp) answers
+    // what no directory has. Only a mass-storage set may ask for it: the
+    // embedded loaders are the mass-storage ones. Cleared for every profile
+    // when the daemon configuration says "embedded_firmware": false.
+    bool embedded = false;
+    // "requires": per chip the names the set must answer for a board of that
+    // chip (what `rpibootd --check-config` checks). Empty: not declared.
+    std::vector<std::pair<Chip, std::vector<std::string>>> required;
 };
 
 // How generated files are signed: a private key in a PEM file, or an HSM
@@ -57,8 +66,10 @@ struct ProfileEeprom {
     // As written. Absolute: one image, its size says the chip. Relative: looked
     // up per chip as <root>/<chip folder>/IMAGE, then <root>/IMAGE.
     std::filesystem::path image;
-    std::filesystem::path config;  // absolute after parsing (relative: to the root)
-    ProfileSigning signing;        // config signed and public key embedded when enabled
+    // Absolute after parsing (relative: to the root). One directly in the root
+    // is overridden per chip by <root>/<chip folder>/<its name> when that exists.
+    std::filesystem::path config;
+    ProfileSigning signing;  // config signed and public key embedded when enabled
     // BCM2712 secure boot (need signing): counter-sign the EEPROM's bootcode
     // and bootsys with the customer key ("counter_sign"), and serve the set's
     // 2712 loader (recovery.bin) counter-signed ("counter_sign_recovery"; only

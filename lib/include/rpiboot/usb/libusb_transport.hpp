@@ -23,7 +23,7 @@ struct libusb_device_handle;
 namespace rpiboot {
 
 struct UsbDeviceInfo {
-    std::string portPath;  // "<bus>-<port>[.<port>...]" (protocol.md §1)
+    std::string portPath;  // "<bus>-<port>[.<port>...]" (docs/protocol.md §2.5)
     std::uint8_t busNumber = 0;
     std::uint8_t deviceAddress = 0;
     std::uint8_t portNumber = 0;  // port on the parent hub (upstream -0..-98)
@@ -62,7 +62,7 @@ class LibusbTransport final : public Transport {
     LibusbTransport& operator=(const LibusbTransport&) = delete;
 
     // VID/PID and iSerialNumber index from the device descriptor; interface
-    // count from the active configuration as libusb parsed it (protocol.md §1).
+    // count from the active configuration as libusb parsed it (docs/protocol.md §2).
     UsbDescriptorSummary summary();
     // The string at iSerialNumber, "" when the index is 0 or unreadable.
     std::string serialString();

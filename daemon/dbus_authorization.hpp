@@ -1,0 +1,23 @@
+// Who may call the privileged methods of io.rpibootd1 (Reload).
+//
+// Reload changes what every board will be served: only root or a member of
+// the privileged group may ask. The bus policy says the same on the system
+// bus; this check also holds on session and private buses. It asks the bus
+// driver who the sender is (GetConnectionCredentials: from the socket, so it
+// holds under ProtectProc=) and falls back to what sd-bus can find out. It
+// only answers yes or no; it never changes anything.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <string>
+
+namespace rpibootd {
+
+// 0 when the sender of `call` is root or in `privilegedGroup`; otherwise a
+// negative errno with `error` set to org.freedesktop.DBus.Error.AccessDenied
+// and a message naming the user and the group.
+int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
+                       sd_bus_error* error);
+
+}  // namespace rpibootd
