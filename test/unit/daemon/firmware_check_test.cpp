@@ -95,8 +95,7 @@ TEST_F(FirmwareCheckTest, AMissingFileMakesOnlyItsProfilesIncompleteAndIsNamed) 
     fs::remove(base_ / "mass-storage-gadget64/config.txt");
     const FirmwareCompleteness gadget = check("mass-storage-gadget");
     EXPECT_FALSE(gadget.complete());
-    EXPECT_EQ(gadget.missing,
-              (std::vector<std::string>{"2711/config.txt", "2712/config.txt"}));
+    EXPECT_EQ(gadget.missing, (std::vector<std::string>{"2711/config.txt", "2712/config.txt"}));
     EXPECT_EQ(describe(gadget), "INCOMPLETE: missing 2711/config.txt, 2712/config.txt");
     EXPECT_TRUE(check("msd").complete());
     EXPECT_TRUE(check("recovery").complete());
