@@ -1,5 +1,6 @@
 #include "virtualpi/sim_board.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -709,8 +710,10 @@ class Firmware {
         if (step.name == "boot.sig") {
             bootSigStepDone_ = true;
         }
+        const bool sigAsked = std::any_of(s_.steps.begin(), s_.steps.end(),
+                                          [](const Step& st) { return st.name == "boot.sig"; });
         const auto img = contents_.find("boot.img");
-        if (img == contents_.end() || !bootSigStepDone_) {
+        if (img == contents_.end() || (sigAsked && !bootSigStepDone_)) {
             return;  // the other one is still to come
         }
         const auto sig = contents_.find("boot.sig");
