@@ -78,6 +78,9 @@ struct Profile {
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
+    // Not read from profile files: the daemon's --bulk-transfers-in-flight
+    // (ConfigurationOverrides) sets it for every profile.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
 
     // Without generated files; see generateProfileFiles().
     FirmwareSetConfig firmwareSetConfig() const;
@@ -155,6 +158,9 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional);
 struct ConfigurationOverrides {
     std::optional<std::filesystem::path> firmwareDir;
     std::optional<std::filesystem::path> profilesDir;
+    // Bulk OUT transfers kept queued per board, for every profile (1: one at
+    // a time, the reference the benchmarks compare against).
+    std::optional<std::size_t> bulkTransfersInFlight;
 };
 
 // Parses the built-in profiles, then every *.json in the profile directory

@@ -204,6 +204,11 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
                      "\" (known: " + knownNames(config.profiles) + ")");
         }
     }
+    if (overrides.bulkTransfersInFlight) {
+        for (auto& [name, profile] : config.profiles) {
+            profile.bulkTransfersInFlight = *overrides.bulkTransfersInFlight;
+        }
+    }
     config.daemon = std::move(daemon);
     return config;
 }
