@@ -65,6 +65,7 @@ struct Settings {
     std::chrono::microseconds completionLatency{200};
     std::optional<fs::path> hotpathsJson;
     bool check = false;
+    std::vector<std::string> daemonExtra;  // --daemon-arg, e.g. --bulk-transfers-in-flight=1
     // Board-side figures of the latency and concurrency runs.
     milliseconds romReset{200};
     milliseconds secondStageStart{100};
@@ -236,8 +237,10 @@ class DaemonProcess {
 };
 
 std::vector<std::string> daemonArgs(const Settings& s, const fs::path& config) {
-    return {s.daemon.string(), "-c",   config.string(),  "--no-udev",
-            "--bus",           "none", "--firmware-dir", s.firmware.string()};
+    std::vector<std::string> args{s.daemon.string(), "-c",   config.string(),  "--no-udev",
+                                  "--bus",           "none", "--firmware-dir", s.firmware.string()};
+    args.insert(args.end(), s.daemonExtra.begin(), s.daemonExtra.end());
+    return args;
 }
 
 fs::path writeConfig(const Settings& s) {
@@ -693,7 +696,7 @@ int usage() {
         "       [--counts 1,8,32,64] [--rss-boards 32] [--idle-seconds 60]\n"
         "       [--bus-boards 8] [--bus-file-mib 8] [--repeat 1] [--hotpaths-json FILE]\n"
         "       [--pipe-file-mib 32 (0: skip)] [--pipe-boards 1,8] [--completion-latency-us 200]\n"
-        "       [--check]\n"
+        "       [--daemon-arg ARG]... [--check]\n"
         "DIR (--firmware) holds msd/ with bootcode.bin, start.elf, 2711/bootcode4.bin and\n"
         "2711/start4.elf. --check: exit 1 on gross regressions (ratios within this run).\n",
         stderr);
@@ -739,6 +742,8 @@ int main(int argc, char** argv) {
                 s.completionLatency = std::chrono::microseconds(std::stoll(next()));
             else if (a == "--check")
                 s.check = true;
+            else if (a == "--daemon-arg")
+                s.daemonExtra.push_back(next());
             else if (a == "--repeat")
                 s.repeat = static_cast<unsigned>(std::stoul(next()));
             else
