@@ -15,15 +15,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <optional>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -203,7 +203,8 @@ BENCHMARK(BM_LinkWrite)->Arg(16 << 10)->Arg(2 << 20)->Unit(benchmark::kMicroseco
 // a mutex and an eventfd write per event, progress at most every 100 ms).
 class TimingTransport final : public rpiboot::Transport {
   public:
-    explicit TimingTransport(std::vector<std::array<std::uint8_t, rpiboot::kFileRequestSize>> script)
+    explicit TimingTransport(
+        std::vector<std::array<std::uint8_t, rpiboot::kFileRequestSize>> script)
         : script_(std::move(script)) {}
     void reset() { next_ = 0; }
     void controlOutLength(std::uint32_t, rpiboot::Milliseconds) override {
@@ -284,8 +285,7 @@ void BM_RequestToReply(benchmark::State& state) {
     const rpiboot::BoardContext board{rpiboot::Chip::Bcm2711, "1-1", "af04b2da"};
     TimingTransport transport({request(0, "config.txt"), request(1, "config.txt"),
                                request(0, "pieeprom.sig"), request(0, "start4.elf"),
-                               request(1, "start4.elf"), request(0, "fixup4.dat"),
-                               request(0, "")});
+                               request(1, "start4.elf"), request(0, "fixup4.dat"), request(0, "")});
     PostingObserver observer;
     rpiboot::Link link(transport, rpiboot::TransferTimeouts{});
     transport.latencies.reserve(1 << 20);
@@ -303,10 +303,12 @@ void BM_RequestToReply(benchmark::State& state) {
     }
     std::sort(l.begin(), l.end());
     const auto at = [&](double q) {
-        return l[std::min(l.size() - 1, static_cast<std::size_t>(q * static_cast<double>(l.size())))];
+        return l[std::min(l.size() - 1,
+                          static_cast<std::size_t>(q * static_cast<double>(l.size())))];
     };
     state.counters["requests"] = static_cast<double>(l.size());
-    state.counters["mean_us"] = std::accumulate(l.begin(), l.end(), 0.0) / static_cast<double>(l.size());
+    state.counters["mean_us"] =
+        std::accumulate(l.begin(), l.end(), 0.0) / static_cast<double>(l.size());
     state.counters["p50_us"] = at(0.50);
     state.counters["p99_us"] = at(0.99);
     state.counters["max_us"] = l.back();
