@@ -308,7 +308,9 @@ void LibusbTransport::reapBulkOut(Milliseconds timeout) {
     }
     Slot& slot = *slots_[head_];
     const auto until = std::chrono::steady_clock::now() + Milliseconds(timeoutMs(timeout));
+    bool cancelledLater = false;
     if (!waitFor(slot, until)) {
+        cancelledLater = pending_ > 1;
         // Newest first, so the controller never sends a later chunk in the
         // gap left by an earlier one.
         for (std::size_t i = pending_; i-- > 1;) {
@@ -330,7 +332,7 @@ void LibusbTransport::reapBulkOut(Milliseconds timeout) {
     const int length = t != nullptr ? t->length : 0;
     const int accepted = t != nullptr ? t->actual_length : 0;
     const libusb_transfer_status status = t != nullptr ? t->status : LIBUSB_TRANSFER_CANCELLED;
-    if (status == LIBUSB_TRANSFER_COMPLETED && accepted == length) {
+    if (status == LIBUSB_TRANSFER_COMPLETED && accepted == length && !cancelledLater) {
         return;  // also when it completed just as it was being cancelled
     }
     const std::string what = "bulk OUT of " + std::to_string(length) + " bytes (" +

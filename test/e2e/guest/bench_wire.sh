@@ -49,9 +49,12 @@ run_phase() {  # NAME BOARDS IN_FLIGHT
     [[ $depth == default ]] || args=(--bulk-transfers-in-flight "$depth")
     start_daemon "${args[@]}"
     local t0=$SECONDS
-    start_boards "$name" --hold --serial-base "$serial" "2712:mass-storage-gadget*$n,sums=$work/sums.bench"
+    start_boards "$name" --hold -t 900 --serial-base "$serial" \
+        "2712:mass-storage-gadget*$n,sums=$work/sums.bench"
     serial=$(printf '%x' $((0x$serial + 16)))
-    wait_boards_ended 900
+    # Every board ended ("holding"), or the program gave up on some ("finished").
+    wait_for "every board of $name to end" 960 \
+        grep -q '"state": *"\(holding\|finished\)"' "$boards_dir/summary.json"
     local seconds=$((SECONDS - t0))
     finish_boards >/dev/null
     stop_daemon
