@@ -241,6 +241,7 @@ BootOptions Profile::bootOptions() const {
     o.timeouts.bulkChunk = timeouts.bulk;
     o.timeouts.controlIn = timeouts.request;
     o.signedBoot = signedBoot;
+    o.bulkTransfersInFlight = bulkTransfersInFlight;
     return o;
 }
 

@@ -87,6 +87,9 @@ struct Profile {
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
+    // Not read from profile files: the daemon's --bulk-transfers-in-flight
+    // (ConfigurationOverrides) sets it for every profile.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
 
     // Without generated files; see generateProfileFiles().
     FirmwareSetConfig firmwareSetConfig() const;
