@@ -225,6 +225,9 @@ bool Runner::serveDevice(const CandidateDevice& device, bool& secondStageComplet
     CliObserver observer(out_, err_, options_.verbosity);
     BootOptions bootOptions;
     bootOptions.signedBoot = options_.signedBoot;
+    if (options_.bulkTransfersInFlight) {
+        bootOptions.bulkTransfersInFlight = *options_.bulkTransfersInFlight;
+    }
     const FirmwareSet& firmware = firmwareFor(identity->chip);
     if (identity->stage == BootStage::Rom) {
         out_ << "Sending " << bootcodeFileName(identity->chip) << "\n";

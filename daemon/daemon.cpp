@@ -42,6 +42,7 @@ ConfigLocation locationOf(const DaemonOptions& options) {
     where.optional = !options.configGiven;
     where.overrides.firmwareDir = options.firmwareDir;
     where.overrides.profilesDir = options.profilesDir;
+    where.overrides.bulkTransfersInFlight = options.bulkTransfersInFlight;
     return where;
 }
 

@@ -38,6 +38,16 @@ class StoppableTransport final : public rpiboot::Transport {
         check();
         inner_.bulkOut(chunk, timeout);
     }
+    std::size_t bulkOutSlots() const noexcept override { return inner_.bulkOutSlots(); }
+    void submitBulkOut(std::span<const std::uint8_t> chunk) override {
+        check();
+        inner_.submitBulkOut(chunk);
+    }
+    void reapBulkOut(rpiboot::Milliseconds timeout) override {
+        check();  // the Link cancels what is still queued
+        inner_.reapBulkOut(timeout);
+    }
+    void cancelBulkOut() noexcept override { inner_.cancelBulkOut(); }
 
   private:
     void check() const {

@@ -33,7 +33,7 @@ BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& 
 StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
                           const FirmwareSet& firmware, const BoardContext& board,
                           const BootOptions& options, BootObserver* observer) {
-    Link link(transport, options.timeouts);
+    Link link(transport, options.timeouts, options.bulkTransfersInFlight);
     StageOutcome outcome;
     outcome.stage = identity.stage;
     if (identity.stage == BootStage::Rom) {

@@ -247,6 +247,11 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
             profile.firmware.embedded = false;
         }
     }
+    if (overrides.bulkTransfersInFlight) {
+        for (auto& [name, profile] : config.profiles) {
+            profile.bulkTransfersInFlight = *overrides.bulkTransfersInFlight;
+        }
+    }
     checkIrreversibleSelection(config.profiles, daemon);
     config.daemon = std::move(daemon);
     return config;

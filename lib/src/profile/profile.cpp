@@ -294,6 +294,7 @@ BootOptions Profile::bootOptions() const {
     o.timeouts.bulkChunk = timeouts.bulk;
     o.timeouts.controlIn = timeouts.request;
     o.signedBoot = signedBoot;
+    o.bulkTransfersInFlight = bulkTransfersInFlight;
     o.expectedReports = expectedReports;
     return o;
 }

@@ -6,6 +6,7 @@
 // not know about udev, D-Bus or libusb: callers own discovery and threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -39,6 +40,9 @@ std::optional<std::string> unmetReport(const std::vector<ExpectedReport>& expect
 
 struct BootOptions {
     TransferTimeouts timeouts;
+    // Bulk OUT transfers kept queued per board (Link); 1 waits for every
+    // 16 KiB chunk before sending the next.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
     FileServerOptions fileServer;
     // Signed boot for the BCM2835 family (upstream -s): the boot message
     // carries the first 20 bytes of bootcode.sig from the firmware set.

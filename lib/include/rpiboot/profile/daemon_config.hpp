@@ -83,6 +83,9 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional);
 struct ConfigurationOverrides {
     std::optional<std::filesystem::path> firmwareDir;
     std::optional<std::filesystem::path> profilesDir;
+    // Bulk OUT transfers kept queued per board, for every profile (1: one at
+    // a time, the reference the benchmarks compare against).
+    std::optional<std::size_t> bulkTransfersInFlight;
 };
 
 // Parses the built-in profiles, then every *.json in the profile directory

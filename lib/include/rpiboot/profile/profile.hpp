@@ -114,6 +114,9 @@ struct Profile {
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
+    // Not read from profile files: the daemon's --bulk-transfers-in-flight
+    // (ConfigurationOverrides) sets it for every profile.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
     // What the board must report for a session to count as a success; filled
     // from the generated files by expectedReports() when the profile is activated.
     std::vector<ExpectedReport> expectedReports;
