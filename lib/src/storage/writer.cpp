@@ -5,7 +5,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -41,10 +40,19 @@ AlignedBuffer allocAligned(std::size_t size) {
     return AlignedBuffer(static_cast<std::uint8_t*>(p));
 }
 
+// A piece of a buffer to write at an offset of the target (the whole buffer,
+// or with a bmap the parts of mapped ranges).
+struct Piece {
+    std::size_t at;  // in the buffer
+    std::size_t length;
+    std::uint64_t offset;  // in the image and on the target
+};
+
 struct Buffer {
     AlignedBuffer data;
     std::size_t len = 0;
     std::uint64_t offset = 0;  // in the uncompressed image
+    std::vector<Piece> pieces;
     bool end = false;
     std::exception_ptr error;
 };
@@ -98,7 +106,6 @@ class Pipeline {
 struct Extent {
     std::uint64_t offset;
     std::uint64_t length;
-    std::uint32_t crc;
 };
 
 std::string hex(std::uint64_t v) {
@@ -243,35 +250,40 @@ class Target {
     std::string note_;
 };
 
-// The exact offset of the first byte of `got` (read back at `offset`) that
-// differs from the image; re-reads the image only when a mismatch was found.
-std::optional<std::uint64_t> firstDifference(const std::filesystem::path& image,
-                                             std::uint64_t offset, const std::uint8_t* got,
-                                             std::size_t len) {
+// The first byte of the written extents that differs between the target and
+// the image: re-reads both, only after the digests disagreed.
+std::optional<std::uint64_t> firstDifference(const std::filesystem::path& image, Target& target,
+                                             const std::vector<Extent>& extents,
+                                             std::size_t bufferSize) {
     auto src = openImage(image);
-    std::vector<std::uint8_t> buf(1 << 20);
+    std::vector<std::uint8_t> want(bufferSize);
+    AlignedBuffer got = allocAligned(bufferSize);
     std::uint64_t pos = 0;
-    while (pos < offset) {
-        const std::size_t want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), offset - pos));
-        const std::size_t n = src->read(buf.data(), want);
-        if (n == 0) {
-            return offset;
-        }
-        pos += n;
-    }
-    std::size_t checked = 0;
-    while (checked < len) {
-        const std::size_t n = src->read(buf.data(), std::min(buf.size(), len - checked));
-        if (n == 0) {
-            return offset + checked;
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            if (buf[i] != got[checked + i]) {
-                return offset + checked + i;
+    for (const Extent& e : extents) {
+        while (pos < e.offset) {  // skip what was not written
+            const std::size_t n = src->read(
+                want.data(),
+                static_cast<std::size_t>(std::min<std::uint64_t>(want.size(), e.offset - pos)));
+            if (n == 0) {
+                return e.offset;
             }
+            pos += n;
         }
-        checked += n;
+        for (std::uint64_t done = 0; done < e.length;) {
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(bufferSize, e.length - done));
+            const std::size_t have = src->read(want.data(), n);
+            if (target.read(got.get(), n, e.offset + done)) {
+                return e.offset + done;
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                if (i >= have || want[i] != got.get()[i]) {
+                    return e.offset + done + i;
+                }
+            }
+            done += n;
+            pos += n;
+        }
     }
     return std::nullopt;
 }
@@ -332,11 +344,25 @@ WriteResult writeImage(const WriteOptions& options) {
                                         std::to_string(*target.capacity()) + " bytes");
     }
 
+    std::uint64_t bytesToWrite = toWrite;
     const auto started = Clock::now();
     Pipeline pipe(options.queueDepth, options.bufferSize);
-    std::string imageSha;
+    std::string imageSha;    // of the whole uncompressed image
+    std::string writtenSha;  // of the written bytes in order (== imageSha without a bmap)
+
+    // The decoder thread: decompresses, hashes, and with a bmap cuts each
+    // buffer into the mapped pieces and checks each range's checksum, so the
+    // writing thread only writes.
     std::jthread decoder([&] {
         Digest sha;
+        std::unique_ptr<Digest> written, rangeSum;
+        if (bmap) {
+            written = std::make_unique<Digest>();
+            rangeSum = std::make_unique<Digest>(bmap->checksumType == ChecksumType::Sha256
+                                                    ? Digest::Kind::Sha256
+                                                    : Digest::Kind::Sha1);
+        }
+        std::size_t range = 0;
         std::uint64_t offset = 0;
         for (;;) {
             Buffer* b = pipe.takeFree();
@@ -344,16 +370,59 @@ WriteResult writeImage(const WriteOptions& options) {
                 return;  // stopped
             }
             try {
+                b->pieces.clear();
                 b->len = 0;
                 b->len = source->read(b->data.get(), pipe.bufferSize());
                 sha.update(b->data.get(), b->len);
                 b->offset = offset;
                 offset += b->len;
                 b->end = b->len < pipe.bufferSize();
+                const std::uint64_t bufEnd = b->offset + b->len;
+                if (!bmap) {
+                    if (b->len != 0) {
+                        b->pieces.push_back({0, b->len, b->offset});
+                    }
+                }
+                while (bmap && range < bmap->ranges.size()) {
+                    const BmapRange& r = bmap->ranges[range];
+                    const std::uint64_t rBegin = bmap->rangeOffset(r);
+                    const std::uint64_t rEnd = rBegin + bmap->rangeLength(r);
+                    if (rBegin >= bufEnd) {
+                        break;
+                    }
+                    const std::uint64_t from = std::max(rBegin, b->offset);
+                    const std::uint64_t to = std::min(rEnd, bufEnd);
+                    const auto at = static_cast<std::size_t>(from - b->offset);
+                    const auto length = static_cast<std::size_t>(to - from);
+                    b->pieces.push_back({at, length, from});
+                    rangeSum->update(b->data.get() + at, length);
+                    written->update(b->data.get() + at, length);
+                    if (to < rEnd) {
+                        break;  // the range goes on in the next buffer
+                    }
+                    const std::string sum = rangeSum->finishHex();
+                    if (sum != r.checksum) {
+                        throw Error(Errc::Corrupt,
+                                    "image " + options.image.string() + ": bmap range " +
+                                        std::to_string(r.first) + "-" + std::to_string(r.last) +
+                                        " (bytes " + std::to_string(rBegin) + "-" +
+                                        std::to_string(rEnd - 1) + ") has checksum " + sum +
+                                        ", the bmap says " + r.checksum);
+                    }
+                    ++range;
+                }
                 if (b->end) {
+                    if (bmap && (offset != bmap->imageSize || range != bmap->ranges.size())) {
+                        throw Error(Errc::Corrupt, "image " + options.image.string() +
+                                                       " ends after " + std::to_string(offset) +
+                                                       " bytes; its bmap says " +
+                                                       std::to_string(bmap->imageSize));
+                    }
                     imageSha = sha.finishHex();
+                    writtenSha = written ? written->finishHex() : imageSha;
                 }
             } catch (...) {
+                b->pieces.clear();
                 b->error = std::current_exception();
                 b->end = true;
             }
@@ -371,26 +440,8 @@ WriteResult writeImage(const WriteOptions& options) {
     };
 
     std::vector<Extent> extents;
-    std::unique_ptr<Digest> writtenSha;  // over the written bytes in order (bmap only)
-    std::unique_ptr<Digest> rangeSum;
-    if (bmap) {
-        writtenSha = std::make_unique<Digest>();
-        rangeSum = std::make_unique<Digest>(
-            bmap->checksumType == ChecksumType::Sha256 ? Digest::Kind::Sha256 : Digest::Kind::Sha1);
-    }
-    std::size_t range = 0;
     std::uint64_t imageBytes = 0;
-    WriteProgress progress{0, toWrite};
-
-    auto writeExtent = [&](const std::uint8_t* data, std::size_t len, std::uint64_t offset) {
-        target.write(data, len, offset);
-        extents.push_back({offset, len, static_cast<std::uint32_t>(crc32_z(0, data, len))});
-        if (writtenSha) {
-            writtenSha->update(data, len);
-        }
-        progress.bytesWritten += len;
-    };
-
+    WriteProgress progress{0, bytesToWrite};
     try {
         for (;;) {
             if (options.cancel != nullptr && options.cancel->load()) {
@@ -411,42 +462,16 @@ WriteResult writeImage(const WriteOptions& options) {
                 stopDecoder();
                 std::rethrow_exception(b->error);
             }
-            const std::uint64_t bufEnd = b->offset + b->len;
-            if (!bmap) {
-                if (b->len != 0) {
-                    writeExtent(b->data.get(), b->len, b->offset);
+            for (const Piece& p : b->pieces) {
+                target.write(b->data.get() + p.at, p.length, p.offset);
+                if (!extents.empty() && extents.back().offset + extents.back().length == p.offset) {
+                    extents.back().length += p.length;  // contiguous: one extent
+                } else {
+                    extents.push_back({p.offset, p.length});
                 }
-            } else {
-                // Every mapped range that meets this buffer, in order.
-                while (range < bmap->ranges.size()) {
-                    const BmapRange& r = bmap->ranges[range];
-                    const std::uint64_t rBegin = bmap->rangeOffset(r);
-                    const std::uint64_t rEnd = rBegin + bmap->rangeLength(r);
-                    if (rBegin >= bufEnd) {
-                        break;
-                    }
-                    const std::uint64_t from = std::max(rBegin, b->offset);
-                    const std::uint64_t to = std::min(rEnd, bufEnd);
-                    const std::uint8_t* p = b->data.get() + (from - b->offset);
-                    writeExtent(p, static_cast<std::size_t>(to - from), from);
-                    rangeSum->update(p, static_cast<std::size_t>(to - from));
-                    if (to < rEnd) {
-                        break;  // continues in the next buffer
-                    }
-                    const std::string sum = rangeSum->finishHex();
-                    if (sum != r.checksum) {
-                        stopDecoder();
-                        throw Error(Errc::Corrupt,
-                                    "image " + options.image.string() + ": bmap range " +
-                                        std::to_string(r.first) + "-" + std::to_string(r.last) +
-                                        " (bytes " + std::to_string(rBegin) + "-" +
-                                        std::to_string(rEnd - 1) + ") has checksum " + sum +
-                                        ", the bmap says " + r.checksum);
-                    }
-                    ++range;
-                }
+                progress.bytesWritten += p.length;
             }
-            imageBytes = bufEnd;
+            imageBytes = b->offset + b->len;
             const bool end = b->end;
             pipe.putFree(b);
             if (options.progress) {
@@ -457,11 +482,6 @@ WriteResult writeImage(const WriteOptions& options) {
             }
         }
         decoder.join();
-        if (bmap && (imageBytes != bmap->imageSize || range != bmap->ranges.size())) {
-            throw Error(Errc::Corrupt, "image " + options.image.string() + " ends after " +
-                                           std::to_string(imageBytes) + " bytes; its bmap says " +
-                                           std::to_string(bmap->imageSize));
-        }
         target.sync();
     } catch (...) {
         stopDecoder();
@@ -479,7 +499,6 @@ WriteResult writeImage(const WriteOptions& options) {
     } else if (!target.direct() && result.message.empty()) {
         result.message = "O_DIRECT refused by the file system; buffered I/O used";
     }
-    const std::string expectedSha = writtenSha ? writtenSha->finishHex() : imageSha;
 
     if (!options.verify) {
         result.outcome = WriteOutcome::Written;
@@ -489,7 +508,8 @@ WriteResult writeImage(const WriteOptions& options) {
         options.beforeVerify();
     }
 
-    // Verify: read back every written extent, bypassing the page cache.
+    // Verify: a reader thread reads back every written extent (bypassing the
+    // page cache) while this thread hashes what it read.
     const auto verifyStart = Clock::now();
     auto finishVerify = [&](WriteOutcome outcome, std::string message) {
         result.verifyDuration =
@@ -500,32 +520,70 @@ WriteResult writeImage(const WriteOptions& options) {
         }
         return result;
     };
-    AlignedBuffer buf = allocAligned(options.bufferSize);
-    Digest readSha;
-    for (const Extent& e : extents) {
-        const std::size_t len = static_cast<std::size_t>(e.length);
-        std::size_t done = 0;
-        while (done < len) {
-            const std::size_t n = std::min(len - done, options.bufferSize);
-            if (auto failed = target.read(buf.get() + done, n, e.offset + done)) {
-                return finishVerify(WriteOutcome::VerifyFailed, "verify: " + *failed);
+    Pipeline back(options.queueDepth, options.bufferSize);
+    std::jthread reader([&] {
+        auto send = [&](Buffer* b) {
+            const bool end = b->end;
+            back.putFull(b);
+            return !end;
+        };
+        for (const Extent& e : extents) {
+            for (std::uint64_t done = 0; done < e.length;) {
+                Buffer* b = back.takeFree();
+                if (b == nullptr) {
+                    return;
+                }
+                b->len = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(options.bufferSize, e.length - done));
+                b->offset = e.offset + done;
+                if (auto failed = target.read(b->data.get(), b->len, b->offset)) {
+                    b->error = std::make_exception_ptr(Error(Errc::Io, *failed));
+                    b->end = true;
+                    send(b);
+                    return;
+                }
+                done += b->len;
+                if (!send(b)) {
+                    return;
+                }
             }
-            done += n;
         }
-        readSha.update(buf.get(), len);
-        if (static_cast<std::uint32_t>(crc32_z(0, buf.get(), len)) != e.crc) {
-            const auto diff = firstDifference(options.image, e.offset, buf.get(), len);
-            return finishVerify(WriteOutcome::VerifyFailed,
-                                "verify: " + options.target.string() + " differs from image " +
-                                    result.imageName + " at " + at(diff.value_or(e.offset)));
+        if (Buffer* b = back.takeFree()) {
+            b->len = 0;
+            b->end = true;
+            send(b);
         }
-        result.bytesVerified += len;
+    });
+    Digest readSha;
+    for (;;) {
+        Buffer* b = back.takeFull();
+        if (b->error) {
+            back.stop();
+            reader.join();
+            try {
+                std::rethrow_exception(b->error);
+            } catch (const Error& e) {
+                return finishVerify(WriteOutcome::VerifyFailed, "verify: " + std::string(e.what()));
+            }
+        }
+        readSha.update(b->data.get(), b->len);
+        result.bytesVerified += b->len;
+        const bool end = b->end;
+        back.putFree(b);
+        if (end) {
+            break;
+        }
     }
+    reader.join();
     const std::string got = readSha.finishHex();
-    if (got != expectedSha) {
-        return finishVerify(WriteOutcome::VerifyFailed,
-                            "verify: SHA-256 of what " + options.target.string() + " holds (" +
-                                got + ") differs from the image's (" + expectedSha + ")");
+    if (got != writtenSha) {
+        result.bytesVerified = 0;
+        const auto diff = firstDifference(options.image, target, extents, options.bufferSize);
+        return finishVerify(
+            WriteOutcome::VerifyFailed,
+            "verify: " + options.target.string() + " differs from image " + result.imageName +
+                (diff ? " at " + at(*diff)
+                      : std::string(" (SHA-256 ") + got + ", expected " + writtenSha + ")"));
     }
     return finishVerify(WriteOutcome::Verified, "");
 }
