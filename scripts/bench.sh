@@ -2,7 +2,8 @@
 # Runs every benchmark of rpibootd and prints one table of figures
 # (docs/performance.md): the Google Benchmark hot paths (bench_hotpaths) and
 # the scenario runner that drives the real daemon with virtual boards
-# (bench_scenarios).
+# (bench_scenarios), then the image write benchmark (bench_storage_write:
+# the storage writer next to dd bs=4M oflag=direct on the same target).
 #
 #   scripts/bench.sh            full run (about 2 minutes + build: 60 s idle, N up to 64)
 #   scripts/bench.sh --smoke    short run for CI (about 45 s + build); fails only on
@@ -39,7 +40,7 @@ if [ "$do_build" = 1 ]; then
         cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRPIBOOT_BUILD_BENCH=ON >/dev/null
     fi
-    if ! cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios \
+    if ! cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios bench_storage_write \
         -j"${BENCH_JOBS:-2}" >"${TMPDIR:-/tmp}/rpiboot-bench-build.log" 2>&1; then
         tail -n 40 "${TMPDIR:-/tmp}/rpiboot-bench-build.log" >&2
         echo "bench.sh: build failed (log: ${TMPDIR:-/tmp}/rpiboot-bench-build.log)" >&2
@@ -47,7 +48,7 @@ if [ "$do_build" = 1 ]; then
     fi
 fi
 daemon_bin="${daemon_bin:-$build/daemon/rpibootd}"
-for exe in bench/bench_hotpaths bench/bench_scenarios; do
+for exe in bench/bench_hotpaths bench/bench_scenarios bench/bench_storage_write; do
     [ -x "$build/$exe" ] || { echo "bench.sh: $build/$exe is missing (build it first)" >&2; exit 2; }
 done
 
@@ -122,3 +123,17 @@ fi
 
 "$build/bench/bench_scenarios" --daemon "$daemon_bin" --firmware "$fw" \
     --work "$work/scenarios" --hotpaths-json "$work/hotpaths.json" "${scen_args[@]}"
+
+# Image writes go to a scratch file on a real disk (TMPDIR is often a tmpfs,
+# which refuses O_DIRECT) and, as root, to a loop device.
+echo
+storage_work=$(mktemp -d "${STORAGE_BENCH_DIR:-/var/tmp}/rpiboot-bench-storage-XXXXXX")
+if [ "$smoke" = 1 ]; then
+    storage_args=(--size-mib 64 --repeat 1 --check)
+else
+    storage_args=(--size-mib 512 --repeat 3 --check)
+fi
+status=0
+"$build/bench/bench_storage_write" --work "$storage_work" "${storage_args[@]}" || status=$?
+rm -rf "$storage_work"
+exit "$status"
