@@ -178,7 +178,31 @@ class Target {
         io(true, const_cast<std::uint8_t*>(data), len, offset);
     }
     // Reads exactly `len` bytes; returns the failing call's message, or nothing.
+    // `data` must hold `len` rounded up to 4096 bytes: an unaligned tail is
+    // read whole with O_DIRECT so that it too comes from the disk.
     std::optional<std::string> read(std::uint8_t* data, std::size_t len, std::uint64_t offset) {
+        if (direct_ && len % kAlign != 0 && offset % kAlign == 0 &&
+            reinterpret_cast<std::uintptr_t>(data) % kAlign == 0) {
+            const std::size_t rounded = (len + kAlign - 1) / kAlign * kAlign;
+            std::size_t done = 0;
+            while (done < len) {
+                const ssize_t n =
+                    ::pread(fd_, data + done, rounded - done, static_cast<off_t>(offset + done));
+                if (n < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (n <= 0) {
+                    break;  // the end of the device: the buffered path below
+                }
+                done += static_cast<std::size_t>(n);
+                if (done < len && done % kAlign != 0) {
+                    break;
+                }
+            }
+            if (done >= len) {
+                return std::nullopt;
+            }
+        }
         try {
             io(false, data, len, offset);
         } catch (const Error& e) {
@@ -190,10 +214,9 @@ class Target {
         if (::fsync(fd_) != 0) {
             throw Error(Errc::Io, "fsync " + path_.string() + ": " + errnoText(errno));
         }
-        if (!direct_) {
-            // Buffered I/O: drop the cached pages so the read-back comes from the disk.
-            ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
-        }
+        // Drop cached pages (all of them with buffered I/O, an unaligned tail
+        // with O_DIRECT) so that the read-back comes from the disk.
+        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     }
     std::string fallbackNote() const { return note_; }
 

@@ -176,6 +176,25 @@ TEST(Writer, VerifyNamesTheOffsetOfAByteChangedAfterTheWrite) {
     EXPECT_EQ(r.imageSha256, sha(image));
 }
 
+TEST(Writer, VerifyReadsTheUnalignedTailFromTheDiskToo) {
+    ScratchDir dir;
+    const Bytes image = makeImage(kImageSize);
+    const auto file = dir / "os.img";
+    writeFile(file, image);
+    const auto target = emptyTarget(dir);
+    const std::uint64_t flipped = image.size() - 3;  // in the last, partial block
+    auto o = options(file, target);
+    o.beforeVerify = [&] {
+        std::fstream f(target, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(flipped));
+        const char c = static_cast<char>(image[flipped] ^ 0x80);
+        f.write(&c, 1);
+    };
+    const WriteResult r = writeImage(o);
+    EXPECT_EQ(r.outcome, WriteOutcome::VerifyFailed);
+    EXPECT_THAT(r.message, HasSubstr("offset " + std::to_string(flipped)));
+}
+
 TEST(Writer, RefusesAnImageLargerThanTheTargetBeforeWriting) {
     ScratchDir dir;
     const auto file = dir / "os.img.xz";
