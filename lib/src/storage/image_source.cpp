@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader: stable since 1.4
 #include <zstd.h>
 
 #include <array>
@@ -253,18 +254,58 @@ class ZstdSource final : public StreamSource {
         if (dctx_ == nullptr) {
             throw Error(Errc::Io, "cannot start the zstd decoder for " + name(path));
         }
-        std::array<std::uint8_t, 18> header{};  // the largest frame header
-        const std::size_t n = std::min<std::uint64_t>(header.size(), in_.size());
-        if (in_.readAt(0, header.data(), n)) {
-            const unsigned long long s = ZSTD_getFrameContentSize(header.data(), n);
-            if (s != ZSTD_CONTENTSIZE_UNKNOWN && s != ZSTD_CONTENTSIZE_ERROR) {
-                size_ = s;  // the first frame's; the zstd tool writes one frame per file
-            }
-        }
+        size_ = contentSize();
     }
     ~ZstdSource() override { ZSTD_freeDCtx(dctx_); }
 
   private:
+    // The sum of every frame's content size, walking frame and block headers
+    // (no decompression); nothing when a frame does not record its size or
+    // the headers do not add up to the file.
+    std::optional<std::uint64_t> contentSize() const {
+        std::uint64_t pos = 0, total = 0;
+        const std::uint64_t end = in_.size();
+        std::array<std::uint8_t, ZSTD_FRAMEHEADERSIZE_MAX> h{};
+        while (pos < end) {
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(h.size(), end - pos));
+            if (n < 8 || !in_.readAt(pos, h.data(), n)) {
+                return std::nullopt;
+            }
+            ZSTD_frameHeader fh{};
+            if (ZSTD_getFrameHeader(&fh, h.data(), n) != 0) {
+                return std::nullopt;
+            }
+            if (fh.frameType == ZSTD_skippableFrame) {
+                pos += fh.headerSize + fh.frameContentSize;
+                continue;
+            }
+            if (fh.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN) {
+                return std::nullopt;
+            }
+            total += fh.frameContentSize;
+            pos += fh.headerSize;
+            for (;;) {  // blocks: 3-byte header, then the block's bytes
+                std::array<std::uint8_t, 3> b{};
+                if (!in_.readAt(pos, b.data(), b.size())) {
+                    return std::nullopt;
+                }
+                const std::uint32_t v =
+                    b[0] | (b[1] << 8) | (static_cast<std::uint32_t>(b[2]) << 16);
+                const std::uint32_t type = (v >> 1) & 3;
+                if (type == 3) {
+                    return std::nullopt;  // reserved: corrupt, the decoder will say so
+                }
+                pos += 3 + (type == 1 ? 1 : (v >> 3));
+                if (v & 1) {
+                    break;
+                }
+            }
+            pos += fh.checksumFlag ? 4 : 0;
+        }
+        return pos == end ? std::optional<std::uint64_t>(total) : std::nullopt;
+    }
+
     std::size_t step(std::uint8_t* out, std::size_t size) override {
         ZSTD_inBuffer in{input_.data() + inPos_, inLen_ - inPos_, 0};
         ZSTD_outBuffer o{out, size, 0};

@@ -110,6 +110,27 @@ TEST_P(Formats, IsDetectedByMagicBytesNotByName) {
     EXPECT_EQ(got, image);
 }
 
+TEST(ImageSource, AddsUpTheFramesOfAMultiFrameZstdImage) {
+    ScratchDir dir;
+    const Bytes a = makeImage(300000, 1), b = makeImage(200000, 2);
+    Bytes both = zst(a);
+    const Bytes second = zst(b);
+    both.insert(both.end(), second.begin(), second.end());
+    writeFile(dir / "multi.img.zst", both);
+    auto src = openImage(dir / "multi.img.zst");
+    EXPECT_EQ(src->uncompressedSize(), a.size() + b.size());
+    // Headers that do not add up to the file (truncated) make the total unknown.
+    writeFile(dir / "cut.img.zst", Bytes(both.begin(), both.end() - 10));
+    EXPECT_EQ(openImage(dir / "cut.img.zst")->uncompressedSize(), std::nullopt);
+
+    const auto target = emptyTarget(dir);
+    const WriteResult r = writeImage(options(dir / "multi.img.zst", target));
+    EXPECT_EQ(r.outcome, WriteOutcome::Verified) << r.message;
+    Bytes expected = a;
+    expected.insert(expected.end(), b.begin(), b.end());
+    EXPECT_EQ(readFile(target), expected);
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, Formats, ::testing::ValuesIn(kFormats),
                          [](const auto& p) { return std::string(p.param.name); });
 
