@@ -36,6 +36,7 @@ nlohmann::json toJson(const WriteResult& r) {
         {"image", r.imageName},
         {"format", r.imageFormat},
         {"sha256", r.imageSha256},
+        {"read_back_sha256", r.readBackSha256},
         {"image_bytes", r.imageSize},
         {"bytes_written", r.bytesWritten},
         {"bytes_verified", r.bytesVerified},

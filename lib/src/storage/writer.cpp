@@ -467,7 +467,8 @@ WriteResult writeImage(const WriteOptions& options) {
     WriteProgress progress{0, bytesToWrite};
     try {
         for (;;) {
-            if (options.cancel != nullptr && options.cancel->load()) {
+            if ((options.cancel != nullptr && options.cancel->load()) ||
+                options.stop.stop_requested()) {
                 stopDecoder();
                 target.sync();
                 result.outcome = WriteOutcome::Cancelled;
@@ -599,6 +600,7 @@ WriteResult writeImage(const WriteOptions& options) {
     }
     reader.join();
     const std::string got = readSha.finishHex();
+    result.readBackSha256 = got;
     if (got != writtenSha) {
         result.bytesVerified = 0;
         const auto diff = firstDifference(options.image, target, extents, options.bufferSize);
@@ -609,6 +611,19 @@ WriteResult writeImage(const WriteOptions& options) {
                       : std::string(" (SHA-256 ") + got + ", expected " + writtenSha + ")"));
     }
     return finishVerify(WriteOutcome::Verified, "");
+}
+
+std::function<void(const WriteProgress&)> rateLimited(
+    std::chrono::milliseconds interval, std::function<void(const WriteProgress&)> callback) {
+    auto last = std::make_shared<std::optional<Clock::time_point>>();
+    return [interval, callback = std::move(callback), last](const WriteProgress& p) {
+        const auto now = Clock::now();
+        const bool final = p.bytesToWrite != 0 && p.bytesWritten >= p.bytesToWrite;
+        if (final || !*last || now - **last >= interval) {
+            *last = now;
+            callback(p);
+        }
+    };
 }
 
 }  // namespace rpiboot::storage

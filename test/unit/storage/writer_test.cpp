@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <stop_token>
 
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/storage/image_source.hpp"
@@ -76,6 +77,7 @@ TEST_P(Formats, WritesTheUncompressedImageByteForByteAndVerifiesIt) {
     EXPECT_EQ(r.outcome, WriteOutcome::Verified) << r.message;
     EXPECT_EQ(readFile(target), image);
     EXPECT_EQ(r.imageSha256, sha(image));
+    EXPECT_EQ(r.readBackSha256, sha(image));
     EXPECT_EQ(r.imageFormat, GetParam().name);
     EXPECT_EQ(r.imageName, GetParam().file);
     EXPECT_EQ(r.bytesWritten, image.size());
@@ -262,6 +264,35 @@ TEST(Writer, CancellationStopsBetweenBuffersAndReportsIt) {
     EXPECT_THAT(r.message, HasSubstr("cancelled"));
     EXPECT_EQ(std::filesystem::file_size(target), 2u << 20);
     EXPECT_TRUE(r.imageSha256.empty());
+}
+
+TEST(Writer, AStopTokenCancelsLikeTheFlag) {
+    ScratchDir dir;
+    const auto file = dir / "os.img.xz";
+    writeFile(file, xz(makeImage(kImageSize)));
+    const auto target = emptyTarget(dir);
+    std::stop_source stop;
+    auto o = options(file, target);
+    o.stop = stop.get_token();
+    o.progress = [&](const WriteProgress& p) {
+        if (p.bytesWritten >= (1u << 20)) {
+            stop.request_stop();
+        }
+    };
+    const WriteResult r = writeImage(o);
+    EXPECT_EQ(r.outcome, WriteOutcome::Cancelled);
+    EXPECT_EQ(r.bytesWritten, 1u << 20);
+}
+
+TEST(Writer, RateLimitedProgressKeepsTheFirstAndTheLastFigure) {
+    std::vector<WriteProgress> seen;
+    auto f = rateLimited(std::chrono::hours(1), [&](const WriteProgress& p) { seen.push_back(p); });
+    for (std::uint64_t i = 1; i <= 10; ++i) {
+        f(WriteProgress{i * 100, 1000});
+    }
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].bytesWritten, 100u);
+    EXPECT_EQ(seen[1].bytesWritten, 1000u);
 }
 
 TEST(Writer, WithoutVerifyReportsWrittenOnly) {

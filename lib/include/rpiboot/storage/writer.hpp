@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 namespace rpiboot::storage {
@@ -45,8 +46,10 @@ struct WriteOptions {
     std::optional<std::uint64_t> targetCapacity;
     // Called after each buffer from the writing thread; rate-limit in the callback.
     std::function<void(const WriteProgress&)> progress;
-    // Checked between buffers; when set the write stops and reports Cancelled.
+    // Checked between buffers; when set (or stop requested on `stop`, e.g. a
+    // worker's std::jthread token) the write stops and reports Cancelled.
     const std::atomic<bool>* cancel = nullptr;
+    std::stop_token stop;
     // Called after the write is flushed, before verifying (tests inject faults here).
     std::function<void()> beforeVerify;
 };
@@ -64,6 +67,7 @@ struct WriteResult {
     std::string imageName;           // file name of the image
     std::string imageFormat;         // "raw", "xz", "zstd", "gzip"
     std::string imageSha256;         // of the whole uncompressed image (empty if cancelled)
+    std::string readBackSha256;      // of what verification read back (the written extents)
     std::uint64_t imageSize = 0;     // uncompressed bytes read from the image
     std::uint64_t bytesWritten = 0;  // bytes written to the target
     std::uint64_t bytesVerified = 0;
@@ -76,5 +80,11 @@ struct WriteResult {
 };
 
 WriteResult writeImage(const WriteOptions& options);
+
+// Wraps a progress callback so that it runs at most once per `interval`, and
+// always for the last buffer (bytesWritten == bytesToWrite) so the final
+// figure is never lost.
+std::function<void(const WriteProgress&)> rateLimited(
+    std::chrono::milliseconds interval, std::function<void(const WriteProgress&)> callback);
 
 }  // namespace rpiboot::storage
