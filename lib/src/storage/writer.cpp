@@ -45,8 +45,10 @@ AlignedBuffer allocAligned(std::size_t size) {
 struct Piece {
     std::size_t at;  // in the buffer
     std::size_t length;
-    std::uint64_t offset;  // in the image and on the target
+    std::uint64_t offset;   // in the image and on the target
+    std::size_t endsRange;  // with a bmap: the index of the range this piece completes, or npos
 };
+constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
 struct Buffer {
     AlignedBuffer data;
@@ -55,6 +57,7 @@ struct Buffer {
     std::vector<Piece> pieces;
     bool end = false;
     std::exception_ptr error;
+    int refs = 0;  // consumers still holding it (Pipeline::share)
 };
 
 // The bounded queue between the decoder thread and the writer.
@@ -72,6 +75,23 @@ class Pipeline {
     Buffer* takeFull() { return take(full_); }
     void putFree(Buffer* b) { put(free_, b); }
     void putFull(Buffer* b) { put(full_, b); }
+    // The write pipeline: each buffer goes both to the writer and the hasher
+    // and is free again once both released it.
+    Buffer* takeHash() { return take(hash_); }
+    void share(Buffer* b) {
+        std::lock_guard lock(m_);
+        b->refs = 2;
+        full_.push_back(b);
+        hash_.push_back(b);
+        cv_.notify_all();
+    }
+    void release(Buffer* b) {
+        std::lock_guard lock(m_);
+        if (--b->refs == 0) {
+            free_.push_back(b);
+            cv_.notify_all();
+        }
+    }
     void stop() {
         std::lock_guard lock(m_);
         stopped_ = true;
@@ -99,7 +119,7 @@ class Pipeline {
     std::vector<std::unique_ptr<Buffer>> buffers_;
     std::mutex m_;
     std::condition_variable cv_;
-    std::deque<Buffer*> free_, full_;
+    std::deque<Buffer*> free_, full_, hash_;
     bool stopped_ = false;
 };
 
@@ -372,19 +392,12 @@ WriteResult writeImage(const WriteOptions& options) {
     Pipeline pipe(options.queueDepth, options.bufferSize);
     std::string imageSha;    // of the whole uncompressed image
     std::string writtenSha;  // of the written bytes in order (== imageSha without a bmap)
+    std::atomic<bool> hashFailed{false};
 
-    // The decoder thread: decompresses, hashes, and with a bmap cuts each
-    // buffer into the mapped pieces and checks each range's checksum, so the
-    // writing thread only writes.
+    // The decoder thread decompresses and, with a bmap, cuts each buffer into
+    // the mapped pieces; the hasher thread hashes the image (and checks each
+    // range's checksum) while the writing thread writes the same buffer.
     std::jthread decoder([&] {
-        Digest sha;
-        std::unique_ptr<Digest> written, rangeSum;
-        if (bmap) {
-            written = std::make_unique<Digest>();
-            rangeSum = std::make_unique<Digest>(bmap->checksumType == ChecksumType::Sha256
-                                                    ? Digest::Kind::Sha256
-                                                    : Digest::Kind::Sha1);
-        }
         std::size_t range = 0;
         std::uint64_t offset = 0;
         for (;;) {
@@ -396,14 +409,13 @@ WriteResult writeImage(const WriteOptions& options) {
                 b->pieces.clear();
                 b->len = 0;
                 b->len = source->read(b->data.get(), pipe.bufferSize());
-                sha.update(b->data.get(), b->len);
                 b->offset = offset;
                 offset += b->len;
                 b->end = b->len < pipe.bufferSize();
                 const std::uint64_t bufEnd = b->offset + b->len;
                 if (!bmap) {
                     if (b->len != 0) {
-                        b->pieces.push_back({0, b->len, b->offset});
+                        b->pieces.push_back({0, b->len, b->offset, npos});
                     }
                 }
                 while (bmap && range < bmap->ranges.size()) {
@@ -415,50 +427,94 @@ WriteResult writeImage(const WriteOptions& options) {
                     }
                     const std::uint64_t from = std::max(rBegin, b->offset);
                     const std::uint64_t to = std::min(rEnd, bufEnd);
-                    const auto at = static_cast<std::size_t>(from - b->offset);
-                    const auto length = static_cast<std::size_t>(to - from);
-                    b->pieces.push_back({at, length, from});
-                    rangeSum->update(b->data.get() + at, length);
-                    written->update(b->data.get() + at, length);
+                    b->pieces.push_back({static_cast<std::size_t>(from - b->offset),
+                                         static_cast<std::size_t>(to - from), from,
+                                         to == rEnd ? range : npos});
                     if (to < rEnd) {
                         break;  // the range goes on in the next buffer
                     }
-                    const std::string sum = rangeSum->finishHex();
-                    if (sum != r.checksum) {
-                        throw Error(Errc::Corrupt,
-                                    "image " + options.image.string() + ": bmap range " +
-                                        std::to_string(r.first) + "-" + std::to_string(r.last) +
-                                        " (bytes " + std::to_string(rBegin) + "-" +
-                                        std::to_string(rEnd - 1) + ") has checksum " + sum +
-                                        ", the bmap says " + r.checksum);
-                    }
                     ++range;
                 }
-                if (b->end) {
-                    if (bmap && (offset != bmap->imageSize || range != bmap->ranges.size())) {
-                        throw Error(Errc::Corrupt, "image " + options.image.string() +
-                                                       " ends after " + std::to_string(offset) +
-                                                       " bytes; its bmap says " +
-                                                       std::to_string(bmap->imageSize));
-                    }
-                    imageSha = sha.finishHex();
-                    writtenSha = written ? written->finishHex() : imageSha;
+                if (b->end && bmap && (offset != bmap->imageSize || range != bmap->ranges.size())) {
+                    throw Error(Errc::Corrupt, "image " + options.image.string() + " ends after " +
+                                                   std::to_string(offset) +
+                                                   " bytes; its bmap says " +
+                                                   std::to_string(bmap->imageSize));
                 }
             } catch (...) {
                 b->pieces.clear();
                 b->error = std::current_exception();
                 b->end = true;
             }
-            pipe.putFull(b);
+            pipe.share(b);
             if (b->end) {
                 return;
             }
+        }
+    });
+    std::exception_ptr hashError;
+    std::jthread hasher([&] {
+        try {
+            Digest sha;
+            std::unique_ptr<Digest> written, rangeSum;
+            if (bmap) {
+                written = std::make_unique<Digest>();
+                rangeSum = std::make_unique<Digest>(bmap->checksumType == ChecksumType::Sha256
+                                                        ? Digest::Kind::Sha256
+                                                        : Digest::Kind::Sha1);
+            }
+            for (;;) {
+                Buffer* b = pipe.takeHash();
+                if (b == nullptr) {
+                    return;
+                }
+                const bool end = b->end;
+                if (b->error) {
+                    pipe.release(b);
+                    return;
+                }
+                sha.update(b->data.get(), b->len);
+                for (const Piece& p : bmap ? b->pieces : std::vector<Piece>{}) {
+                    rangeSum->update(b->data.get() + p.at, p.length);
+                    written->update(b->data.get() + p.at, p.length);
+                    if (p.endsRange == npos) {
+                        continue;
+                    }
+                    const BmapRange& r = bmap->ranges[p.endsRange];
+                    const std::string sum = rangeSum->finishHex();
+                    if (sum != r.checksum) {
+                        pipe.release(b);
+                        throw Error(
+                            Errc::Corrupt,
+                            "image " + options.image.string() + ": bmap range " +
+                                std::to_string(r.first) + "-" + std::to_string(r.last) +
+                                " (bytes " + std::to_string(bmap->rangeOffset(r)) + "-" +
+                                std::to_string(bmap->rangeOffset(r) + bmap->rangeLength(r) - 1) +
+                                ") has checksum " + sum + ", the bmap says " + r.checksum);
+                    }
+                }
+                if (end) {
+                    imageSha = sha.finishHex();
+                    writtenSha = written ? written->finishHex() : imageSha;
+                }
+                pipe.release(b);
+                if (end) {
+                    return;
+                }
+            }
+        } catch (...) {
+            hashError = std::current_exception();
+            hashFailed = true;
+            pipe.stop();  // the writer sees the error at its next buffer
         }
     });
     auto stopDecoder = [&] {
         pipe.stop();
         if (decoder.joinable()) {
             decoder.join();
+        }
+        if (hasher.joinable()) {
+            hasher.join();
         }
     };
 
@@ -482,6 +538,14 @@ WriteResult writeImage(const WriteOptions& options) {
                 return result;
             }
             Buffer* b = pipe.takeFull();
+            if (b == nullptr || hashFailed) {  // only the hasher stops the pipe here
+                stopDecoder();
+                if (!hashError) {
+                    throw Error(Errc::Io, "writing " + options.image.string() +
+                                              ": the hashing thread stopped");
+                }
+                std::rethrow_exception(hashError);
+            }
             if (b->error) {
                 stopDecoder();
                 std::rethrow_exception(b->error);
@@ -497,7 +561,7 @@ WriteResult writeImage(const WriteOptions& options) {
             }
             imageBytes = b->offset + b->len;
             const bool end = b->end;
-            pipe.putFree(b);
+            pipe.release(b);
             if (options.progress) {
                 options.progress(progress);
             }
@@ -506,6 +570,10 @@ WriteResult writeImage(const WriteOptions& options) {
             }
         }
         decoder.join();
+        hasher.join();
+        if (hashError) {
+            std::rethrow_exception(hashError);
+        }
         target.sync();
     } catch (...) {
         stopDecoder();
