@@ -5,10 +5,10 @@
 // about as much as an OS image), its .zst, and writes both with write+verify
 // to a scratch file and, when run as root with a working `losetup`, to a loop
 // device (--direct-io=on, so the loop driver itself does not copy through the
-// page cache, as a real disk would not)
-// device. Prints MB/s of each, the ratio to dd, and zstd's decompress-only
-// rate (what "decompression never the bottleneck" is measured against).
-// Figures are printed; --check fails only if the raw write is below 50 % of dd.
+// page cache, as a real disk would not). Prints MB/s of each, the ratio to dd, and zstd's
+// decompress-only rate (what "decompression never the bottleneck" is measured against). Figures are
+// printed; --check fails only if the raw write is below 50 % of dd. dd runs with conv=notrunc,fsync
+// so that both sides include the final flush.
 #include <unistd.h>
 #include <zstd.h>
 
