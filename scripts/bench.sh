@@ -2,7 +2,8 @@
 # Runs every benchmark of rpibootd and prints one table of figures
 # (docs/performance.md): the Google Benchmark hot paths (bench_hotpaths) and
 # the scenario runner that drives the real daemon with virtual boards
-# (bench_scenarios).
+# (bench_scenarios), then the image write benchmark (bench_storage_write:
+# the storage writer next to dd bs=4M oflag=direct on the same target).
 #
 #   scripts/bench.sh            full run (about 2 minutes + build: 60 s idle, N up to 64)
 #   scripts/bench.sh --smoke    short run for CI (about 45 s + build); fails only on
@@ -48,7 +49,7 @@ if [ "$do_build" = 1 ]; then
         cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRPIBOOT_BUILD_BENCH=ON >/dev/null
     fi
-    targets=(rpibootd bench_hotpaths bench_scenarios)
+    targets=(rpibootd bench_hotpaths bench_scenarios bench_storage_write)
     [ "$vm" = 1 ] && targets+=(rpiboot-usbip-boards)
     if ! cmake --build "$build" --target "${targets[@]}" \
         -j"${BENCH_JOBS:-2}" >"${TMPDIR:-/tmp}/rpiboot-bench-build.log" 2>&1; then
@@ -58,7 +59,7 @@ if [ "$do_build" = 1 ]; then
     fi
 fi
 daemon_bin="${daemon_bin:-$build/daemon/rpibootd}"
-for exe in bench/bench_hotpaths bench/bench_scenarios; do
+for exe in bench/bench_hotpaths bench/bench_scenarios bench/bench_storage_write; do
     [ -x "$build/$exe" ] || { echo "bench.sh: $build/$exe is missing (build it first)" >&2; exit 2; }
 done
 
@@ -135,13 +136,25 @@ EOF
 
     "$build/bench/bench_scenarios" --daemon "$daemon_bin" --firmware "$fw" \
         --work "$work/scenarios" --hotpaths-json "$work/hotpaths.json" "${scen_args[@]}" || rc=1
+
+    # Image writes go to a scratch file on a real disk (TMPDIR is often a tmpfs,
+    # which refuses O_DIRECT) and, as root, to a loop device.
+    echo
+    storage_work=$(mktemp -d "${STORAGE_BENCH_DIR:-/var/tmp}/rpiboot-bench-storage-XXXXXX")
+    if [ "$smoke" = 1 ]; then
+        storage_args=(--size-mib 64 --repeat 1 --check)
+    else
+        storage_args=(--size-mib 512 --repeat 3 --check)
+    fi
+    "$build/bench/bench_storage_write" --work "$storage_work" "${storage_args[@]}" || rc=1
+    rm -rf "$storage_work"
 fi
 
 # The real kernel: the VM of test/vm with USB/IP boards (test/e2e/guest/bench_wire.sh). The
 # ratio of each pair of rows is measured in the same VM, minutes apart.
 if [ "$vm" = 1 ]; then
-    [ -x "$build/test/usbip/rpiboot-usbip-boards" ] || {
-        echo "bench.sh: $build/test/usbip/rpiboot-usbip-boards is missing" >&2; exit 2; }
+    [ -x "$build/sim/usbip/rpiboot-usbip-boards" ] || {
+        echo "bench.sh: $build/sim/usbip/rpiboot-usbip-boards is missing" >&2; exit 2; }
     echo
     echo "real kernel (QEMU TCG guest, vhci-hcd, USB/IP boards), ${VM_BOOT_MIB:-32} MiB boot.img," \
          "2712 mass-storage-gadget; load $(cut -d' ' -f1-3 /proc/loadavg)"

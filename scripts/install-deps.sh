@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   clang clang-format clang-tidy libclang-rt-14-dev
   libusb-1.0-0-dev libudev-dev libsystemd-dev nlohmann-json3-dev libssl-dev
+  liblzma-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dbus dbus-daemon systemd udev openssl
   mtools dosfstools valgrind
