@@ -28,6 +28,8 @@ const char* phaseName(BoardPhase phase) noexcept {
             return "failed";
         case BoardPhase::Disconnected:
             return "disconnected";
+        case BoardPhase::Held:
+            return "held";
     }
     return "?";
 }
@@ -137,6 +139,35 @@ void Board::fail(const std::string& reason, std::uint64_t nowUsec) {
     status_.lastError = reason;
     status_.finishedUsec = nowUsec;
     phase_ = BoardPhase::Failed;
+}
+
+void Board::awaitRetry(const std::string& reason) {
+    status_.stage = kStageWaiting;
+    status_.lastError = reason;
+    status_.currentFile.clear();
+    status_.bytesSent = 0;
+    status_.bytesTotal = 0;
+    phase_ = BoardPhase::Idle;
+}
+
+void Board::hold(const std::string& chip, const std::string& serial) {
+    if (!chip.empty()) {
+        status_.chip = chip;
+    }
+    if (!serial.empty()) {
+        status_.serial = serial;
+    }
+    status_.stage = kStageHeld;
+    status_.currentFile.clear();
+    status_.bytesSent = 0;
+    status_.bytesTotal = 0;
+    phase_ = BoardPhase::Held;
+}
+
+void Board::expectReturn() {
+    status_.stage = kStageWaiting;
+    status_.currentFile.clear();
+    phase_ = BoardPhase::Idle;
 }
 
 void Board::disconnect(std::uint64_t nowUsec) {

@@ -18,6 +18,7 @@
 
 #include "active_config.hpp"
 #include "board.hpp"
+#include "boot_listener.hpp"
 #include "board_status.hpp"
 #include "device_source.hpp"
 #include "event_loop.hpp"
@@ -31,6 +32,15 @@ struct RegistryCounts {
     std::size_t inFlight = 0;
     std::size_t done = 0;
     std::size_t failed = 0;
+};
+
+// The outcome of an operator's request (Retry, Forget, Hold, Release).
+enum class ControlOutcome { Ok, UnknownPort, Busy, Held, NotHeld, InvalidGlob };
+
+struct ControlResult {
+    ControlOutcome outcome = ControlOutcome::Ok;
+    std::string message;  // for people; on success what was done
+    bool ok() const noexcept { return outcome == ControlOutcome::Ok; }
 };
 
 class BoardRegistry final : public DeviceEvents, public StageEvents, public ManagerControl {
@@ -56,11 +66,34 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     // New boards get profiles from `config`; boards already started keep theirs.
     void setConfiguration(std::shared_ptr<const ActiveConfig> config);
     const ActiveConfig& configuration() const { return *config_; }
+    // Who hears about whole boots (the metrics file); null: nobody.
+    void setBootListener(BootListener* listener) { bootListener_ = listener; }
+    // Called with the new held set after every hold or release (to persist
+    // and publish it).
+    void setHeldListener(std::function<void(const std::vector<std::string>&)> listener) {
+        heldListener_ = std::move(listener);
+    }
     // Stops reacting to events (shutdown): workers' late outcomes are ignored.
     void shutDown() { shuttingDown_ = true; }
 
     RegistryCounts counts() const;
     const Board* board(const std::string& port) const;
+
+    // Operator control. Retry: boot the board again now if it is on the bus,
+    // else when it comes back (refused while it boots or is held). Forget:
+    // drop its record (refused while it boots). Hold/release a port glob
+    // (fnmatch on the port path): a board on a held port is never opened;
+    // one already booting finishes its current session first. Releasing
+    // boots a board that is still on the bus. Holds at start-up (restored
+    // from the state directory) go through holdPort() before any device.
+    ControlResult retry(const std::string& port);
+    ControlResult forgetBoard(const std::string& port);
+    ControlResult holdPort(const std::string& glob);
+    ControlResult releasePort(const std::string& glob);
+    ControlResult holdBoard(const std::string& port);
+    ControlResult releaseBoard(const std::string& port);
+    const std::vector<std::string>& heldPorts() const noexcept { return held_; }
+    bool isHeld(const std::string& port) const;
 
     // DeviceEvents
     void deviceAdded(const DeviceInfo& device) override;
@@ -90,6 +123,13 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
         bool published = false;  // boardAdded sent
         std::unique_ptr<Timer> reenumerateTimer;
         std::unique_ptr<Timer> forgetTimer;
+        std::optional<DeviceInfo> device;  // the enumeration on the bus now, if any
+        unsigned attempt = 0;              // attempts of the current boot so far
+        std::uint64_t bootStartUsec = 0;   // when its first attempt began
+        bool retrying = false;             // between two attempts of one boot
+        bool deadlinePassed = false;
+        std::unique_ptr<Timer> retryTimer;
+        std::unique_ptr<Timer> deadlineTimer;
     };
 
     Entry& entryFor(const std::string& port);
@@ -100,7 +140,16 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
-    void settle(Entry& entry, bool success, const std::string& message);
+    // The verdict of a boot: logged, BootFinished, listener; once per boot.
+    void settle(Entry& entry, bool success, const std::string& message,
+                FailureClass reason = FailureClass::Io);
+    // One attempt failed: another one after a back-off when the failure is
+    // transient and the profile's retries and deadline allow, else the verdict.
+    void attemptFailed(Entry& entry, const std::string& message, FailureClass reason);
+    void retryAttempt(const std::string& port);
+    void armDeadline(Entry& entry);
+    void holdEntry(Entry& entry, const DeviceInfo* device);
+    void stopTimers(Entry& entry);
     // Applies `change` and publishes what it changed.
     void update(Entry& entry, const std::function<void(Board&)>& change);
     LogFields fieldsOf(const Entry& entry) const;
@@ -112,6 +161,9 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     StatusSink* sink_ = nullptr;
     std::function<ReloadResult()> reload_;
     std::function<void(const RegistryCounts&)> countsListener_;
+    BootListener* bootListener_ = nullptr;
+    std::function<void(const std::vector<std::string>&)> heldListener_;
+    std::vector<std::string> held_;  // held port globs, sorted
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by port path
     std::map<std::string, std::string> portOfDevice_;        // device id -> port
     std::uint64_t nextSession_ = 0;

@@ -21,6 +21,8 @@ inline constexpr const char* kStageServingFiles = "serving-files";
 inline constexpr const char* kStageDone = "done";
 inline constexpr const char* kStageFailed = "failed";
 inline constexpr const char* kStageDisconnected = "disconnected";
+// An operator holds the port: a board there is left untouched.
+inline constexpr const char* kStageHeld = "held";
 
 struct BoardStatus {
     std::string port;     // USB port path, "1-1.3"

@@ -14,9 +14,11 @@
 #include "dbus_service.hpp"
 #include "event_loop.hpp"
 #include "journal.hpp"
+#include "metrics.hpp"
 #include "rpiboot/error.hpp"
 #include "rpiboot/file_cache.hpp"
 #include "stage_worker.hpp"
+#include "state_files.hpp"
 #include "udev_watcher.hpp"
 #include "virtual_control.hpp"
 #include "virtual_source.hpp"
@@ -92,6 +94,18 @@ class Daemon {
         ThreadStageLauncher launcher(loop, *registry_, log_);
         registry_->setLauncher(&launcher);
         registry_->setReloadHandler([this] { return reload(); });
+        // Held ports and metrics follow the configuration rpibootd started with.
+        const rpiboot::DaemonConfig& startConfig = registry_->configuration().configuration().daemon;
+        restoreHeldPorts(HeldPortsFile(startConfig.stateDir));
+        std::unique_ptr<MetricsWriter> metrics;
+        if (startConfig.metrics.enabled) {
+            metrics = std::make_unique<MetricsWriter>(
+                MetricsWriter::Environment{loop, log_, [this] { return registry_->boards(); },
+                                           realtimeUsec},
+                startConfig.metrics);
+            registry_->setBootListener(metrics.get());
+            log_.info("writing metrics to " + startConfig.metrics.file.string());
+        }
 
         std::vector<EventSource> signals;
         signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
@@ -165,6 +179,8 @@ class Daemon {
         // Workers may still be opening devices through the sources: join
         // them before the sources go.
         launcher.stopAll();
+        registry_->setBootListener(nullptr);
+        metrics.reset();  // its last write
         udev.reset();
         virtualSource.reset();
         dbus.reset();
@@ -173,6 +189,26 @@ class Daemon {
     }
 
   private:
+    // Holds survive a restart: read them before any board is seen, and keep
+    // the file up to date after each change.
+    void restoreHeldPorts(HeldPortsFile file) {
+        try {
+            for (const auto& glob : file.load()) {
+                registry_->holdPort(glob);
+            }
+        } catch (const std::exception& e) {
+            log_.warning(std::string("cannot read the held ports: ") + e.what());
+        }
+        registry_->setHeldListener([this, file](const std::vector<std::string>& globs) {
+            try {
+                file.save(globs);
+            } catch (const std::exception& e) {
+                log_.warning(std::string("cannot keep the held ports: ") + e.what() +
+                             "; they are forgotten when rpibootd restarts");
+            }
+        });
+    }
+
     ReloadResult reload() {
         sd_notify(0, "RELOADING=1");
         ReloadResult result;

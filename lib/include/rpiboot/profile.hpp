@@ -31,6 +31,15 @@ struct ProfileTimeouts {
     std::chrono::milliseconds bulk{5000};          // each 16 KiB bulk chunk
     std::chrono::milliseconds request{20000};      // a control IN the board may hold
     std::chrono::milliseconds reenumerate{10000};  // ROM done -> second stage seen
+    // The whole boot of one board, every attempt included; 0: no deadline.
+    std::chrono::milliseconds boot{300000};
+};
+
+// How often a boot is tried again after a transient failure (a stall, a
+// timeout, a board that left the bus and comes back on the same port).
+struct ProfileRetries {
+    unsigned attempts = 2;                   // "retries": tries after the first
+    std::chrono::milliseconds backoff{1000};  // before the first retry; doubles after each
 };
 
 struct ProfileFirmware {
@@ -75,6 +84,7 @@ struct Profile {
     bool signedBoot = false;
     std::filesystem::path metadataDir;  // empty: metadata is kept in memory only
     ProfileTimeouts timeouts;
+    ProfileRetries retries;
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
@@ -90,9 +100,24 @@ struct ProfileRule {
     std::optional<Chip> chip;  // "chip": "2711", "BCM2712", "2763" (PID), ...
     std::string port;          // "port": fnmatch glob on the USB port path, "1-1.*"
     std::string serial;        // "serial": fnmatch glob on the ROM serial, case-insensitive
-    std::string profile;
+    std::string profile;  // empty for an ignore rule
+    // "ignore": true: boards it matches are never opened (another tool may
+    // serve them); the rule names no profile.
+    bool ignore = false;
     std::string pointer;  // "/rules/2", for messages
 };
+
+// The Prometheus textfile (node_exporter's textfile collector) rpibootd keeps.
+inline constexpr const char* kDefaultMetricsFile = "/var/lib/prometheus/node-exporter/rpibootd.prom";
+
+struct MetricsConfig {
+    bool enabled = false;
+    std::filesystem::path file = kDefaultMetricsFile;
+    // Shortest gap between two writes; changes in between are collected.
+    std::chrono::milliseconds interval{1000};
+};
+
+inline constexpr const char* kDefaultStateDir = "/var/lib/rpibootd";
 
 inline constexpr const char* kDefaultProfilesDir = "/etc/rpibootd/profiles";
 
@@ -108,6 +133,9 @@ struct DaemonConfig {
     std::vector<ProfileRule> rules;
     // A disconnected board's record is forgotten after this long (0: at once).
     std::chrono::milliseconds forgetAfter{60000};
+    MetricsConfig metrics;
+    // Where the daemon keeps what must survive a restart (held ports).
+    std::filesystem::path stateDir = kDefaultStateDir;
 };
 
 // What a rule looks at: known when a board shows up.
@@ -128,8 +156,11 @@ struct Configuration {
     DaemonConfig daemon;
     std::map<std::string, Profile> profiles;
 
-    // First rule that matches wins; no match: the default profile.
+    // First rule that matches wins; no match: the default profile. An ignore
+    // rule that matches first: see ignores().
     const Profile& select(const BoardMatchKey& board) const;
+    // The first matching rule says "ignore": the board must not be opened.
+    bool ignores(const BoardMatchKey& board) const;
     // The rule select() follows, nullptr when the default profile applies.
     const ProfileRule* matchingRule(const BoardMatchKey& board) const;
     std::vector<std::string> profileNames() const;
