@@ -692,6 +692,9 @@ ControlResult BoardRegistry::holdPort(const std::string& glob) {
     if (heldListener_) {
         heldListener_(held_);
     }
+    if (sink_ != nullptr) {
+        sink_->heldPortsChanged();
+    }
     return {ControlOutcome::Ok, "holding port " + glob};
 }
 
@@ -726,6 +729,9 @@ ControlResult BoardRegistry::releasePort(const std::string& glob) {
     }
     if (heldListener_) {
         heldListener_(held_);
+    }
+    if (sink_ != nullptr) {
+        sink_->heldPortsChanged();
     }
     return {ControlOutcome::Ok, "released port " + glob};
 }
@@ -766,6 +772,20 @@ std::vector<BoardStatus> BoardRegistry::boards() const {
 
 std::vector<std::string> BoardRegistry::profileNames() const {
     return config_->profileNames();
+}
+
+ControlResult BoardRegistry::control(const std::string& port, BoardAction action) {
+    switch (action) {
+        case BoardAction::Retry:
+            return retry(port);
+        case BoardAction::Forget:
+            return forgetBoard(port);
+        case BoardAction::Hold:
+            return holdBoard(port);
+        case BoardAction::Release:
+            return releaseBoard(port);
+    }
+    return {ControlOutcome::UnknownPort, "unknown action"};
 }
 
 ReloadResult BoardRegistry::reload() {

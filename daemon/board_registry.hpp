@@ -34,15 +34,6 @@ struct RegistryCounts {
     std::size_t failed = 0;
 };
 
-// The outcome of an operator's request (Retry, Forget, Hold, Release).
-enum class ControlOutcome { Ok, UnknownPort, Busy, Held, NotHeld, InvalidGlob };
-
-struct ControlResult {
-    ControlOutcome outcome = ControlOutcome::Ok;
-    std::string message;  // for people; on success what was done
-    bool ok() const noexcept { return outcome == ControlOutcome::Ok; }
-};
-
 class BoardRegistry final : public DeviceEvents, public StageEvents, public ManagerControl {
   public:
     struct Environment {
@@ -88,11 +79,11 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     // from the state directory) go through holdPort() before any device.
     ControlResult retry(const std::string& port);
     ControlResult forgetBoard(const std::string& port);
-    ControlResult holdPort(const std::string& glob);
-    ControlResult releasePort(const std::string& glob);
+    ControlResult holdPort(const std::string& glob) override;
+    ControlResult releasePort(const std::string& glob) override;
     ControlResult holdBoard(const std::string& port);
     ControlResult releaseBoard(const std::string& port);
-    const std::vector<std::string>& heldPorts() const noexcept { return held_; }
+    std::vector<std::string> heldPorts() const override { return held_; }
     bool isHeld(const std::string& port) const;
 
     // DeviceEvents
@@ -109,6 +100,7 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     std::vector<BoardStatus> boards() const override;
     std::vector<std::string> profileNames() const override;
     ReloadResult reload() override;
+    ControlResult control(const std::string& port, BoardAction action) override;
 
   private:
     struct Entry {

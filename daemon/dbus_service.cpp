@@ -187,19 +187,22 @@ void askSdBus(sd_bus_message* call, Caller& caller) {
     }
 }
 
-// Reload changes what every board will be served: only root or a member of
-// `privilegedGroup` may ask. The bus policy says the same on the system bus;
-// this check also holds on session and private buses.
-int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
+// Reload and the control methods change what boards get: only root or a
+// member of `privilegedGroup` may ask. The bus policy says the same on the
+// system bus; this check also holds on session and private buses.
+int checkCallerAllowed(sd_bus_message* call, const std::string& privilegedGroup,
                        sd_bus_error* error) {
+    const char* member = sd_bus_message_get_member(call);
+    const std::string what = member != nullptr ? member : "the call";
     Caller caller;
     askBusDriver(call, caller);
     if (!caller.uidKnown || !caller.groupsKnown) {
         askSdBus(call, caller);
     }
     if (!caller.uidKnown) {
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Reload refused: the bus did not tell who the caller is");
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "%s refused: the bus did not tell who the caller is",
+                                 what.c_str());
     }
     if (caller.uid == 0) {
         return 0;
@@ -210,8 +213,33 @@ int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
         return 0;
     }
     return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                             "Reload refused: user %u is neither root nor in group '%s'",
+                             "%s refused: user %u is neither root nor in group '%s'", what.c_str(),
                              static_cast<unsigned>(caller.uid), privilegedGroup.c_str());
+}
+
+// A refused control request as a D-Bus error.
+int controlError(const ControlResult& result, sd_bus_error* error) {
+    const char* name = SD_BUS_ERROR_FAILED;
+    switch (result.outcome) {
+        case ControlOutcome::Ok:
+            return 0;
+        case ControlOutcome::UnknownPort:
+            name = kErrorUnknownPort;
+            break;
+        case ControlOutcome::Busy:
+            name = kErrorBusy;
+            break;
+        case ControlOutcome::Held:
+            name = kErrorHeld;
+            break;
+        case ControlOutcome::NotHeld:
+            name = kErrorNotHeld;
+            break;
+        case ControlOutcome::InvalidGlob:
+            name = SD_BUS_ERROR_INVALID_ARGS;
+            break;
+    }
+    return sd_bus_error_set(error, name, result.message.c_str());
 }
 
 int appendMetadata(sd_bus_message* reply, const std::map<std::string, std::string>& metadata) {
@@ -291,6 +319,8 @@ struct DbusService::Impl {
                               sd_bus_message* reply, void* userdata, sd_bus_error* error);
     static int listDevices(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int reload(sd_bus_message* call, void* userdata, sd_bus_error* error);
+    static int portControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
+    static int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int onProgressTimer(sd_event_source*, std::uint64_t, void* userdata);
 };
 
@@ -300,10 +330,15 @@ const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
     SD_BUS_PROPERTY("Version", "s", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Devices", "ao", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Profiles", "as", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("HeldPorts", "as", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("ListDevices", "", "", "a(ossss)", SD_BUS_PARAM(devices),
                              listDevices, SD_BUS_VTABLE_UNPRIVILEGED),
     // UNPRIVILEGED only lifts sd-bus's CAP_SYS_ADMIN default; reload() checks the caller.
     SD_BUS_METHOD("Reload", "", "", reload, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("HoldPort", "s", SD_BUS_PARAM(glob), "", , portControl,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ReleasePort", "s", SD_BUS_PARAM(glob), "", , portControl,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("DeviceAdded", "o", SD_BUS_PARAM(path), 0),
     SD_BUS_SIGNAL_WITH_NAMES("DeviceRemoved", "o", SD_BUS_PARAM(path), 0),
     SD_BUS_SIGNAL_WITH_NAMES("BootFinished", "obs",
@@ -327,6 +362,11 @@ const sd_bus_vtable DbusService::Impl::kDeviceVtable[] = {
     SD_BUS_PROPERTY("StartedUsec", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("FinishedUsec", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Metadata", "a{ss}", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    // Operator control; boardControl() checks the caller like Reload.
+    SD_BUS_METHOD("Retry", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Forget", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Hold", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Release", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 // clang-format on
@@ -533,8 +573,9 @@ int DbusService::Impl::managerProperty(sd_bus*, const char*, const char*, const 
             }
             return r < 0 ? r : sd_bus_message_close_container(reply);
         }
-        if (name == "Profiles") {
-            const std::vector<std::string> profiles = self.control.profileNames();
+        if (name == "Profiles" || name == "HeldPorts") {
+            const std::vector<std::string> profiles =
+                name == "Profiles" ? self.control.profileNames() : self.control.heldPorts();
             int r = sd_bus_message_open_container(reply, 'a', "s");
             for (auto it = profiles.begin(); r >= 0 && it != profiles.end(); ++it) {
                 r = sd_bus_message_append(reply, "s", it->c_str());
@@ -608,7 +649,7 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
 
 int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error* error) {
     auto& self = *static_cast<Impl*>(userdata);
-    int r = checkReloadAllowed(call, self.options.privilegedGroup, error);
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
     if (r < 0) {
         return r;
     }
@@ -622,6 +663,56 @@ int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error
         return sd_bus_error_set(error, kErrorReloadFailed, result.message.c_str());
     }
     self.emitManagerProperty("Profiles");
+    return sd_bus_reply_method_return(call, "");
+}
+
+int DbusService::Impl::portControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
+    auto& self = *static_cast<Impl*>(userdata);
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
+    if (r < 0) {
+        return r;
+    }
+    const char* glob = nullptr;
+    r = sd_bus_message_read(call, "s", &glob);
+    if (r < 0) {
+        return r;
+    }
+    const bool hold = std::string_view(sd_bus_message_get_member(call)) == "HoldPort";
+    ControlResult result;
+    try {
+        result = hold ? self.control.holdPort(glob) : self.control.releasePort(glob);
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    if (!result.ok()) {
+        return controlError(result, error);
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
+int DbusService::Impl::boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
+    auto& board = *static_cast<Board*>(userdata);
+    Impl& self = *board.owner;
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
+    if (r < 0) {
+        return r;
+    }
+    const std::string_view member = sd_bus_message_get_member(call);
+    const BoardAction action = member == "Retry"    ? BoardAction::Retry
+                               : member == "Forget" ? BoardAction::Forget
+                               : member == "Hold"   ? BoardAction::Hold
+                                                    : BoardAction::Release;
+    // Copied: Forget removes this object (and `board`) before it returns.
+    const std::string port = board.status.port;
+    ControlResult result;
+    try {
+        result = self.control.control(port, action);
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    if (!result.ok()) {
+        return controlError(result, error);
+    }
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -713,6 +804,10 @@ void DbusService::bootFinished(const std::string& port, bool success, const std:
     }
     impl_->emitSignal("BootFinished", "obs", path.c_str(), static_cast<int>(success),
                       message.c_str());
+}
+
+void DbusService::heldPortsChanged() {
+    impl_->emitManagerProperty("HeldPorts");
 }
 
 std::string DbusService::uniqueName() const {
