@@ -495,6 +495,7 @@ void BoardRegistry::attemptFailed(Entry& e, const std::string& message, FailureC
         settle(e, false, verdict, reason);
         return;
     }
+    e.attemptError = message;
     const unsigned doublings = std::min(e.attempt - 1, 10U);
     const auto backoff = retries.backoff * (1LL << doublings);
     const std::string text = "attempt " + std::to_string(e.attempt) + " of " +
@@ -532,7 +533,9 @@ void BoardRegistry::retryAttempt(const std::string& port) {
         entry.retrying = false;
         const std::string message = "the board did not come back on port " + port + " within " +
                                     secondsText(wait) + " for attempt " +
-                                    std::to_string(entry.attempt + 1);
+                                    std::to_string(entry.attempt + 1) +
+                                    "; attempt " + std::to_string(entry.attempt) +
+                                    " failed: " + entry.attemptError;
         update(entry, [&](Board& b) { b.fail(message, now()); });
         settle(entry, false, message, FailureClass::DeviceGone);
         armForget(entry);

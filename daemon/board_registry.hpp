@@ -120,6 +120,7 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
         std::uint64_t bootStartUsec = 0;   // when its first attempt began
         bool retrying = false;             // between two attempts of one boot
         bool deadlinePassed = false;
+        std::string attemptError;          // why the last failed attempt failed
         std::unique_ptr<Timer> retryTimer;
         std::unique_ptr<Timer> deadlineTimer;
     };

@@ -30,10 +30,16 @@ std::string escapeLabel(const std::string& value) {
     return out;
 }
 
+// Fixed notation, microsecond resolution, no trailing zeros: "4.264819", "1", "600".
 std::string number(double value) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%.17g", value);
-    return buf;
+    std::snprintf(buf, sizeof buf, "%.6f", value);
+    std::string text = buf;
+    text.erase(text.find_last_not_of('0') + 1);
+    if (text.back() == '.') {
+        text.pop_back();
+    }
+    return text;
 }
 
 void header(std::string& out, const char* name, const char* type, const char* help) {

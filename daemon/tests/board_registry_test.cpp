@@ -527,7 +527,8 @@ TEST_F(RetryTest, BoardThatDoesNotComeBackFailsAfterTheReenumerationTimeout) {
     ASSERT_TRUE(timers_.fire(milliseconds(10000)));
     EXPECT_EQ(status("1-1").stage, kStageFailed);
     EXPECT_EQ(status("1-1").lastError,
-              "the board did not come back on port 1-1 within 10 s for attempt 2");
+              "the board did not come back on port 1-1 within 10 s for attempt 2; attempt 1 "
+              "failed: ROM stage failed: left the bus");
     EXPECT_EQ(sink_.finished.size(), 1U);
 }
 
