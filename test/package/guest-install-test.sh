@@ -65,6 +65,13 @@ for f in /usr/sbin/rpibootd /usr/bin/rpiboot /usr/bin/rpiboot-digest /usr/sbin/r
 done
 check "man pages rpibootd(8) and rpiboot(1) are installed" \
     bash -c 'dpkg -L rpibootd | grep -q "man8/rpibootd.8" && dpkg -L rpibootd-cli | grep -q "man1/rpiboot.1"'
+for f in /usr/bin/rpibootctl /usr/share/bash-completion/completions/rpibootctl \
+    /usr/lib/systemd/catalog/rpibootd.catalog; do
+    check "installed $f" test -e "$f"
+done
+check "man page rpibootctl(1) is installed" bash -c 'dpkg -L rpibootd | grep -q "man1/rpibootctl.1"'
+check "journalctl knows rpibootd's catalog" \
+    bash -c 'journalctl --update-catalog && journalctl --list-catalog | grep -q "^8a00d4ce41064535b7083ce804913060 "'
 check "firmware layout directories" test -d /usr/share/rpibootd/firmware/msd
 check "rpibootd owns io.rpibootd1 on the system bus" busctl --system status io.rpibootd1
 
@@ -109,6 +116,27 @@ if [ -x "$boards" ] && [ -w /sys/devices/platform/vhci_hcd.0/attach ]; then
     journalctl --no-pager -o verbose PORT="$port" >"$results/journal-port.txt" 2>&1 || true
     check "journald: entries with PORT=$port carry the CHIP field" grep -q '^ *CHIP=BCM' "$results/journal-port.txt"
     check "journald: journalctl PORT=$port shows that board's boot" grep -q '^ *MESSAGE=booted: ' "$results/journal-port.txt"
+    check "journald: journalctl MESSAGE_ID= finds the boots that finished" \
+        bash -c 'journalctl --no-pager -o cat MESSAGE_ID=8180813a1bcc4345860c058350c1cf22 | grep -q "^booted: "'
+
+    # rpibootctl: reading is for everyone, control for root and group rpiboot.
+    useradd --no-create-home --shell /usr/sbin/nologin operator 2>/dev/null || true
+    runuser -u operator -- rpibootctl status >"$results/rpibootctl-status.txt" 2>&1
+    check "rpibootctl status works for an unprivileged user" grep -q "^$port .* done " "$results/rpibootctl-status.txt"
+    check "rpibootctl status --json as that user" bash -c "runuser -u operator -- rpibootctl status --json | grep -q '\"schema\": 1'"
+    refused=$(runuser -u operator -- rpibootctl retry "$port" 2>&1); rc=$?
+    if [ "$rc" -eq 1 ] && grep -q "permission denied: only root and members of group rpiboot" <<<"$refused"; then
+        ok "rpibootctl retry as an unprivileged user is refused: $refused"
+    else
+        fail "rpibootctl retry as an unprivileged user: exit $rc: $refused"
+    fi
+    usermod -aG rpiboot operator
+    check "rpibootctl retry as a member of rpiboot works" runuser -u operator -- rpibootctl retry "$port"
+    check "rpibootctl hold/release as a member of rpiboot" \
+        bash -c "runuser -u operator -- rpibootctl hold '9-*' && grep -qx '9-\*' /var/lib/rpibootd/held-ports && runuser -u operator -- rpibootctl release '9-*'"
+    check "rpibootctl wait for a board that is not there times out with 1" \
+        bash -c "rpibootctl wait 9-9 --timeout 0.5; test \$? -eq 1"
+    userdel operator 2>/dev/null || true
     kill -TERM "$boards_pid" 2>/dev/null
     if wait "$boards_pid"; then ok "rpiboot-usbip-boards: every board ended as meant"; else
         fail "rpiboot-usbip-boards: not every board ended as meant"
