@@ -101,7 +101,8 @@ std::string progressBar(const BoardView& b, int width) {
 
 std::string renderTable(const StationView& station, std::uint64_t nowUsec) {
     std::string out =
-        "PORT         CHIP     SERIAL     PROFILE              STAGE            FILE                 "
+        "PORT         CHIP     SERIAL     PROFILE              STAGE            FILE               "
+        "  "
         "PROGRESS ELAPSED  LAST ERROR\n";
     for (const auto& b : station.boards) {
         out += pad(b.port, 12) + " " + pad(orDash(b.chip), 8) + " " + pad(orDash(b.serial), 10) +
@@ -145,9 +146,8 @@ std::string renderJson(const StationView& station, std::uint64_t nowUsec) {
         j["started_usec"] = b.startedUsec;
         j["finished_usec"] = b.finishedUsec;
         const std::uint64_t end = b.finishedUsec != 0 ? b.finishedUsec : nowUsec;
-        j["elapsed_ms"] = b.startedUsec != 0 && end > b.startedUsec
-                              ? (end - b.startedUsec) / 1000
-                              : std::uint64_t{0};
+        j["elapsed_ms"] = b.startedUsec != 0 && end > b.startedUsec ? (end - b.startedUsec) / 1000
+                                                                    : std::uint64_t{0};
         j["metadata"] = b.metadata;
         doc["boards"].push_back(std::move(j));
     }
@@ -168,10 +168,10 @@ std::string renderBoard(const BoardView& b, std::uint64_t nowUsec) {
     line("Profile:", orDash(b.profile));
     line("Stage:", orDash(b.stage));
     line("Current file:", orDash(b.currentFile));
-    line("Progress:", showsTransfer(b) ? std::to_string(b.bytesSent) + " of " +
-                                             std::to_string(b.bytesTotal) + " bytes (" +
-                                             percentText(b) + ")"
-                                       : std::string("-"));
+    line("Progress:", showsTransfer(b)
+                          ? std::to_string(b.bytesSent) + " of " + std::to_string(b.bytesTotal) +
+                                " bytes (" + percentText(b) + ")"
+                          : std::string("-"));
     line("Files served:", std::to_string(b.filesServed));
     line("Boot count:", std::to_string(b.bootCount));
     line("Started:", b.startedUsec != 0 ? clockText(b.startedUsec) : "-");
@@ -226,8 +226,8 @@ std::string renderSummary(const StationView& station, const WatchTally& tally,
            std::to_string(tally.failedTotal) + " failed since watch started)";
 }
 
-std::string renderScreen(const StationView& station, const WatchTally& tally,
-                         std::uint64_t nowUsec, int columns) {
+std::string renderScreen(const StationView& station, const WatchTally& tally, std::uint64_t nowUsec,
+                         int columns) {
     const std::size_t width = static_cast<std::size_t>(std::max(columns, 40));
     // Home, then each line cleared to its end: no flicker from a full clear.
     std::string out = "\x1b[H";
@@ -236,12 +236,13 @@ std::string renderScreen(const StationView& station, const WatchTally& tally,
     };
     emit("rpibootctl watch - rpibootd " + station.daemonVersion + " - " + clockText(nowUsec));
     emit("");
-    emit("PORT         CHIP     PROFILE              STAGE            PROGRESS                     "
-         "   FILE / LAST ERROR");
+    emit(
+        "PORT         CHIP     PROFILE              STAGE            PROGRESS                     "
+        "   FILE / LAST ERROR");
     for (const auto& b : station.boards) {
         const std::string pct = percentText(b);
-        std::string detail = failedStage(b.stage) || b.stage == "held" ? b.lastError
-                                                                          : b.currentFile;
+        std::string detail =
+            failedStage(b.stage) || b.stage == "held" ? b.lastError : b.currentFile;
         if (b.stage == "done") {
             detail = std::to_string(b.filesServed) + " file(s) in " + elapsedText(b, nowUsec);
         }
@@ -260,8 +261,8 @@ std::string renderScreen(const StationView& station, const WatchTally& tally,
 }
 
 std::string renderEventLine(const BoardView& b, std::uint64_t nowUsec) {
-    std::string line = clockText(nowUsec) + " " + b.port + " " + orDash(b.chip) + " " +
-                       orDash(b.stage);
+    std::string line =
+        clockText(nowUsec) + " " + b.port + " " + orDash(b.chip) + " " + orDash(b.stage);
     if (b.stage == "done") {
         line += " " + std::to_string(b.filesServed) + " file(s) in " + elapsedText(b, nowUsec);
     } else if (failedStage(b.stage) || b.stage == "held") {

@@ -59,9 +59,9 @@ std::string renderBoard(const BoardView& board, std::uint64_t nowUsec);
 
 // What `watch` counts across its run.
 struct WatchTally {
-    std::uint64_t startedUsec = 0;              // when watch started
-    std::vector<std::uint64_t> bootedAtUsec;    // successful BootFinished, last hour
-    std::uint64_t bootedTotal = 0;              // since watch started
+    std::uint64_t startedUsec = 0;            // when watch started
+    std::vector<std::uint64_t> bootedAtUsec;  // successful BootFinished, last hour
+    std::uint64_t bootedTotal = 0;            // since watch started
     std::uint64_t failedTotal = 0;
     void booted(std::uint64_t nowUsec);
     void failed() { ++failedTotal; }
@@ -75,8 +75,8 @@ std::string renderSummary(const StationView& station, const WatchTally& tally,
                           std::uint64_t nowUsec);
 // The live screen of `watch` on a terminal `columns` wide (ANSI: home, clear,
 // one line per board with its progress bar, the summary line).
-std::string renderScreen(const StationView& station, const WatchTally& tally,
-                         std::uint64_t nowUsec, int columns);
+std::string renderScreen(const StationView& station, const WatchTally& tally, std::uint64_t nowUsec,
+                         int columns);
 // One plain line for a change when stdout is not a terminal.
 std::string renderEventLine(const BoardView& board, std::uint64_t nowUsec);
 

@@ -187,8 +187,9 @@ int watch(const CtlOptions& o) {
                 }
                 break;
             case StationEvent::Kind::BootFinished:
-                print((b != nullptr ? b->port : ev.path) + (ev.success ? " booted: " : " failed: ") +
-                      ev.message + "\n" + renderSummary(station, tally, now) + "\n");
+                print((b != nullptr ? b->port : ev.path) +
+                      (ev.success ? " booted: " : " failed: ") + ev.message + "\n" +
+                      renderSummary(station, tally, now) + "\n");
                 break;
             default:
                 break;
@@ -348,9 +349,8 @@ struct CommandSpec {
 };
 
 constexpr CommandSpec kCommands[] = {
-    {"status", 0, 0}, {"watch", 0, 0},  {"show", 1, 1},    {"wait", 0, SIZE_MAX},
-    {"retry", 1, 1},  {"forget", 1, 1}, {"hold", 1, 1},    {"release", 1, 1},
-    {"reload", 0, 0}, {"help", 0, 0},
+    {"status", 0, 0}, {"watch", 0, 0}, {"show", 1, 1},    {"wait", 0, SIZE_MAX}, {"retry", 1, 1},
+    {"forget", 1, 1}, {"hold", 1, 1},  {"release", 1, 1}, {"reload", 0, 0},      {"help", 0, 0},
 };
 
 }  // namespace

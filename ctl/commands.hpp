@@ -16,8 +16,8 @@ struct CtlOptions {
     std::string command;
     std::vector<std::string> args;
     bool json = false;
-    bool plain = false;                  // watch: plain lines even on a terminal
-    std::optional<double> timeoutSec;    // wait
+    bool plain = false;                // watch: plain lines even on a terminal
+    std::optional<double> timeoutSec;  // wait
     bool help = false;
     bool version = false;
     std::string error;  // non-empty: unusable command line

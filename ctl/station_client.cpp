@@ -232,8 +232,8 @@ void StationClient::fail(int r, const sd_bus_error& error, const std::string& wh
         throw CtlError("permission denied: only root and members of group " +
                        std::string(kPrivilegedGroup) + " may " +
                        (verb != nullptr ? verb : "do that") +
-                       ". Ask an administrator to run: sudo usermod -aG " + kPrivilegedGroup +
-                       " " + userName() + " (then log in again). rpibootd said: " + message);
+                       ". Ask an administrator to run: sudo usermod -aG " + kPrivilegedGroup + " " +
+                       userName() + " (then log in again). rpibootd said: " + message);
     }
     throw CtlError(what + ": " + message);
 }
@@ -242,9 +242,9 @@ StationView StationClient::snapshot() {
     StationView station;
     ErrorGuard e;
     sd_bus_message* raw = nullptr;
-    int r = sd_bus_call_method(bus_.get(), kService, kManagerPath,
-                               "org.freedesktop.DBus.Properties", "GetAll", &e.error, &raw, "s",
-                               kManagerInterface);
+    int r =
+        sd_bus_call_method(bus_.get(), kService, kManagerPath, "org.freedesktop.DBus.Properties",
+                           "GetAll", &e.error, &raw, "s", kManagerInterface);
     if (r < 0) {
         fail(r, e.error, "cannot read rpibootd's manager object");
     }
@@ -252,9 +252,8 @@ StationView StationClient::snapshot() {
     readManagerProperties(manager.get(), station);
 
     raw = nullptr;
-    r = sd_bus_call_method(bus_.get(), kService, kManagerPath,
-                           "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", &e.error,
-                           &raw, "");
+    r = sd_bus_call_method(bus_.get(), kService, kManagerPath, "org.freedesktop.DBus.ObjectManager",
+                           "GetManagedObjects", &e.error, &raw, "");
     if (r < 0) {
         fail(r, e.error, "cannot list rpibootd's boards");
     }
@@ -287,9 +286,9 @@ BoardView StationClient::board(const std::string& port) {
     for (const auto& b : station.boards) {
         known += (known.empty() ? "" : ", ") + b.port;
     }
-    throw CtlError("no board on port \"" + port + "\"; " +
-                   (known.empty() ? "rpibootd knows no boards right now"
-                                  : "known ports: " + known));
+    throw CtlError(
+        "no board on port \"" + port + "\"; " +
+        (known.empty() ? "rpibootd knows no boards right now" : "known ports: " + known));
 }
 
 void StationClient::callBoard(const std::string& port, const char* member, const char* verb) {
@@ -304,8 +303,7 @@ void StationClient::callBoard(const std::string& port, const char* member, const
     }
 }
 
-void StationClient::callManager(const char* member, const std::string& argument,
-                                const char* verb) {
+void StationClient::callManager(const char* member, const std::string& argument, const char* verb) {
     ErrorGuard e;
     sd_bus_message* reply = nullptr;
     const int r = member == std::string_view("Reload")
@@ -327,8 +325,7 @@ void StationClient::goLive(sd_event* event, StationView& station,
     r = sd_bus_add_match(bus_.get(), &slot, "type='signal',path_namespace='/io/rpibootd1'",
                          &StationClient::onSignal, this);
     if (r < 0) {
-        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") +
-                       std::strerror(-r));
+        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") + std::strerror(-r));
     }
     match_.reset(slot);
     slot = nullptr;
@@ -337,8 +334,7 @@ void StationClient::goLive(sd_event* event, StationView& station,
                          "arg0='io.rpibootd1'",
                          &StationClient::onSignal, this);
     if (r < 0) {
-        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") +
-                       std::strerror(-r));
+        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") + std::strerror(-r));
     }
     ownerMatch_.reset(slot);
     station = snapshot();
@@ -413,8 +409,7 @@ void StationClient::handleSignal(sd_bus_message* m) {
         const char* object = nullptr;
         check(sd_bus_message_read(m, "o", &object), "InterfacesRemoved");
         const auto interfaces = readStrings(m, 's');
-        if (std::find(interfaces.begin(), interfaces.end(), kDeviceInterface) ==
-            interfaces.end()) {
+        if (std::find(interfaces.begin(), interfaces.end(), kDeviceInterface) == interfaces.end()) {
             return;
         }
         auto& boards = live_->boards;

@@ -21,9 +21,9 @@ namespace rpibootctl {
 
 // Exit codes (rpibootctl(1)).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;   // a board failed, wait timed out, a call was refused
-inline constexpr int kExitUsage = 2;    // bad command line
-inline constexpr int kExitNoDaemon = 3; // rpibootd cannot be reached
+inline constexpr int kExitFailed = 1;    // a board failed, wait timed out, a call was refused
+inline constexpr int kExitUsage = 2;     // bad command line
+inline constexpr int kExitNoDaemon = 3;  // rpibootd cannot be reached
 
 class CtlError : public std::runtime_error {
   public:
@@ -50,11 +50,18 @@ using MessagePtr = std::unique_ptr<sd_bus_message, MessageDeleter>;
 
 // What changed in a live view.
 struct StationEvent {
-    enum class Kind { BoardAdded, BoardChanged, BoardRemoved, BootFinished, HeldChanged, DaemonGone };
+    enum class Kind {
+        BoardAdded,
+        BoardChanged,
+        BoardRemoved,
+        BootFinished,
+        HeldChanged,
+        DaemonGone
+    };
     Kind kind = Kind::BoardChanged;
-    std::string path;     // the board's object
-    bool success = false;  // BootFinished
-    std::string message;   // BootFinished
+    std::string path;                 // the board's object
+    bool success = false;             // BootFinished
+    std::string message;              // BootFinished
     bool stageOrFileChanged = false;  // BoardChanged: more than progress
 };
 

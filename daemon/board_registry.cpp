@@ -28,8 +28,7 @@ std::string sessionEndText(rpiboot::SessionEnd end) {
 
 std::string secondsText(std::chrono::milliseconds ms) {
     const auto count = ms.count();
-    return count % 1000 == 0 ? std::to_string(count / 1000) + " s"
-                             : std::to_string(count) + " ms";
+    return count % 1000 == 0 ? std::to_string(count / 1000) + " s" : std::to_string(count) + " ms";
 }
 
 bool validGlob(const std::string& glob) {
@@ -485,8 +484,8 @@ void BoardRegistry::attemptFailed(Entry& e, const std::string& message, FailureC
                        std::to_string(retries.attempts + 1) + ")";
         }
         if (e.deadlinePassed && reason != FailureClass::Deadline) {
-            verdict += "; the boot's deadline of " +
-                       secondsText(e.profile->profile.timeouts.boot) + " has passed";
+            verdict += "; the boot's deadline of " + secondsText(e.profile->profile.timeouts.boot) +
+                       " has passed";
         }
         update(e, [&](Board& b) { b.fail(verdict, now()); });
         if (bootListener_ != nullptr) {
@@ -531,11 +530,10 @@ void BoardRegistry::retryAttempt(const std::string& port) {
         }
         Entry& entry = *found->second;
         entry.retrying = false;
-        const std::string message = "the board did not come back on port " + port + " within " +
-                                    secondsText(wait) + " for attempt " +
-                                    std::to_string(entry.attempt + 1) +
-                                    "; attempt " + std::to_string(entry.attempt) +
-                                    " failed: " + entry.attemptError;
+        const std::string message =
+            "the board did not come back on port " + port + " within " + secondsText(wait) +
+            " for attempt " + std::to_string(entry.attempt + 1) + "; attempt " +
+            std::to_string(entry.attempt) + " failed: " + entry.attemptError;
         update(entry, [&](Board& b) { b.fail(message, now()); });
         settle(entry, false, message, FailureClass::DeviceGone);
         armForget(entry);
@@ -563,8 +561,8 @@ void BoardRegistry::armDeadline(Entry& e) {
         }
         entry.reenumerateTimer.reset();
         const std::string message = "the boot took longer than its deadline of " +
-                                    secondsText(deadline) + " (" +
-                                    std::to_string(entry.attempt) + " attempt(s))";
+                                    secondsText(deadline) + " (" + std::to_string(entry.attempt) +
+                                    " attempt(s))";
         entry.retrying = false;
         update(entry, [&](Board& b) { b.fail(message, now()); });
         settle(entry, false, message, FailureClass::Deadline);
@@ -672,7 +670,9 @@ ControlResult BoardRegistry::forgetBoard(const std::string& port) {
 ControlResult BoardRegistry::holdPort(const std::string& glob) {
     if (!validGlob(glob)) {
         return {ControlOutcome::InvalidGlob,
-                """ + glob + "" is not a port or port glob (1 to 256 printable characters)"};
+                ""
+                " + glob + "
+                " is not a port or port glob (1 to 256 printable characters)"};
     }
     if (std::find(held_.begin(), held_.end(), glob) != held_.end()) {
         return {ControlOutcome::Ok, "port " + glob + " was already held"};
@@ -708,9 +708,9 @@ ControlResult BoardRegistry::releasePort(const std::string& glob) {
         for (const auto& g : held_) {
             known += (known.empty() ? "" : ", ") + g;
         }
-        return {ControlOutcome::NotHeld, "port " + glob + " is not held" +
-                                             (known.empty() ? std::string(" (nothing is held)")
-                                                            : " (held: " + known + ")")};
+        return {ControlOutcome::NotHeld,
+                "port " + glob + " is not held" +
+                    (known.empty() ? std::string(" (nothing is held)") : " (held: " + known + ")")};
     }
     held_.erase(it);
     env_.log.info("released port(s) " + glob);

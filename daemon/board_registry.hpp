@@ -18,8 +18,8 @@
 
 #include "active_config.hpp"
 #include "board.hpp"
-#include "boot_listener.hpp"
 #include "board_status.hpp"
+#include "boot_listener.hpp"
 #include "device_source.hpp"
 #include "event_loop.hpp"
 #include "journal.hpp"
@@ -120,7 +120,7 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
         std::uint64_t bootStartUsec = 0;   // when its first attempt began
         bool retrying = false;             // between two attempts of one boot
         bool deadlinePassed = false;
-        std::string attemptError;          // why the last failed attempt failed
+        std::string attemptError;  // why the last failed attempt failed
         std::unique_ptr<Timer> retryTimer;
         std::unique_ptr<Timer> deadlineTimer;
     };
@@ -156,7 +156,7 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     std::function<void(const RegistryCounts&)> countsListener_;
     BootListener* bootListener_ = nullptr;
     std::function<void(const std::vector<std::string>&)> heldListener_;
-    std::vector<std::string> held_;  // held port globs, sorted
+    std::vector<std::string> held_;                          // held port globs, sorted
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by port path
     std::map<std::string, std::string> portOfDevice_;        // device id -> port
     std::uint64_t nextSession_ = 0;

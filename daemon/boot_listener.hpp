@@ -25,8 +25,9 @@ enum class FailureClass {
 };
 
 inline constexpr FailureClass kAllFailureClasses[] = {
-    FailureClass::Stall,    FailureClass::Timeout,  FailureClass::DeviceGone, FailureClass::Deadline,
-    FailureClass::Firmware, FailureClass::Protocol, FailureClass::Io,
+    FailureClass::Stall,    FailureClass::Timeout,  FailureClass::DeviceGone,
+    FailureClass::Deadline, FailureClass::Firmware, FailureClass::Protocol,
+    FailureClass::Io,
 };
 
 // "stall", "timeout", "device_gone", "deadline", "firmware", "protocol", "io"

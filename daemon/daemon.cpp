@@ -95,7 +95,8 @@ class Daemon {
         registry_->setLauncher(&launcher);
         registry_->setReloadHandler([this] { return reload(); });
         // Held ports and metrics follow the configuration rpibootd started with.
-        const rpiboot::DaemonConfig& startConfig = registry_->configuration().configuration().daemon;
+        const rpiboot::DaemonConfig& startConfig =
+            registry_->configuration().configuration().daemon;
         restoreHeldPorts(HeldPortsFile(startConfig.stateDir));
         std::unique_ptr<MetricsWriter> metrics;
         if (startConfig.metrics.enabled) {

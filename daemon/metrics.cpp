@@ -10,9 +10,9 @@ namespace rpibootd {
 namespace {
 
 // Stages a board can be in, each reported (0 when no board is there).
-constexpr const char* kStages[] = {kStageWaiting, kStageSendingBootcode, kStageServingFiles,
-                                   kStageHeld,    kStageDone,            kStageFailed,
-                                   kStageDisconnected};
+constexpr const char* kStages[] = {
+    kStageWaiting, kStageSendingBootcode, kStageServingFiles, kStageHeld,
+    kStageDone,    kStageFailed,          kStageDisconnected};
 
 std::string escapeLabel(const std::string& value) {
     std::string out;
@@ -116,16 +116,15 @@ std::string MetricsWriter::render() const {
     header(out, "rpibootd_boots_started_total", "counter",
            "Boots begun (first attempts; retries are not counted), by chip and profile.");
     for (const auto& [key, n] : started_) {
-        out += "rpibootd_boots_started_total{" +
-               chipProfile(std::get<0>(key), std::get<1>(key)) + "} " + std::to_string(n) + "\n";
+        out += "rpibootd_boots_started_total{" + chipProfile(std::get<0>(key), std::get<1>(key)) +
+               "} " + std::to_string(n) + "\n";
     }
     header(out, "rpibootd_boots_finished_total", "counter",
            "Boots ended, once per boot after its last attempt, by chip, profile and result "
            "(success or failure).");
     for (const auto& [key, n] : finished_) {
-        out += "rpibootd_boots_finished_total{" +
-               chipProfile(std::get<0>(key), std::get<1>(key)) + ",result=\"" + std::get<2>(key) +
-               "\"} " + std::to_string(n) + "\n";
+        out += "rpibootd_boots_finished_total{" + chipProfile(std::get<0>(key), std::get<1>(key)) +
+               ",result=\"" + std::get<2>(key) + "\"} " + std::to_string(n) + "\n";
     }
     header(out, "rpibootd_boot_duration_seconds", "histogram",
            "Time from a boot's first attempt to its verdict, by chip and profile.");
@@ -152,9 +151,8 @@ std::string MetricsWriter::render() const {
            "Failed attempts, retried or not, by reason class.");
     for (FailureClass reason : kAllFailureClasses) {
         const auto it = attemptFailures_.find(failureClassName(reason));
-        out += std::string("rpibootd_attempt_failures_total{reason=\"") +
-               failureClassName(reason) + "\"} " +
-               std::to_string(it == attemptFailures_.end() ? 0 : it->second) + "\n";
+        out += std::string("rpibootd_attempt_failures_total{reason=\"") + failureClassName(reason) +
+               "\"} " + std::to_string(it == attemptFailures_.end() ? 0 : it->second) + "\n";
     }
     header(out, "rpibootd_served_bytes_total", "counter",
            "Bytes of files sent to boards in full (bootcode and second-stage files).");

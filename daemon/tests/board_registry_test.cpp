@@ -537,7 +537,8 @@ TEST_F(RetryTest, DeadlineEndsTheBootBetweenAttempts) {
     registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Stall, "endpoint stalled"));
     ASSERT_TRUE(timers_.fire(kDeadline));
     EXPECT_EQ(status("1-1").stage, kStageFailed);
-    EXPECT_EQ(status("1-1").lastError, "the boot took longer than its deadline of 300 s (1 attempt(s))");
+    EXPECT_EQ(status("1-1").lastError,
+              "the boot took longer than its deadline of 300 s (1 attempt(s))");
     EXPECT_EQ(sink_.finished.size(), 1U);
     EXPECT_FALSE(timers_.fire(milliseconds(1000))) << "the retry was called off";
     EXPECT_EQ(launcher_.launched.size(), 1U);

@@ -108,14 +108,20 @@ class RpibootctlTest : public ::testing::Test {
                      const std::string& defaultProfile = "msd") {
         writeFile(work.path() / "rpibootd.json",
                   R"({ "firmware_dir": "firmware", "profiles_dir": "profiles",
-  "default_profile": ")" + defaultProfile +
+  "default_profile": ")" +
+                      defaultProfile +
                       R"(", "forget_after_ms": 600000, "state_dir": "state",
   "metrics": { "enabled": true, "file": ")" +
                       metricsFile().string() + R"(", "interval_ms": 100 },
-  "rules": )" + rules + "}");
-        std::vector<std::string> argv = {RPIBOOTD_BINARY, "-c",
-                                         (work.path() / "rpibootd.json").string(), "--bus",
-                                         bus.address(), "--no-udev", "--virtual-control",
+  "rules": )" + rules +
+                      "}");
+        std::vector<std::string> argv = {RPIBOOTD_BINARY,
+                                         "-c",
+                                         (work.path() / "rpibootd.json").string(),
+                                         "--bus",
+                                         bus.address(),
+                                         "--no-udev",
+                                         "--virtual-control",
                                          socket().string()};
         if (!virtualSpec.empty()) {
             argv.push_back("--virtual");
@@ -170,9 +176,9 @@ class RpibootctlTest : public ::testing::Test {
 TEST_F(RpibootctlTest, DaemonThatIsNotRunningIsNamedWithHowToStartIt) {
     const CommandResult r = ctl({"status"});
     EXPECT_EQ(r.exitCode, 3);
-    EXPECT_EQ(r.output,
-              "rpibootctl: rpibootd is not running (nobody owns io.rpibootd1 on the " +
-                  bus.address() + " bus). Start it with: sudo systemctl start rpibootd\n");
+    EXPECT_EQ(r.output, "rpibootctl: rpibootd is not running (nobody owns io.rpibootd1 on the " +
+                            bus.address() +
+                            " bus). Start it with: sudo systemctl start rpibootd\n");
     EXPECT_EQ(ctl({"frobnicate"}).exitCode, 2);
 }
 
@@ -212,14 +218,18 @@ TEST_F(RpibootctlTest, StatusJsonShowAndWaitFollowEightBoardsAndTheMetricsAgree)
     EXPECT_NE(shown.output.find("Stage:        done\n"), std::string::npos) << shown.output;
     const CommandResult unknown = ctl({"show", "9-9"});
     EXPECT_EQ(unknown.exitCode, 1);
-    EXPECT_EQ(unknown.output, "rpibootctl: no board on port \"9-9\"; known ports: 1-1, 1-2, 1-3, "
-                              "1-4, 1-5, 1-6, 1-7, 1-8\n");
+    EXPECT_EQ(unknown.output,
+              "rpibootctl: no board on port \"9-9\"; known ports: 1-1, 1-2, 1-3, "
+              "1-4, 1-5, 1-6, 1-7, 1-8\n");
 
     // The metrics file says what D-Bus says.
-    ASSERT_TRUE(eventually([&] {
-        return metrics().sum("rpibootd_boots_finished_total") == 8 &&
-               metrics().value("rpibootd_boards{stage=\"done\"}") == 8;
-    }, 10s)) << test::readFile(metricsFile());
+    ASSERT_TRUE(eventually(
+        [&] {
+            return metrics().sum("rpibootd_boots_finished_total") == 8 &&
+                   metrics().value("rpibootd_boards{stage=\"done\"}") == 8;
+        },
+        10s))
+        << test::readFile(metricsFile());
     const test::PromFile m = metrics();
     EXPECT_EQ(m.sum("rpibootd_boots_started_total"), static_cast<double>(boots));
     EXPECT_EQ(m.sum("rpibootd_boots_finished_total", "result=\"success\""), 8);
@@ -254,9 +264,10 @@ TEST_F(RpibootctlTest, WaitExitsOneWhenANamedBoardFailsAndOnATimeout) {
     EXPECT_EQ(timedOut.exitCode, 1);
     EXPECT_EQ(timedOut.output,
               "rpibootctl: timed out after 0.3 s; still waiting for: 7-7 (not seen)\n");
-    ASSERT_TRUE(eventually([&] {
-        return metrics().value("rpibootd_failures_total{reason=\"device_gone\"}") == 1;
-    }, 10s)) << test::readFile(metricsFile());
+    ASSERT_TRUE(eventually(
+        [&] { return metrics().value("rpibootd_failures_total{reason=\"device_gone\"}") == 1; },
+        10s))
+        << test::readFile(metricsFile());
 }
 
 TEST_F(RpibootctlTest, HeldPortIsLeftUntouchedUntilReleasedAndHoldsSurviveARestart) {
@@ -364,10 +375,14 @@ TEST_F(RpibootctlTest, BoardThatStallsOnceIsRetriedAndBoots) {
     startDaemon("", kGadgetRule, "patient");
     ASSERT_EQ(control->ok("plug " + (work.path() / "stalls.json").string() + " 1-1"),
               std::vector<std::string>{"1-1"});
-    ASSERT_TRUE(eventually([&] {
-        const auto b = boardJson("1-1");
-        return b != nullptr && b["last_error"].get<std::string>().rfind("attempt 1 of 3", 0) == 0;
-    }, 30s)) << daemon->log();
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto b = boardJson("1-1");
+            return b != nullptr &&
+                   b["last_error"].get<std::string>().rfind("attempt 1 of 3", 0) == 0;
+        },
+        30s))
+        << daemon->log();
     const nlohmann::json between = boardJson("1-1");
     EXPECT_EQ(between["stage"], "waiting");
     EXPECT_NE(between["last_error"].get<std::string>().find("trying again in 8 s"),
@@ -382,9 +397,8 @@ TEST_F(RpibootctlTest, BoardThatStallsOnceIsRetriedAndBoots) {
     const nlohmann::json booted = boardJson("1-1");
     EXPECT_EQ(booted["boot_count"], 2);
     EXPECT_EQ(booted["last_error"], "");
-    ASSERT_TRUE(eventually([&] {
-        return metrics().sum("rpibootd_boots_finished_total") == 1;
-    }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return metrics().sum("rpibootd_boots_finished_total") == 1; }, 10s));
     const test::PromFile m = metrics();
     EXPECT_EQ(m.sum("rpibootd_boots_started_total"), 1) << "a retry is not a new boot";
     EXPECT_EQ(m.sum("rpibootd_boots_finished_total", "result=\"success\""), 1);
@@ -447,8 +461,7 @@ TEST_F(RpibootctlTest, WatchDrawsProgressBarsAndTheSummaryInATerminal) {
 
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     const std::string last = screen.substr(screen.rfind("\x1b[H"));
-    EXPECT_NE(last.find("booted 8 | failed 0 | in flight 0 | held 0 |"), std::string::npos)
-        << last;
+    EXPECT_NE(last.find("booted 8 | failed 0 | in flight 0 | held 0 |"), std::string::npos) << last;
     for (const char* port : {"1-1 ", "1-2 ", "1-3 ", "1-4 ", "1-5 ", "1-6 ", "1-7 ", "1-8 "}) {
         EXPECT_NE(last.find(std::string("\n") + port), std::string::npos) << port << last;
     }
@@ -471,9 +484,8 @@ TEST_F(RpibootctlTest, WatchDrawsProgressBarsAndTheSummaryInATerminal) {
     }
     std::cout << "--- rpibootctl watch, last screen ---\n"
               << plain << "\n--- " << metricsFile().filename().string() << " ---\n";
-    ASSERT_TRUE(eventually([&] {
-        return metrics().sum("rpibootd_boots_finished_total") == 8;
-    }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return metrics().sum("rpibootd_boots_finished_total") == 8; }, 10s));
     std::cout << test::readFile(metricsFile());
 }
 
@@ -492,10 +504,13 @@ TEST_F(RpibootctlTest, WatchPrintsPlainLinesWhenStdoutIsNotATerminal) {
     ASSERT_TRUE(eventually([&] { return fs::exists(out) && fs::file_size(out) > 0; }, 10s));
     control->ok("plug 2711:2:msd");
     ASSERT_EQ(ctl({"wait", "--timeout", "60"}).exitCode, 0);
-    ASSERT_TRUE(eventually([&] {
-        return test::readFile(out).find("1-2 booted: ") != std::string::npos &&
-               test::readFile(out).find("1-1 booted: ") != std::string::npos;
-    }, 10s)) << test::readFile(out);
+    ASSERT_TRUE(eventually(
+        [&] {
+            return test::readFile(out).find("1-2 booted: ") != std::string::npos &&
+                   test::readFile(out).find("1-1 booted: ") != std::string::npos;
+        },
+        10s))
+        << test::readFile(out);
     ::kill(child, SIGTERM);
     int status = 0;
     ::waitpid(child, &status, 0);

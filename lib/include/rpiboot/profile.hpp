@@ -38,7 +38,7 @@ struct ProfileTimeouts {
 // How often a boot is tried again after a transient failure (a stall, a
 // timeout, a board that left the bus and comes back on the same port).
 struct ProfileRetries {
-    unsigned attempts = 2;                   // "retries": tries after the first
+    unsigned attempts = 2;                    // "retries": tries after the first
     std::chrono::milliseconds backoff{1000};  // before the first retry; doubles after each
 };
 
@@ -100,7 +100,7 @@ struct ProfileRule {
     std::optional<Chip> chip;  // "chip": "2711", "BCM2712", "2763" (PID), ...
     std::string port;          // "port": fnmatch glob on the USB port path, "1-1.*"
     std::string serial;        // "serial": fnmatch glob on the ROM serial, case-insensitive
-    std::string profile;  // empty for an ignore rule
+    std::string profile;       // empty for an ignore rule
     // "ignore": true: boards it matches are never opened (another tool may
     // serve them); the rule names no profile.
     bool ignore = false;
@@ -108,7 +108,8 @@ struct ProfileRule {
 };
 
 // The Prometheus textfile (node_exporter's textfile collector) rpibootd keeps.
-inline constexpr const char* kDefaultMetricsFile = "/var/lib/prometheus/node-exporter/rpibootd.prom";
+inline constexpr const char* kDefaultMetricsFile =
+    "/var/lib/prometheus/node-exporter/rpibootd.prom";
 
 struct MetricsConfig {
     bool enabled = false;

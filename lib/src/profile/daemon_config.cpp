@@ -57,7 +57,8 @@ MetricsConfig readMetrics(ObjectReader& parent) {
     if (node == nullptr) {
         return m;
     }
-    ObjectReader r(*node, parent.label(), "/metrics", {"enabled", "file", "interval_ms", "comment"});
+    ObjectReader r(*node, parent.label(), "/metrics",
+                   {"enabled", "file", "interval_ms", "comment"});
     r.string("comment", true);
     m.enabled = r.boolean("enabled").value_or(false);
     if (auto file = r.string("file")) {
@@ -150,10 +151,9 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
     const std::string file(label);
     const std::filesystem::path base = std::filesystem::path(file).parent_path();
-    ObjectReader r(
-        doc, file, "",
-        {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms", "rules",
-         "metrics", "state_dir"});
+    ObjectReader r(doc, file, "",
+                   {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms",
+                    "rules", "metrics", "state_dir"});
     DaemonConfig c = defaultDaemonConfig();
     c.source = file;
     c.rules.clear();  // a file's rules replace the built-in ones entirely

@@ -103,7 +103,8 @@ ProfileRetries readRetries(ObjectReader& r) {
     if (const auto n = r.integer("retries", 0, kMaxRetries)) {
         retries.attempts = static_cast<unsigned>(*n);
     }
-    retries.backoff = r.milliseconds("retry_backoff_ms", 0, kMaxTimeoutMs).value_or(retries.backoff);
+    retries.backoff =
+        r.milliseconds("retry_backoff_ms", 0, kMaxTimeoutMs).value_or(retries.backoff);
     return retries;
 }
 
