@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/file_server.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/link.hpp"
-#include "rpiboot/request_name.hpp"
-#include "rpiboot/tar_archive.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/file_server.hpp"
+#include "rpiboot/core/link.hpp"
+#include "rpiboot/core/transport.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+#include "rpiboot/firmware/request_name.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 namespace {
 

@@ -32,11 +32,11 @@
 #include <thread>
 #include <vector>
 
-#include "rpiboot/boot.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
 #include "virtualpi/bandwidth.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario.hpp"

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <thread>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include <set>
 #include <utility>
 
-#include "rpiboot/libusb_transport.hpp"
+#include "rpiboot/usb/libusb_transport.hpp"
 #include "runner.hpp"
 
 struct libusb_device;

@@ -7,7 +7,7 @@
 
 #include "libusb_waiter.hpp"
 #include "options.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "runner.hpp"
 
 int main(int argc, char** argv) {

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include "rpiboot/boot.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/metadata.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
 
 namespace rpiboot::cli {
 namespace {

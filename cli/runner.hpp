@@ -14,10 +14,10 @@
 #include <string>
 
 #include "options.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/libusb_transport.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/transport.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+#include "rpiboot/usb/libusb_transport.hpp"
 
 namespace rpiboot::cli {
 

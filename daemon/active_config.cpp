@@ -1,9 +1,10 @@
 #include "active_config.hpp"
 
 #include "journal.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/profile/generated_files.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpibootd {
 

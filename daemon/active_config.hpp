@@ -16,8 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot {
 class FileCache;

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "board_status.hpp"
-#include "rpiboot/file_server.hpp"
+#include "rpiboot/core/file_server.hpp"
 
 namespace rpibootd {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "board_status.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootd {
 

@@ -15,13 +15,13 @@
 #include "event_loop.hpp"
 #include "journal.hpp"
 #include "metrics.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
 #include "stage_worker.hpp"
 #include "state_files.hpp"
 #include "udev_watcher.hpp"
-#include "virtual_control.hpp"
-#include "virtual_source.hpp"
+#include "virtual/virtual_control.hpp"
+#include "virtual/virtual_source.hpp"
 
 #ifndef RPIBOOT_VERSION
 #define RPIBOOT_VERSION "0.0.0"

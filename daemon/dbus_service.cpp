@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <exception>
 #include <map>
-#include <rpiboot/error.hpp>
+#include <rpiboot/core/error.hpp>
 #include <string_view>
 #include <system_error>
 #include <vector>

@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "rpiboot/device.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/transport.hpp"
 
 namespace rpibootd {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootd {
 

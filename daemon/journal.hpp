@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "rpiboot/observer.hpp"
+#include "rpiboot/core/observer.hpp"
 
 namespace rpibootd {
 

@@ -21,7 +21,7 @@
 #include "boot_listener.hpp"
 #include "event_loop.hpp"
 #include "journal.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
 
 namespace rpibootd {
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "event_loop.hpp"
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/core/metadata.hpp"
 
 namespace rpibootd {
 

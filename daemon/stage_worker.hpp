@@ -20,8 +20,8 @@
 #include "active_config.hpp"
 #include "device_source.hpp"
 #include "journal.hpp"
-#include "rpiboot/boot.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootd {
 

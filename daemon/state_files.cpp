@@ -8,7 +8,7 @@
 #include <fstream>
 #include <system_error>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootd {
 

@@ -8,8 +8,8 @@
 #include <iterator>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/libusb_transport.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/usb/libusb_transport.hpp"
 
 namespace rpibootd {
 

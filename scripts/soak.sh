@@ -6,7 +6,7 @@
 #   --smoke   50 sequential boots and 10 rounds (the ctest `soak` label)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-binary=${RPIBOOTD_SOAK:-$here/build/debug/test/faults/rpibootd_soak}
+binary=${RPIBOOTD_SOAK:-$here/build/debug/test/integration/rpibootd_soak}
 sequential=1000
 rounds=200
 while [[ $# -gt 0 ]]; do

@@ -7,8 +7,11 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "tool_main.hpp"
 
 namespace {

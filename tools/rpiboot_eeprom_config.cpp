@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "tool_main.hpp"
 
 namespace {

@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 
-#include "rpiboot/boot_image.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/boot_files.hpp"
+#include "rpiboot/image/fat_reader.hpp"
+#include "rpiboot/image/fat_writer.hpp"
 #include "tool_main.hpp"
 
 namespace {

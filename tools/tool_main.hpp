@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot::tools {
 

@@ -20,7 +20,7 @@ skip() {
 [[ -x $runner ]] || skip "no VM runner at $runner"
 ((EUID == 0)) || skip "the VM runner needs root (it exports / over 9p)"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-[[ -x $build/test/usbip/rpiboot-usbip-boards ]] || skip "rpiboot-usbip-boards is not built"
+[[ -x $build/sim/usbip/rpiboot-usbip-boards ]] || skip "rpiboot-usbip-boards is not built"
 
 rm -rf "$results"
 mkdir -p "$results"

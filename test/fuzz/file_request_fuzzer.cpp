@@ -9,8 +9,8 @@
 #include <filesystem>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/file_server.hpp"
-#include "rpiboot/request_name.hpp"
+#include "rpiboot/core/file_server.hpp"
+#include "rpiboot/firmware/request_name.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

@@ -24,12 +24,12 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_server.hpp"
-#include "rpiboot/link.hpp"
-#include "rpiboot/metadata.hpp"
-#include "rpiboot/request_name.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/file_server.hpp"
+#include "rpiboot/core/link.hpp"
+#include "rpiboot/core/metadata.hpp"
+#include "rpiboot/core/transport.hpp"
+#include "rpiboot/firmware/request_name.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

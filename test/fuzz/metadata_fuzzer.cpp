@@ -17,8 +17,8 @@
 #include <string>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/metadata.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/request_name.hpp"
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+#include "rpiboot/firmware/request_name.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

@@ -14,9 +14,10 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/device.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/daemon_config.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

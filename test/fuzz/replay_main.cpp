@@ -34,9 +34,7 @@ constexpr Target kTargets[] = {
     {"tar_archive", rpiboot::fuzz::tarArchiveOne},
     {"name_resolution", rpiboot::fuzz::nameResolutionOne},
     {"metadata", rpiboot::fuzz::metadataOne},
-#ifdef RPIBOOT_FUZZ_HAVE_PROFILE
     {"profile_config", rpiboot::fuzz::profileConfigOne},
-#endif
 };
 
 // The input being replayed, for the crash handler (which may only call
@@ -105,8 +103,8 @@ int main(int argc, char** argv) {
         std::cout << "fuzz_regressions: " << target.name << ": " << count
                   << " inputs replayed without a crash" << std::endl;
         if (count == 0) {
-            std::cout << "fuzz_regressions: " << target.name
-                      << " has no inputs (corpus missing?)" << std::endl;
+            std::cout << "fuzz_regressions: " << target.name << " has no inputs (corpus missing?)"
+                      << std::endl;
             std::cout << passed << " passed, 1 failed\n";
             return 1;
         }

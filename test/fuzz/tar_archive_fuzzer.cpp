@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 namespace rpiboot::fuzz {
 namespace {

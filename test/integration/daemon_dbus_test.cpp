@@ -23,15 +23,7 @@ namespace rpibootd {
 namespace {
 
 namespace fs = std::filesystem;
-using test::BusClient;
-using test::BusPolicy;
-using test::CommandResult;
-using test::DaemonProcess;
-using test::devicePath;
-using test::prepareFirmware;
-using test::PrivateBus;
-using test::SeenSignal;
-using test::writeFile;
+using namespace rpiboot::test;
 
 constexpr const char* kService = "io.rpibootd1";
 constexpr const char* kManagerPath = "/io/rpibootd1";
@@ -139,11 +131,11 @@ class DaemonOnBusTest : public ::testing::Test {
     }
 
     CommandResult busctl(std::vector<std::string> args) {
-        return test::runCommand(test::busctl(bus.address(), std::move(args)));
+        return rpiboot::test::runCommand(rpiboot::test::busctl(bus.address(), std::move(args)));
     }
 
     std::vector<std::string> listDevices() {
-        const test::CallResult r = client->call(kManagerPath, kManager, "ListDevices");
+        const rpiboot::test::CallResult r = client->call(kManagerPath, kManager, "ListDevices");
         if (!r.ok()) {
             ADD_FAILURE() << r.errorName << ": " << r.errorMessage;
             return {};
@@ -165,7 +157,7 @@ class DaemonOnBusTest : public ::testing::Test {
     // the tests run on an open bus and skip the policy checks.
     PrivateBus bus{geteuid() == 0 ? BusPolicy::System : BusPolicy::Open};
     rpiboot::test::ScratchDir work;
-    test::EventPtr event = test::newEventLoop();
+    rpiboot::test::EventPtr event = rpiboot::test::newEventLoop();
     std::unique_ptr<BusClient> client;
     std::unique_ptr<DaemonProcess> daemon;
 };
@@ -267,7 +259,7 @@ TEST_F(DaemonOnBusTest, ReloadWithABrokenProfileIsRejectedAndTheOldConfiguration
 
     writeFile(work.path() / "profiles/broken.json",
               R"({ "name": "broken", "firmware": { "root": "msd" }, "colour": "blue" })");
-    const test::CallResult refused = client->call(kManagerPath, kManager, "Reload");
+    const rpiboot::test::CallResult refused = client->call(kManagerPath, kManager, "Reload");
 
     EXPECT_FALSE(refused.ok());
     EXPECT_EQ(refused.errorName, "io.rpibootd1.Error.ReloadFailed");
@@ -297,16 +289,16 @@ TEST_F(DaemonOnBusTest, UnprivilegedReloadIsRefusedByTheBusPolicyButReadingIsAll
     startDaemon("2711:1:msd");
     ASSERT_TRUE(waitForBoots(1));
 
-    const CommandResult refused = test::runCommandAsNobody(
-        test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"}));
-    const CommandResult refusedByBusctl = test::runCommandAsNobody(
-        test::busctl(bus.address(), {"call", kService, kManagerPath, kManager, "Reload"}));
-    const CommandResult stage = test::runCommandAsNobody(test::busctl(
+    const CommandResult refused = rpiboot::test::runCommandAsNobody(
+        rpiboot::test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"}));
+    const CommandResult refusedByBusctl = rpiboot::test::runCommandAsNobody(
+        rpiboot::test::busctl(bus.address(), {"call", kService, kManagerPath, kManager, "Reload"}));
+    const CommandResult stage = rpiboot::test::runCommandAsNobody(rpiboot::test::busctl(
         bus.address(), {"get-property", kService, devicePath("1-1"), kDevice, "Stage"}));
-    const CommandResult list = test::runCommandAsNobody(
-        test::busctl(bus.address(), {"call", kService, kManagerPath, kManager, "ListDevices"}));
-    const CommandResult introspect = test::runCommandAsNobody(
-        test::busctl(bus.address(), {"introspect", kService, kManagerPath}));
+    const CommandResult list = rpiboot::test::runCommandAsNobody(rpiboot::test::busctl(
+        bus.address(), {"call", kService, kManagerPath, kManager, "ListDevices"}));
+    const CommandResult introspect = rpiboot::test::runCommandAsNobody(
+        rpiboot::test::busctl(bus.address(), {"introspect", kService, kManagerPath}));
 
     // dbus-daemon itself refused it: the service never saw the call.
     EXPECT_NE(refused.exitCode, 0);

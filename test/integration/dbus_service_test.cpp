@@ -9,7 +9,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
-#include <rpiboot/error.hpp>
+#include <rpiboot/core/error.hpp>
 #include <sstream>
 
 #include "board_status.hpp"
@@ -19,10 +19,7 @@
 namespace rpibootd {
 namespace {
 
-using test::BusClient;
-using test::CommandResult;
-using test::PrivateBus;
-using test::SeenSignal;
+using namespace rpiboot::test;
 
 constexpr const char* kDevice = "io.rpibootd1.Device";
 constexpr const char* kManager = "io.rpibootd1.Manager";
@@ -80,15 +77,15 @@ class DbusServiceTest : public ::testing::Test {
     // keeps the service's event loop turning.
     CommandResult whileServing(std::function<CommandResult()> work) {
         auto result = std::async(std::launch::async, std::move(work));
-        test::pumpUntil(event.get(), [&] {
+        rpiboot::test::pumpUntil(event.get(), [&] {
             return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
         });
         return result.get();
     }
 
     CommandResult busctl(std::vector<std::string> args) {
-        const auto argv = test::busctl(bus.address(), std::move(args));
-        return whileServing([argv] { return test::runCommand(argv); });
+        const auto argv = rpiboot::test::busctl(bus.address(), std::move(args));
+        return whileServing([argv] { return rpiboot::test::runCommand(argv); });
     }
 
     // Reload through dbus-send, which prints an error's name and message as sent.
@@ -96,14 +93,14 @@ class DbusServiceTest : public ::testing::Test {
         std::vector<std::string> argv = {"setpriv"};
         argv.insert(argv.end(), user.begin(), user.end());
         const auto send =
-            test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"});
+            rpiboot::test::dbusSend(bus.address(), {kManagerPath, "io.rpibootd1.Manager.Reload"});
         argv.insert(argv.end(), send.begin(), send.end());
-        return whileServing([argv] { return test::runCommand(argv); });
+        return whileServing([argv] { return rpiboot::test::runCommand(argv); });
     }
 
     CommandResult busctlAsNobody(std::vector<std::string> args) {
-        const auto argv = test::busctl(bus.address(), std::move(args));
-        return whileServing([argv] { return test::runCommandAsNobody(argv); });
+        const auto argv = rpiboot::test::busctl(bus.address(), std::move(args));
+        return whileServing([argv] { return rpiboot::test::runCommandAsNobody(argv); });
     }
 
     // Lets the service send what it has queued and the client read it.
@@ -123,7 +120,7 @@ class DbusServiceTest : public ::testing::Test {
     }
 
     PrivateBus bus;
-    test::EventPtr event = test::newEventLoop();
+    rpiboot::test::EventPtr event = rpiboot::test::newEventLoop();
     FakeControl control;
     Logger log{LogTargets{}};
     DbusOptions options;
@@ -283,7 +280,7 @@ TEST_F(DbusServiceTest, ListDevicesReturnsPathPortChipStageAndProfileOfEveryBoar
     service->boardAdded(a);
     service->boardAdded(b);
 
-    const test::CallResult r = client->call(kManagerPath, kManager, "ListDevices");
+    const rpiboot::test::CallResult r = client->call(kManagerPath, kManager, "ListDevices");
 
     ASSERT_TRUE(r.ok()) << r.errorName << ": " << r.errorMessage;
     sd_bus_message* m = r.reply.get();
@@ -395,7 +392,8 @@ TEST_F(DbusServiceTest, RemovedBoardLeavesTheTreeAndTheDevicesList) {
 
     EXPECT_EQ(client->getStrings(kManagerPath, kManager, "Devices"),
               std::vector<std::string>{"/io/rpibootd1/device/_31_2d1_2e4"});
-    const test::CallResult gone = client->getProperty(devicePath("1-1.3"), kDevice, "Stage");
+    const rpiboot::test::CallResult gone =
+        client->getProperty(devicePath("1-1.3"), kDevice, "Stage");
     EXPECT_FALSE(gone.ok());
     EXPECT_EQ(gone.errorName, "org.freedesktop.DBus.Error.UnknownObject");
 }
@@ -446,7 +444,7 @@ TEST_F(DbusServiceTest, FailedReloadReturnsReloadFailedWithTheReason) {
                           "directory /nonexistent"};
     start();
 
-    const test::CallResult r = client->call(kManagerPath, kManager, "Reload");
+    const rpiboot::test::CallResult r = client->call(kManagerPath, kManager, "Reload");
 
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.errorName, "io.rpibootd1.Error.ReloadFailed");
@@ -508,7 +506,7 @@ TEST_F(DbusServiceTest, SecondServiceOnTheSameBusIsRefusedTheName) {
 }
 
 TEST(DbusServiceConnect, UnreachableBusIsReportedAsAnError) {
-    auto event = test::newEventLoop();
+    auto event = rpiboot::test::newEventLoop();
     FakeControl control;
     Logger log{LogTargets{}};
 
@@ -572,7 +570,7 @@ TEST_F(DbusServiceTest, RetryOfABoardThatIsBootingFailsWithBusy) {
     }
     control.known = {board("1-1.3", "BCM2711", "msd")};
     start();
-    const test::CallResult r = client->call(devicePath("1-1.3"), "io.rpibootd1.Device", "Retry");
+    const rpiboot::test::CallResult r = client->call(devicePath("1-1.3"), "io.rpibootd1.Device", "Retry");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.errorName, "io.rpibootd1.Error.Busy");
     EXPECT_EQ(r.errorMessage, "the board on port 1-1.3 is booting right now");

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 
 struct PromFile {
     // "name{a=\"x\",b=\"y\"}" (labels as written) -> value
@@ -288,4 +288,4 @@ inline PromFile parsePrometheusText(const std::string& text) {
     return f;
 }
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

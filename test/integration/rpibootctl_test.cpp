@@ -29,12 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using test::BusPolicy;
-using test::CommandResult;
-using test::DaemonProcess;
-using test::PrivateBus;
-using test::VirtualControlClient;
-using test::writeFile;
+using namespace rpiboot::test;
 
 constexpr const char* kMsdSteps = R"(
     { "kind": "file", "name": "config.txt", "optional": true },
@@ -88,7 +83,7 @@ constexpr const char* kGadgetRule = R"([{ "chip": "2712", "profile": "mass-stora
 class RpibootctlTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        test::prepareFirmware(work.path() / "firmware");
+        rpiboot::test::prepareFirmware(work.path() / "firmware");
         writeFile(work.path() / "profiles/once.json", kOnceProfile);
         writeFile(work.path() / "profiles/patient.json", kPatientProfile);
         writeFile(work.path() / "slow.json", kSlowBoard);
@@ -139,12 +134,12 @@ class RpibootctlTest : public ::testing::Test {
     CommandResult ctl(std::vector<std::string> args) const {
         std::vector<std::string> argv = {RPIBOOTCTL_BINARY, "--bus", bus.address()};
         argv.insert(argv.end(), args.begin(), args.end());
-        return test::runCommand(argv);
+        return rpiboot::test::runCommand(argv);
     }
     CommandResult ctlAsNobody(std::vector<std::string> args) const {
         std::vector<std::string> argv = {ctlForNobody.string(), "--bus", bus.address()};
         argv.insert(argv.end(), args.begin(), args.end());
-        return test::runCommandAsNobody(argv);
+        return rpiboot::test::runCommandAsNobody(argv);
     }
     nlohmann::json statusJson() const {
         const CommandResult r = ctl({"status", "--json"});
@@ -160,8 +155,8 @@ class RpibootctlTest : public ::testing::Test {
         }
         return nullptr;
     }
-    test::PromFile metrics() const {
-        const test::PromFile f = test::parsePrometheusText(test::readFile(metricsFile()));
+    rpiboot::test::PromFile metrics() const {
+        const rpiboot::test::PromFile f = rpiboot::test::parsePrometheusText(rpiboot::test::readFile(metricsFile()));
         EXPECT_EQ(f.error, "");
         return f;
     }
@@ -229,8 +224,8 @@ TEST_F(RpibootctlTest, StatusJsonShowAndWaitFollowEightBoardsAndTheMetricsAgree)
                    metrics().value("rpibootd_boards{stage=\"done\"}") == 8;
         },
         10s))
-        << test::readFile(metricsFile());
-    const test::PromFile m = metrics();
+        << rpiboot::test::readFile(metricsFile());
+    const rpiboot::test::PromFile m = metrics();
     EXPECT_EQ(m.sum("rpibootd_boots_started_total"), static_cast<double>(boots));
     EXPECT_EQ(m.sum("rpibootd_boots_finished_total", "result=\"success\""), 8);
     EXPECT_EQ(m.sum("rpibootd_boots_finished_total", "result=\"failure\""), 0);
@@ -243,8 +238,8 @@ TEST_F(RpibootctlTest, StatusJsonShowAndWaitFollowEightBoardsAndTheMetricsAgree)
     EXPECT_EQ(m.value("rpibootd_written_bytes_total"), 0);
     EXPECT_GT(m.value("rpibootd_last_success_timestamp_seconds"), 1.7e9);
     EXPECT_EQ(m.types.at("rpibootd_boot_duration_seconds"), "histogram");
-    if (test::runCommand({"sh", "-c", "command -v promtool"}).exitCode == 0) {
-        const CommandResult check = test::runCommand(
+    if (rpiboot::test::runCommand({"sh", "-c", "command -v promtool"}).exitCode == 0) {
+        const CommandResult check = rpiboot::test::runCommand(
             {"sh", "-c", "promtool check metrics < '" + metricsFile().string() + "'"});
         EXPECT_EQ(check.exitCode, 0) << check.output;
     }
@@ -267,7 +262,7 @@ TEST_F(RpibootctlTest, WaitExitsOneWhenANamedBoardFailsAndOnATimeout) {
     ASSERT_TRUE(eventually(
         [&] { return metrics().value("rpibootd_failures_total{reason=\"device_gone\"}") == 1; },
         10s))
-        << test::readFile(metricsFile());
+        << rpiboot::test::readFile(metricsFile());
 }
 
 TEST_F(RpibootctlTest, HeldPortIsLeftUntouchedUntilReleasedAndHoldsSurviveARestart) {
@@ -288,7 +283,7 @@ TEST_F(RpibootctlTest, HeldPortIsLeftUntouchedUntilReleasedAndHoldsSurviveAResta
     EXPECT_TRUE(record["romAttempts"].empty()) << record.dump();
     EXPECT_TRUE(record["requests"].empty()) << record.dump();
     EXPECT_EQ(statusJson()["held_ports"], (nlohmann::json{"1-2", "3-*"}));
-    EXPECT_EQ(test::readFile(work.path() / "state/held-ports"),
+    EXPECT_EQ(rpiboot::test::readFile(work.path() / "state/held-ports"),
               "# Ports held by rpibootctl hold / io.rpibootd1 HoldPort; one glob per line.\n"
               "1-2\n3-*\n");
     const CommandResult table = ctl({"status"});
@@ -399,7 +394,7 @@ TEST_F(RpibootctlTest, BoardThatStallsOnceIsRetriedAndBoots) {
     EXPECT_EQ(booted["last_error"], "");
     ASSERT_TRUE(
         eventually([&] { return metrics().sum("rpibootd_boots_finished_total") == 1; }, 10s));
-    const test::PromFile m = metrics();
+    const rpiboot::test::PromFile m = metrics();
     EXPECT_EQ(m.sum("rpibootd_boots_started_total"), 1) << "a retry is not a new boot";
     EXPECT_EQ(m.sum("rpibootd_boots_finished_total", "result=\"success\""), 1);
     EXPECT_EQ(m.value("rpibootd_attempt_failures_total{reason=\"stall\"}"), 1);
@@ -486,7 +481,7 @@ TEST_F(RpibootctlTest, WatchDrawsProgressBarsAndTheSummaryInATerminal) {
               << plain << "\n--- " << metricsFile().filename().string() << " ---\n";
     ASSERT_TRUE(
         eventually([&] { return metrics().sum("rpibootd_boots_finished_total") == 8; }, 10s));
-    std::cout << test::readFile(metricsFile());
+    std::cout << rpiboot::test::readFile(metricsFile());
 }
 
 TEST_F(RpibootctlTest, WatchPrintsPlainLinesWhenStdoutIsNotATerminal) {
@@ -506,15 +501,15 @@ TEST_F(RpibootctlTest, WatchPrintsPlainLinesWhenStdoutIsNotATerminal) {
     ASSERT_EQ(ctl({"wait", "--timeout", "60"}).exitCode, 0);
     ASSERT_TRUE(eventually(
         [&] {
-            return test::readFile(out).find("1-2 booted: ") != std::string::npos &&
-                   test::readFile(out).find("1-1 booted: ") != std::string::npos;
+            return rpiboot::test::readFile(out).find("1-2 booted: ") != std::string::npos &&
+                   rpiboot::test::readFile(out).find("1-1 booted: ") != std::string::npos;
         },
         10s))
-        << test::readFile(out);
+        << rpiboot::test::readFile(out);
     ::kill(child, SIGTERM);
     int status = 0;
     ::waitpid(child, &status, 0);
-    const std::string text = test::readFile(out);
+    const std::string text = rpiboot::test::readFile(out);
     EXPECT_EQ(text.find('\x1b'), std::string::npos) << "no terminal codes on a pipe";
     EXPECT_NE(text.find(" 1-1 BCM2711 sending-bootcode"), std::string::npos) << text;
     EXPECT_NE(text.find(" 1-1 BCM2711 serving-files start4.elf"), std::string::npos) << text;

@@ -1,4 +1,4 @@
-#include "rpiboot/device.hpp"
+#include "rpiboot/core/device.hpp"
 
 #include <algorithm>
 #include <array>

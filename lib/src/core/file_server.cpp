@@ -1,4 +1,4 @@
-#include "rpiboot/file_server.hpp"
+#include "rpiboot/core/file_server.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,8 +6,8 @@
 #include <limits>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/metadata.hpp"
 
 namespace rpiboot {
 namespace {

@@ -1,10 +1,10 @@
-#include "rpiboot/link.hpp"
+#include "rpiboot/core/link.hpp"
 
 #include <algorithm>
 #include <limits>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 

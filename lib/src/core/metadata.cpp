@@ -1,4 +1,4 @@
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/core/metadata.hpp"
 
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <vector>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

@@ -1,10 +1,10 @@
-#include "rpiboot/rom_stage.hpp"
+#include "rpiboot/core/rom_stage.hpp"
 
 #include <cstdio>
 #include <limits>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

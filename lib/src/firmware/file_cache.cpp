@@ -1,4 +1,4 @@
-#include "rpiboot/file_cache.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

@@ -1,14 +1,15 @@
+#include "rpiboot/firmware/firmware_set.hpp"
+
 #include <algorithm>
 #include <mutex>
 #include <optional>
 #include <system_error>
 
 #include "firmware/inside_root.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/request_name.hpp"
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/request_name.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 namespace rpiboot {
 namespace {
@@ -217,8 +218,8 @@ Lookup FirmwareSet::Impl::resolve(std::string_view requested, const BoardContext
         return refused("refused by the request-name rule: " + *refusal);
     }
     // Generated files: "<chip folder>/NAME" first (per-chip images), then NAME.
-    auto it = config.generated.find(std::string(chipFolder(board.chip)) + "/" +
-                                    std::string(requested));
+    auto it =
+        config.generated.find(std::string(chipFolder(board.chip)) + "/" + std::string(requested));
     if (it == config.generated.end()) {
         it = config.generated.find(requested);
     }

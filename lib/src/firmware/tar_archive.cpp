@@ -1,10 +1,10 @@
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

@@ -1,3 +1,5 @@
+#include "rpiboot/profile/daemon_config.hpp"
+
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -6,8 +8,8 @@
 #include <system_error>
 
 #include "profile/json_reader.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 namespace rpiboot {
 

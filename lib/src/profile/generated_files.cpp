@@ -1,12 +1,17 @@
+#include "rpiboot/profile/generated_files.hpp"
+
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <system_error>
 
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/profile/profile.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 
 namespace rpiboot {
 

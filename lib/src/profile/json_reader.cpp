@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot::profile_detail {
 

@@ -1,10 +1,10 @@
-#include "rpiboot/profile.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 #include <fstream>
 #include <sstream>
 
 #include "profile/json_reader.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 #ifndef RPIBOOT_DEFAULT_FIRMWARE_DIR
 #define RPIBOOT_DEFAULT_FIRMWARE_DIR "/usr/share/rpibootd/firmware"

@@ -1,4 +1,6 @@
 // Hex and whole-file helpers shared by the signing tools and library.
+#include "rpiboot/signing/bytes_io.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -9,8 +11,7 @@
 #include <string>
 #include <utility>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 

@@ -1,4 +1,6 @@
 // Signing through an external HSM wrapper program (protocol.md §9).
+#include "rpiboot/signing/hsm_signer.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,8 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
 
 extern char** environ;
 

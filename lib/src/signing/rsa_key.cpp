@@ -1,4 +1,6 @@
 // RSA-2048 keys through OpenSSL 3 (EVP interfaces only, no deprecated RSA*).
+#include "rpiboot/signing/rsa_key.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -11,8 +13,8 @@
 #include <memory>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
 
 namespace rpiboot {
 

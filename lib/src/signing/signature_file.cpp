@@ -1,10 +1,13 @@
 // `.sig` files: formatting, parsing, creation and verification (protocol.md §9).
+#include "rpiboot/signing/signature_file.hpp"
+
 #include <cstdlib>
 #include <ctime>
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
 
 namespace rpiboot {
 

@@ -1,4 +1,4 @@
-#include "rpiboot/libusb_transport.hpp"
+#include "rpiboot/usb/libusb_transport.hpp"
 
 #include <fcntl.h>
 #include <libusb.h>
@@ -10,7 +10,7 @@
 #include <limits>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

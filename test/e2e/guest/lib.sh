@@ -23,7 +23,7 @@ e2e_init() {
     results=$2
     src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
     fixtures=${RPIBOOT_FIXTURES_DIR:-$src/test/fixtures/firmware}
-    boards_bin=$build/test/usbip/rpiboot-usbip-boards
+    boards_bin=$build/sim/usbip/rpiboot-usbip-boards
     rpiboot_bin=$build/cli/rpiboot
     rpibootd_bin=$build/daemon/rpibootd
     work=$(mktemp -d /tmp/e2e.XXXXXX)

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 namespace {
 
 constexpr const char* kService = "io.rpibootd1";
@@ -264,4 +264,4 @@ std::map<std::string, std::string> BusClient::getDict(const std::string& path,
     return out;
 }
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

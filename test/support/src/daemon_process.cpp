@@ -15,7 +15,9 @@
 #include <stdexcept>
 #include <thread>
 
-namespace rpibootd::test {
+#include "rpiboot_test/synthetic_eeprom.hpp"
+
+namespace rpiboot::test {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
@@ -48,7 +50,7 @@ std::string devicePath(std::string_view port) {
     return out;
 }
 
-void prepareFirmware(const fs::path& dir) {
+fs::path prepareFirmware(const fs::path& dir) {
     const fs::path fixtures = RPIBOOT_FIXTURES_DIR;
     fs::copy(fixtures, dir, fs::copy_options::recursive);
     for (const auto& entry : fs::recursive_directory_iterator(dir)) {
@@ -60,6 +62,12 @@ void prepareFirmware(const fs::path& dir) {
                   fs::copy_options::overwrite_existing);
     fs::copy_file(fixtures / "mass-storage-gadget64/boot-secure-msd.img",
                   dir / "mass-storage-gadget64/boot.img", fs::copy_options::overwrite_existing);
+    // The recovery profile builds pieeprom.bin from this at load.
+    const auto eeprom = makeEeprom2711();
+    std::ofstream(dir / "recovery/pieeprom.original.bin", std::ios::binary)
+        .write(reinterpret_cast<const char*>(eeprom.data()),
+               static_cast<std::streamsize>(eeprom.size()));
+    return dir;
 }
 
 ProcFigures procFigures(const std::string& pid) {
@@ -263,4 +271,4 @@ std::vector<std::string> VirtualControlClient::ok(std::string_view line) {
     return words;
 }
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 namespace {
 
 [[noreturn]] void fail(const std::string& what) {
@@ -208,4 +208,4 @@ std::vector<std::string> dbusSend(const std::string& address, std::vector<std::s
     return full;
 }
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

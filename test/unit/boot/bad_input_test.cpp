@@ -1,7 +1,7 @@
 // Hostile or broken boards, driven through the real engine: every case ends
 // with a clear answer or error, nothing outside the firmware root is served,
 // and the host never crashes.
-#include "boot_harness.hpp"
+#include "rpiboot_test/boot_harness.hpp"
 #include "virtualpi/scenario_builder.hpp"
 
 namespace rpiboot::test {

@@ -3,7 +3,7 @@
 #include <mutex>
 #include <thread>
 
-#include "boot_harness.hpp"
+#include "rpiboot_test/boot_harness.hpp"
 
 namespace rpiboot::test {
 namespace {
@@ -102,7 +102,7 @@ TEST(TwoInterfaceBoot, Bcm2837SecondStageIsServedOnInterfaceOne) {
     virtualpi::Scenario scenario = virtualpi::builtinScenario(Chip::Bcm2837, Profile::Msd);
     scenario.expectSha256("start.elf", sums.at("msd/start.elf"));
     std::mutex mutex;
-    std::vector<virtualpi::DeviceInfo> seen;
+    std::vector<virtualpi::SimDeviceInfo> seen;
     bus.addListener([&](const virtualpi::DeviceEvent& event) {
         if (event.kind == virtualpi::DeviceEventKind::Added) {
             std::lock_guard lock(mutex);

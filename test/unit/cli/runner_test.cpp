@@ -11,7 +11,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario_builder.hpp"
@@ -27,7 +27,7 @@ const fs::path kFixtures{RPIBOOT_FIXTURES_DIR};
 class VirtualWaiter final : public DeviceWaiter {
   public:
     explicit VirtualWaiter(virtualpi::VirtualBus& bus) : bus_(bus) {
-        std::vector<virtualpi::DeviceInfo> existing;
+        std::vector<virtualpi::SimDeviceInfo> existing;
         id_ = bus_.addListener(
             [this](const virtualpi::DeviceEvent& e) {
                 if (e.kind == virtualpi::DeviceEventKind::Added) {
@@ -46,7 +46,7 @@ class VirtualWaiter final : public DeviceWaiter {
         if (!cv_.wait_for(lock, std::chrono::seconds(3), [&] { return !queue_.empty(); })) {
             return std::nullopt;  // nothing more arrives: the test's "Ctrl-C"
         }
-        virtualpi::DeviceInfo d = queue_.front();
+        virtualpi::SimDeviceInfo d = queue_.front();
         queue_.pop_front();
         CandidateDevice c;
         c.info.portPath = d.portPath;
@@ -71,7 +71,7 @@ class VirtualWaiter final : public DeviceWaiter {
     }
 
   private:
-    void push(const virtualpi::DeviceInfo& d) {
+    void push(const virtualpi::SimDeviceInfo& d) {
         if (!isBootDevice(d.summary.vendorId, d.summary.productId)) {
             return;
         }
@@ -84,7 +84,7 @@ class VirtualWaiter final : public DeviceWaiter {
     virtualpi::ListenerId id_ = 0;
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::deque<virtualpi::DeviceInfo> queue_;
+    std::deque<virtualpi::SimDeviceInfo> queue_;
 };
 
 // A 2711 boot set: bootcode4.bin and start4.elf in the chip folder.

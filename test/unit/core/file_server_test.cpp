@@ -1,11 +1,11 @@
-#include "rpiboot/file_server.hpp"
+#include "rpiboot/core/file_server.hpp"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scripted_transport.hpp"
 
 namespace rpiboot {

@@ -1,4 +1,4 @@
-#include "rpiboot/metadata.hpp"
+#include "rpiboot/core/metadata.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {

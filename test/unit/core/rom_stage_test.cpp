@@ -1,8 +1,8 @@
-#include "rpiboot/rom_stage.hpp"
+#include "rpiboot/core/rom_stage.hpp"
 
 #include <gtest/gtest.h>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "scripted_transport.hpp"
 
 namespace rpiboot {

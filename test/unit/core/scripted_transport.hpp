@@ -9,8 +9,8 @@
 #include <variant>
 #include <vector>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/transport.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/core/transport.hpp"
 
 namespace rpiboot::test {
 

@@ -1,4 +1,4 @@
-#include "rpiboot/file_cache.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 
 #include <thread>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

@@ -1,13 +1,14 @@
+#include "rpiboot/firmware/firmware_set.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <thread>
 
 #include "fixture_files.hpp"
-#include "rpiboot/error.hpp"
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "tar_builder.hpp"
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "rpiboot/file_cache.hpp"
-#include "rpiboot/firmware.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

@@ -1,4 +1,4 @@
-#include "rpiboot/request_name.hpp"
+#include "rpiboot/firmware/request_name.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "rpiboot/tar_archive.hpp"
+#include "rpiboot/firmware/tar_archive.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <map>
 
 #include "fixture_files.hpp"
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "tar_builder.hpp"
 

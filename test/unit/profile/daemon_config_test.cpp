@@ -1,10 +1,12 @@
 // The daemon configuration: validation, profile directories and rule matching.
+#include "rpiboot/profile/daemon_config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "rpiboot/error.hpp"
-#include "rpiboot/profile.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/profile/profile.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

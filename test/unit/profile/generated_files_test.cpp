@@ -4,16 +4,20 @@
 // (boot.img with a boot.sig). The recovery boots run virtual 2711 and 2712
 // boards, which hash what they receive; every expectation is derived here
 // independently (OpenSSL EVP and the openssl CLI), not by the code under test.
+#include "rpiboot/profile/generated_files.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
-#include "../boot/boot_harness.hpp"
-#include "../signing/synthetic_eeprom.hpp"
-#include "rpiboot/eeprom_image.hpp"
-#include "rpiboot/profile.hpp"
-#include "rpiboot/signature.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/profile/profile.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
+#include "rpiboot_test/boot_harness.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
+#include "rpiboot_test/synthetic_eeprom.hpp"
 
 namespace rpiboot {
 namespace {
@@ -47,8 +51,8 @@ int run(const std::string& command) {
 // A firmware base with recovery/: per-chip base images, boot.conf, bootcode.
 struct RecoveryTree {
     ScratchDir dir;
-    Bytes original2711 = testing::makeEeprom2711();
-    Bytes original2712 = testing::makeEeprom2712();
+    Bytes original2711 = test::makeEeprom2711();
+    Bytes original2712 = test::makeEeprom2712();
     RecoveryTree() {
         const fs::path root = dir.path() / "recovery";
         writeBytes(root / "2711/pieeprom.original.bin", original2711);

@@ -1,11 +1,11 @@
 // Profiles: parsing, path resolution, and errors that name file, key and reason.
-#include "rpiboot/profile.hpp"
+#include "rpiboot/profile/profile.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpiboot {

@@ -1,25 +1,23 @@
 // Digests, RSA-2048 signatures and .sig files, cross-checked with the openssl CLI.
-#include "rpiboot/signature.hpp"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
 
-#include "rpiboot/error.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/hsm_signer.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot/signing/signature_file.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
-#include "test_support.hpp"
-#include "thrown_by.hpp"
+#include "rpiboot_test/test_keys.hpp"
+#include "rpiboot_test/thrown_by.hpp"
 
 namespace rpiboot {
 namespace {
 
-using rpiboot::test::ScratchDir;
-using rpiboot::testing::run;
-using rpiboot::testing::shellQuote;
-using rpiboot::testing::testKeys;
-using rpiboot::testing::thrownBy;
+using namespace rpiboot::test;
 using ::testing::HasSubstr;
 
 Bytes bytesOf(std::string_view s) {
@@ -230,7 +228,7 @@ class HsmSignerTest : public SignatureTest {
   protected:
     std::filesystem::path wrapper(const std::string& body) {
         auto path = scratch / "hsm-wrapper";
-        testing::writeText(path, "#!/bin/sh\n" + body);
+        test::writeText(path, "#!/bin/sh\n" + body);
         std::filesystem::permissions(path, std::filesystem::perms::owner_all);
         return path;
     }

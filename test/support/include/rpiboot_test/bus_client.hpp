@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 
 struct EventUnref {
     void operator()(sd_event* e) const { sd_event_unref(e); }
@@ -107,4 +107,4 @@ class BusClient {
     std::vector<SeenSignal> signals_;
 };
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

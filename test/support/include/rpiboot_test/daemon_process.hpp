@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 
 void writeFile(const std::filesystem::path& path, std::string_view text);
 std::string readFile(const std::filesystem::path& path);
@@ -26,9 +26,10 @@ std::string devicePath(std::string_view port);
 
 // The firmware fixtures as a tree the daemon can serve every built-in
 // profile from: msd/ gets real BCM2711 files (in place of the links git
-// stored as text) and mass-storage-gadget64/ a boot.img. Plain files, so a
-// test may replace or truncate them.
-void prepareFirmware(const std::filesystem::path& dir);
+// stored as text), mass-storage-gadget64/ a boot.img and recovery/ a synthetic
+// BCM2711 base EEPROM image (pieeprom.original.bin). Plain files, so a
+// test may replace or truncate them. Returns `dir`.
+std::filesystem::path prepareFirmware(const std::filesystem::path& dir);
 
 struct ProcFigures {
     int fds = -1;
@@ -99,4 +100,4 @@ class VirtualControlClient {
     std::string buffer_;
 };
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

@@ -13,7 +13,7 @@
 
 #include "rpiboot_test/scratch_dir.hpp"
 
-namespace rpibootd::test {
+namespace rpiboot::test {
 
 // What the bus lets through. Open: anyone may do anything (the adapter's own
 // checks are what is tested). System: the system bus's default-deny rules
@@ -59,4 +59,4 @@ std::vector<std::string> busctl(const std::string& address, std::vector<std::str
 // (it prints an error's name and message as the service sent them).
 std::vector<std::string> dbusSend(const std::string& address, std::vector<std::string> args);
 
-}  // namespace rpibootd::test
+}  // namespace rpiboot::test

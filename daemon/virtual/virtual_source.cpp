@@ -1,0 +1,242 @@
+#include "virtual/virtual_source.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "rpiboot/core/error.hpp"
+#include "virtualpi/builtin_scenarios.hpp"
+#include "virtualpi/scenario.hpp"
+
+namespace rpibootd {
+
+namespace {
+
+constexpr unsigned kMaxBoardsPerItem = 256;
+constexpr std::string_view kIdPrefix = "virtual:";
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+    std::vector<std::string_view> parts;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t end = text.find(separator, start);
+        parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+        if (end == std::string_view::npos) {
+            return parts;
+        }
+        start = end + 1;
+    }
+}
+
+[[noreturn]] void bad(std::string_view item, const std::string& why) {
+    throw rpiboot::Error(rpiboot::Errc::InvalidArgument,
+                         "--virtual item \"" + std::string(item) + "\": " + why);
+}
+
+unsigned parseCount(std::string_view item, std::string_view text) {
+    unsigned count = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+    if (ec != std::errc() || end != text.data() + text.size() || count == 0 ||
+        count > kMaxBoardsPerItem) {
+        bad(item, "\"" + std::string(text) + "\" is not a board count from 1 to " +
+                      std::to_string(kMaxBoardsPerItem));
+    }
+    return count;
+}
+
+bool endsWith(std::string_view text, std::string_view suffix) {
+    return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+void addScenarioFile(std::string_view item, std::vector<virtualpi::BoardSpec>& out) {
+    std::string_view path = item;
+    unsigned count = 1;
+    if (const auto colon = item.rfind(':');
+        colon != std::string_view::npos && endsWith(item.substr(0, colon), ".json")) {
+        path = item.substr(0, colon);
+        count = parseCount(item, item.substr(colon + 1));
+    }
+    virtualpi::Scenario scenario;
+    try {
+        scenario = virtualpi::loadScenario(std::string(path));
+    } catch (const rpiboot::Error& e) {
+        bad(item, e.what());
+    }
+    for (unsigned i = 0; i < count; ++i) {
+        out.push_back(virtualpi::BoardSpec{scenario, {}, {}});
+    }
+}
+
+void addBuiltin(std::string_view item, std::vector<virtualpi::BoardSpec>& out) {
+    const auto fields = split(item, ':');
+    if (fields.size() > 3) {
+        bad(item, "expected CHIP[:COUNT[:PROFILE]]");
+    }
+    const auto chip = rpiboot::parseChip(fields[0]);
+    if (!chip) {
+        bad(item, "\"" + std::string(fields[0]) +
+                      "\" is not a chip (2835, 2837, 2711, 2712) or a scenario file (.json)");
+    }
+    const unsigned count = fields.size() > 1 ? parseCount(item, fields[1]) : 1;
+    virtualpi::Profile profile = *chip == rpiboot::Chip::Bcm2712
+                                     ? virtualpi::Profile::MassStorageGadget
+                                     : virtualpi::Profile::Msd;
+    if (fields.size() > 2) {
+        const auto named = virtualpi::parseProfile(fields[2]);
+        if (!named) {
+            bad(item,
+                "\"" + std::string(fields[2]) + "\" is not msd, mass-storage-gadget or recovery");
+        }
+        profile = *named;
+    }
+    virtualpi::Scenario scenario;
+    try {
+        scenario = virtualpi::builtinScenario(*chip, profile);
+    } catch (const rpiboot::Error& e) {
+        bad(item, e.what());
+    }
+    for (unsigned i = 0; i < count; ++i) {
+        out.push_back(virtualpi::BoardSpec{scenario, {}, {}});
+    }
+}
+
+}  // namespace
+
+std::vector<virtualpi::BoardSpec> parseVirtualSpec(std::string_view spec) {
+    std::vector<virtualpi::BoardSpec> boards;
+    for (std::string_view item : split(spec, ',')) {
+        if (item.empty()) {
+            bad(item, "empty item (stray comma?)");
+        }
+        const bool looksLikeFile = item.find('/') != std::string_view::npos ||
+                                   item.find(".json") != std::string_view::npos;
+        if (looksLikeFile) {
+            addScenarioFile(item, boards);
+        } else {
+            addBuiltin(item, boards);
+        }
+    }
+    return boards;
+}
+
+VirtualSource::VirtualSource(EventLoop& loop, Logger& log, std::vector<virtualpi::BoardSpec> boards)
+    : loop_(loop), log_(log), specs_(std::move(boards)) {}
+
+VirtualSource::~VirtualSource() {
+    unplugAll();
+    bus_.reset();
+}
+
+DeviceInfo VirtualSource::toDeviceInfo(const virtualpi::SimDeviceInfo& device) {
+    DeviceInfo info;
+    info.id = std::string(kIdPrefix) + std::to_string(device.deviceId);
+    info.port = device.portPath;
+    info.descriptor = device.summary;
+    info.serial = device.serial;
+    info.source = this;
+    return info;
+}
+
+void VirtualSource::start(DeviceEvents& events) {
+    bus_ = std::make_unique<virtualpi::VirtualBus>();
+    std::vector<virtualpi::SimDeviceInfo> existing;
+    // The bus's event thread only posts; the registry sees events in order
+    // on the main loop.
+    listener_ = bus_->addListener(
+        [this, &events](const virtualpi::DeviceEvent& event) {
+            DeviceInfo info = toDeviceInfo(event.device);
+            if (event.kind == virtualpi::DeviceEventKind::Added) {
+                loop_.post([&events, info = std::move(info)] { events.deviceAdded(info); });
+            } else {
+                loop_.post([&events, id = std::move(info.id)] { events.deviceRemoved(id); });
+            }
+        },
+        &existing);
+    for (const auto& device : existing) {
+        events.deviceAdded(toDeviceInfo(device));
+    }
+    for (auto& spec : specs_) {
+        plugOne(spec);
+    }
+}
+
+std::string VirtualSource::plugOne(virtualpi::BoardSpec spec) {
+    const std::string chip(rpiboot::chipName(spec.scenario.chip));
+    const std::string scenario = spec.scenario.name;
+    std::string port = bus_->plug(std::move(spec));
+    log_.info("plugged in a virtual " + chip + " (scenario " + scenario + ")", portFields(port));
+    return port;
+}
+
+std::vector<std::string> VirtualSource::plug(std::vector<virtualpi::BoardSpec> boards) {
+    if (!bus_) {
+        throw rpiboot::Error(rpiboot::Errc::InvalidArgument, "the virtual bus is not running");
+    }
+    std::vector<std::string> ports;
+    ports.reserve(boards.size());
+    for (auto& spec : boards) {
+        ports.push_back(plugOne(std::move(spec)));
+    }
+    return ports;
+}
+
+void VirtualSource::unplug(const std::string& port) {
+    if (!bus_) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound, "the virtual bus is not running");
+    }
+    bus_->unplug(port);
+    log_.info("unplugged the virtual board", portFields(port));
+}
+
+std::vector<std::string> VirtualSource::ports() const {
+    if (!bus_) {
+        return {};
+    }
+    auto ports = bus_->ports();
+    std::sort(ports.begin(), ports.end());
+    return ports;
+}
+
+std::string VirtualSource::record(const std::string& port) const {
+    const auto board = bus_ ? bus_->board(port) : nullptr;
+    if (!board) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound, "no virtual board at port " + port);
+    }
+    return virtualpi::recordToJson(board->record()).dump();
+}
+
+OpenedDevice VirtualSource::open(const DeviceInfo& device) {
+    if (!bus_ || device.id.rfind(kIdPrefix, 0) != 0) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound, device.id + " is not a virtual device");
+    }
+    const std::uint64_t id = std::stoull(device.id.substr(kIdPrefix.size()));
+    const auto present = bus_->device(id);
+    if (!present) {
+        throw rpiboot::Error(rpiboot::Errc::DeviceGone, device.id + " has left the virtual bus");
+    }
+    const auto identity = rpiboot::identifyDevice(present->summary);
+    if (!identity) {
+        throw rpiboot::Error(rpiboot::Errc::NotFound,
+                             device.id + " is not a Raspberry Pi boot-mode device");
+    }
+    return OpenedDevice{bus_->open(id), *identity};
+}
+
+void VirtualSource::unplugAll() {
+    if (!bus_) {
+        return;
+    }
+    if (listener_ != 0) {
+        bus_->removeListener(listener_);
+        listener_ = 0;
+    }
+    for (const auto& port : bus_->ports()) {
+        try {
+            bus_->unplug(port);
+        } catch (const rpiboot::Error&) {
+            // Already gone: nothing to unplug.
+        }
+    }
+}
+
+}  // namespace rpibootd

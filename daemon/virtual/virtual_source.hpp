@@ -1,0 +1,71 @@
+// Virtual Raspberry Pi boards as a device source (rpibootd --virtual).
+//
+// Plugs the boards of a --virtual SPEC into an in-process virtualpi
+// VirtualBus and reports their enumerations like udev reports real ones:
+// the bus's listener thread only posts to the main loop. Lets a person watch
+// the daemon boot boards on a machine without a Raspberry Pi, and lets tests
+// drive the real daemon process. After start() it plugs and unplugs only
+// when asked (plug()/unplug(), from --virtual-control).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "device_source.hpp"
+#include "event_loop.hpp"
+#include "journal.hpp"
+#include "virtualpi/virtual_bus.hpp"
+
+namespace rpibootd {
+
+// SPEC: comma-separated items, each either CHIP[:COUNT[:PROFILE]] (CHIP as
+// rpiboot::parseChip reads it; PROFILE msd, mass-storage-gadget or recovery;
+// default msd, mass-storage-gadget for 2712) or a scenario file
+// PATH.json[:COUNT]. "2711:4,2712:2,2837:2" is eight boards. Throws
+// rpiboot::Error(InvalidArgument) naming the item that is wrong.
+std::vector<virtualpi::BoardSpec> parseVirtualSpec(std::string_view spec);
+
+class VirtualSource final : public DeviceSource {
+  public:
+    VirtualSource(EventLoop& loop, Logger& log, std::vector<virtualpi::BoardSpec> boards);
+    ~VirtualSource() override;
+
+    std::string_view name() const noexcept override { return "virtual"; }
+    void start(DeviceEvents& events) override;
+    OpenedDevice open(const DeviceInfo& device) override;
+
+    std::size_t boardCount() const noexcept { return specs_.size(); }
+
+    // After start(), on the loop thread. Plugs `boards` (into their
+    // portPath, or the next free port) and returns the ports; throws
+    // rpiboot::Error(InvalidArgument) for an occupied or malformed port
+    // (boards plugged before the one that failed stay plugged).
+    std::vector<std::string> plug(std::vector<virtualpi::BoardSpec> boards);
+    // Unplugs the board at `port`; throws rpiboot::Error(NotFound) when the
+    // port is empty. Its device leaves the bus as a yanked cable would.
+    void unplug(const std::string& port);
+    // Occupied ports, sorted.
+    std::vector<std::string> ports() const;
+    // What the board at `port` has received and answered so far
+    // (virtualpi::recordToJson); throws rpiboot::Error(NotFound).
+    std::string record(const std::string& port) const;
+    // The bus, after start(): what the boards recorded (for tests).
+    virtualpi::VirtualBus* bus() const noexcept { return bus_.get(); }
+    // Stops events and unplugs every board, so their sessions fail fast.
+    // The bus stays until destruction: workers may still hold its devices.
+    void unplugAll();
+
+  private:
+    DeviceInfo toDeviceInfo(const virtualpi::SimDeviceInfo& device);
+    std::string plugOne(virtualpi::BoardSpec spec);
+
+    EventLoop& loop_;
+    Logger& log_;
+    std::vector<virtualpi::BoardSpec> specs_;
+    std::unique_ptr<virtualpi::VirtualBus> bus_;
+    virtualpi::ListenerId listener_ = 0;
+};
+
+}  // namespace rpibootd

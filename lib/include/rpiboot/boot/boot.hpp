@@ -1,0 +1,47 @@
+// One step of booting a board: whatever the device on the bus needs now.
+//
+// Ties the pieces together for the CLI and the daemon: given an opened device
+// in ROM stage it uploads the chip's loader from the firmware set; in second
+// stage it runs the file server. It does not wait for re-enumeration and does
+// not know about udev, D-Bus or libusb: callers own discovery and threads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/core/file_server.hpp"
+#include "rpiboot/core/observer.hpp"
+#include "rpiboot/core/rom_stage.hpp"
+#include "rpiboot/core/transport.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+
+namespace rpiboot {
+
+struct BootOptions {
+    TransferTimeouts timeouts;
+    FileServerOptions fileServer;
+    // Signed boot for the BCM2835 family (upstream -s): the boot message
+    // carries the first 20 bytes of bootcode.sig from the firmware set.
+    bool signedBoot = false;
+};
+
+struct StageOutcome {
+    BootStage stage = BootStage::Rom;
+    std::uint64_t bootcodeSize = 0;         // ROM stage: loader bytes sent
+    std::optional<FileServerResult> files;  // second stage: the session's result
+};
+
+// The 20-byte signature for the boot message (protocol.md §3): zero unless
+// `signedBoot` and the chip is of the BCM2835 family. Throws Errc::NotFound or
+// Errc::Corrupt when bootcode.sig is missing or shorter than 20 bytes.
+BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& board,
+                               bool signedBoot);
+
+// Throws rpiboot::Error on failure (loader missing, ROM error, transfer
+// failure, device gone mid-transfer, protocol violation).
+StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
+                          const FirmwareSet& firmware, const BoardContext& board,
+                          const BootOptions& options, BootObserver* observer = nullptr);
+
+}  // namespace rpiboot

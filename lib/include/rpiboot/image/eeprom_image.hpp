@@ -1,0 +1,110 @@
+// Raspberry Pi bootloader EEPROM images (`pieeprom*.bin`, protocol.md §10,
+// protocol-details.md §8.2): reading the section chain, and replacing the
+// configuration (`bootconf.txt`), its signature (`bootconf.sig`) and the
+// customer public key (`pubkey.bin`) in place.
+//
+// Works on an in-memory copy of the image. Every offset and length read from
+// the image is checked against its size before use; a replacement that would
+// run into the next section or into the bootloader's reserved last 4 KiB is
+// refused, never truncated. This module must never change a byte outside the
+// section being replaced and the free space that follows it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rpiboot/signing/bytes_io.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+
+namespace rpiboot {
+
+inline constexpr std::size_t kEepromSize2711 = std::size_t{512} * 1024;
+inline constexpr std::size_t kEepromSize2712 = std::size_t{2} * 1024 * 1024;
+// Section magics (big-endian in the image).
+inline constexpr std::uint32_t kEepromMagicCode = 0x55aaf00f;
+inline constexpr std::uint32_t kEepromMagicFile = 0x55aaf11f;
+inline constexpr std::uint32_t kEepromMagicPadding = 0x55aafeef;
+// A named file's header: magic, length, 12-byte name, 4 reserved bytes.
+inline constexpr std::size_t kEepromFileHeaderSize = 24;
+inline constexpr std::size_t kEepromFileNameSize = 12;
+// Largest content of a replaceable named file (4096 - 20).
+inline constexpr std::size_t kEepromMaxFileSize = 4076;
+// The bootloader keeps the last 4 KiB of the image for itself.
+inline constexpr std::size_t kEepromReservedTail = 4096;
+// Named files that configuration tools replace live in this window.
+inline constexpr std::size_t kEepromPartitionStart = std::size_t{64} * 1024;
+inline constexpr std::size_t kEepromPartitionSize = std::size_t{988} * 1024;
+
+struct EepromSection {
+    std::size_t offset = 0;  // of the 8-byte header
+    std::uint32_t magic = 0;
+    std::uint32_t length = 0;  // bytes after the 8-byte header
+    std::string name;          // named files only
+
+    bool isFile() const noexcept { return magic == kEepromMagicFile; }
+    bool isPadding() const noexcept { return magic == kEepromMagicPadding; }
+    std::size_t contentOffset() const noexcept {
+        return offset + (isFile() ? kEepromFileHeaderSize : 8);
+    }
+    std::size_t contentSize() const noexcept { return isFile() ? length - 16u : length; }
+};
+
+class EepromImage {
+  public:
+    // Takes the image bytes; `origin` names it in errors ("pieeprom.bin").
+    // Throws Errc::Corrupt if the size is not 512 KiB / 2 MiB, the chain does
+    // not start with a bootcode section, or any section is malformed.
+    static EepromImage parse(Bytes image, std::string origin);
+
+    const std::string& origin() const noexcept { return origin_; }
+    const Bytes& bytes() const noexcept { return image_; }
+    Bytes release() && { return std::move(image_); }
+    const std::vector<EepromSection>& sections() const noexcept { return sections_; }
+
+    // The named file in the configuration partition (where tools look), or nullptr.
+    const EepromSection* findFile(std::string_view name) const;
+    std::optional<Bytes> file(std::string_view name) const;
+
+    // bootconf.txt as text; Errc::NotFound if the image has none.
+    std::string bootConfig() const;
+
+    // Replaces a named file's content in place (protocol.md §10). Throws
+    // Errc::NotFound if the image has no such file, Errc::TooLarge if the
+    // content is over 4076 bytes or does not fit before the next section.
+    void replaceFile(std::string_view name, ByteView content);
+    void setBootConfig(std::string_view text);
+    // Embeds a `.sig` text as bootconf.sig.
+    void setBootConfigSignature(std::string_view sigText);
+    // Embeds the 264-byte pubkey.bin encoding of `key`'s public half.
+    void setPublicKey(const RsaKey& key);
+
+  private:
+    EepromImage(Bytes image, std::string origin);
+    void reparse();
+
+    Bytes image_;
+    std::string origin_;
+    std::vector<EepromSection> sections_;
+};
+
+// What the recovery / secure-boot-recovery profiles serve (protocol-details.md §8.3).
+struct RecoveryEeprom {
+    Bytes image;         // pieeprom.bin
+    std::string digest;  // pieeprom.sig (hash + ts, unsigned)
+};
+
+// Builds pieeprom.bin from `original` with `config` as bootconf.txt, and its
+// pieeprom.sig. With `signer`, also embeds bootconf.sig (config signed at
+// `timestamp`) and pubkey.bin; `publicKey` is required when the signer does
+// not hold the key itself (an HSM), and the signature is checked with it
+// before it is embedded.
+RecoveryEeprom buildRecoveryEeprom(ByteView original, std::string_view originName,
+                                   std::string_view config, std::int64_t timestamp,
+                                   const Signer* signer = nullptr,
+                                   const RsaKey* publicKey = nullptr);
+
+}  // namespace rpiboot

@@ -1,0 +1,107 @@
+// Boot profiles (config/profiles/*.json): a profile names a firmware set, its
+// overlays, where metadata goes, signed boot and timeouts.
+//
+// This area parses and validates profiles and the daemon configuration
+// (daemon_config.hpp) strictly: an unknown key is an error (typo protection)
+// and every error names the file, the JSON pointer of the offending key and
+// the reason. It only reads files; it never touches a device and never builds
+// firmware sets (callers decide when); it builds a profile's generated files
+// (pieeprom.bin, boot.sig, generated_files.hpp) only when asked to.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rpiboot/boot/boot.hpp"
+#include "rpiboot/core/device.hpp"
+#include "rpiboot/firmware/firmware_set.hpp"
+
+namespace rpiboot {
+
+struct ProfileTimeouts {
+    std::chrono::milliseconds control{1000};       // each control transfer
+    std::chrono::milliseconds bulk{5000};          // each 16 KiB bulk chunk
+    std::chrono::milliseconds request{20000};      // a control IN the board may hold
+    std::chrono::milliseconds reenumerate{10000};  // ROM done -> second stage seen
+    // The whole boot of one board, every attempt included; 0: no deadline.
+    std::chrono::milliseconds boot{300000};
+};
+
+// How often a boot is tried again after a transient failure (a stall, a
+// timeout, a board that left the bus and comes back on the same port).
+struct ProfileRetries {
+    unsigned attempts = 2;                    // "retries": tries after the first
+    std::chrono::milliseconds backoff{1000};  // before the first retry; doubles after each
+};
+
+struct ProfileFirmware {
+    // Absolute after parsing: relative roots are resolved against the
+    // firmware base directory.
+    std::filesystem::path root;
+    bool portOverlays = false;
+    std::filesystem::path serialOverlays;  // empty: none
+    std::vector<std::filesystem::path> fallback;
+    std::vector<std::filesystem::path> trusted;
+};
+
+// How generated files are signed: a private key in a PEM file, or an HSM
+// wrapper program (then `publicKey` is required to check what it returns).
+struct ProfileSigning {
+    std::filesystem::path signingKey;  // absolute; empty: none
+    std::filesystem::path hsmWrapper;  // absolute; empty: none
+    std::filesystem::path publicKey;   // absolute; empty: none
+    bool enabled() const noexcept { return !signingKey.empty() || !hsmWrapper.empty(); }
+};
+
+// "eeprom": pieeprom.bin + pieeprom.sig built in memory from a base image
+// and a boot.conf (recovery, secure-boot-recovery).
+struct ProfileEeprom {
+    // As written. Absolute: one image, its size says the chip. Relative: looked
+    // up per chip as <root>/<chip folder>/IMAGE, then <root>/IMAGE.
+    std::filesystem::path image;
+    std::filesystem::path config;  // absolute after parsing (relative: to the root)
+    ProfileSigning signing;        // config signed and public key embedded when enabled
+};
+
+// "sign_boot_image": boot.img served with a boot.sig made in memory (secure-boot-msd).
+struct ProfileBootImage {
+    std::filesystem::path image;  // as written; relative ones are looked up like ProfileEeprom's
+    ProfileSigning signing;       // required
+};
+
+struct Profile {
+    std::string name;
+    std::string description;
+    ProfileFirmware firmware;
+    bool signedBoot = false;
+    std::filesystem::path metadataDir;  // empty: metadata is kept in memory only
+    ProfileTimeouts timeouts;
+    ProfileRetries retries;
+    std::optional<ProfileEeprom> eeprom;
+    std::optional<ProfileBootImage> signBootImage;
+    std::string source;  // the file (or built-in label) it was read from
+
+    // Without generated files; see generateProfileFiles().
+    FirmwareSetConfig firmwareSetConfig() const;
+    BootOptions bootOptions() const;
+};
+
+// All of these throw Error(Errc::InvalidArgument, "<file>: <pointer>: <reason>")
+// for invalid content and Error(Errc::NotFound, ...) for a missing file.
+
+// `firmwareBase` resolves relative firmware paths.
+Profile parseProfile(std::string_view text, std::string_view label,
+                     const std::filesystem::path& firmwareBase);
+Profile loadProfileFile(const std::filesystem::path& file,
+                        const std::filesystem::path& firmwareBase);
+
+// The compiled-in firmware base directory (RPIBOOT_DEFAULT_FIRMWARE_DIR).
+std::filesystem::path defaultFirmwareDir();
+
+}  // namespace rpiboot

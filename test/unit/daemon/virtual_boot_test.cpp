@@ -1,0 +1,292 @@
+// The daemon's machinery for real, in-process: sd-event loop, registry,
+// worker threads and the virtual bus, booting virtual boards from the real
+// fixture firmware. Checks what the boards received, not just what we say.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "active_config.hpp"
+#include "board_registry.hpp"
+#include "event_loop.hpp"
+#include "journal.hpp"
+#include "registry_fakes.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
+#include "rpiboot/image/eeprom_image.hpp"
+#include "rpiboot/signing/rsa_key.hpp"
+#include "rpiboot_test/daemon_process.hpp"
+#include "rpiboot_test/scratch_dir.hpp"
+#include "rpiboot_test/synthetic_eeprom.hpp"
+#include "stage_worker.hpp"
+#include "virtual/virtual_source.hpp"
+#include "virtualpi/builtin_scenarios.hpp"
+#include "virtualpi/scenario_builder.hpp"
+
+namespace rpibootd {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Guards against a hang only; never part of what a test asserts.
+constexpr milliseconds kSafetyLimit{60000};
+
+std::string fixtureHash(const std::string& name) {
+    return virtualpi::readSha256Sums(std::filesystem::path(RPIBOOT_FIXTURES_DIR) / "SHA256SUMS")
+        .at(name);
+}
+
+class VirtualBootTest : public ::testing::Test {
+  protected:
+    VirtualBootTest() : log_(LogTargets{false, false, 0}) {
+        firmware_ = rpiboot::test::prepareFirmware(scratch_.path() / "firmware");
+    }
+
+    // Configuration: built-in profiles plus `extraProfiles`, firmware from the tree.
+    void configure(const std::string& daemonJson = "",
+                   const std::vector<rpiboot::ProfileText>& extraProfiles = {}) {
+        rpiboot::DaemonConfig daemon = daemonJson.empty()
+                                           ? rpiboot::defaultDaemonConfig()
+                                           : rpiboot::parseDaemonConfig(daemonJson, "test.json");
+        daemon.profilesDir.clear();
+        daemon.firmwareDir = firmware_;
+        auto profiles = builtinProfiles();
+        profiles.insert(profiles.end(), extraProfiles.begin(), extraProfiles.end());
+        config_ = activate(rpiboot::buildConfiguration(std::move(daemon), profiles),
+                           std::make_shared<rpiboot::FileCache>(), &log_);
+    }
+
+    // Plugs `boards`, runs the loop until `until` holds, then shuts down as
+    // the daemon does. Returns false when the safety limit stopped it.
+    bool run(std::vector<virtualpi::BoardSpec> boards,
+             const std::function<bool(const BoardRegistry&)>& until) {
+        if (!config_) {
+            configure();
+        }
+        EventLoop& loop = loop_;
+        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, [] { return 1U; }},
+                          config_);
+        ThreadStageLauncher launcher(loop, *registry_, log_);
+        registry_->setLauncher(&launcher);
+        registry_->setStatusSink(&sink_);
+        registry_->setCountsListener([&](const RegistryCounts&) {
+            if (until(*registry_)) {
+                loop.exit(0);
+            }
+        });
+        source_ = std::make_unique<VirtualSource>(loop, log_, std::move(boards));
+        source_->start(*registry_);
+        const auto safety = loop.after(kSafetyLimit, [&loop] { loop.exit(1); });
+        const int status = loop.run();
+        // What each board received, before shutdown unplugs them. The host
+        // may finish a session a moment before the board's own thread has
+        // recorded its verdict, so give each board a moment to settle.
+        for (const auto& port : source_->bus()->ports()) {
+            auto board = source_->bus()->board(port);
+            board->waitForOutcome(std::chrono::seconds(2));
+            records_[port] = board->record();
+        }
+        registry_->shutDown();
+        source_->unplugAll();
+        launcher.stopAll();
+        return status == 0;
+    }
+
+    const virtualpi::BoardRecord& record(const std::string& port) const {
+        return records_.at(port);
+    }
+
+    rpiboot::test::ScratchDir scratch_;
+    std::filesystem::path firmware_;
+    Logger log_;
+    std::shared_ptr<const ActiveConfig> config_;
+    rpiboot::test::RecordingSink sink_;
+    EventLoop loop_;
+    std::optional<BoardRegistry> registry_;
+    std::unique_ptr<VirtualSource> source_;
+    std::map<std::string, virtualpi::BoardRecord> records_;
+};
+
+bool allSettled(const BoardRegistry& r, std::size_t boards) {
+    const auto c = r.counts();
+    return c.done + c.failed == boards && c.inFlight == 0;
+}
+
+TEST_F(VirtualBootTest, BootsEveryChipFromTheRealFirmwareWithTheRightBytes) {
+    auto hashes =
+        virtualpi::readSha256Sums(std::filesystem::path(RPIBOOT_FIXTURES_DIR) / "SHA256SUMS");
+    hashes.erase("config.txt");  // two different files of that name in the fixtures
+    auto boards = parseVirtualSpec("2711:2,2712:1,2837:1,2835:1");
+    for (auto& b : boards) {
+        b.scenario.expectHashes(hashes);
+    }
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 5); }));
+    for (const auto& status : registry_->boards()) {
+        EXPECT_EQ(status.stage, kStageDone) << status.port << ": " << status.lastError;
+        EXPECT_EQ(status.bootCount, 1U) << status.port;
+        EXPECT_GT(status.filesServed, 0U) << status.port;
+        const auto& rec = record(status.port);
+        EXPECT_EQ(rec.outcome, virtualpi::Outcome::Succeeded) << status.port << ": " << rec.reason;
+    }
+    const auto& pi4 = record("1-1");
+    ASSERT_FALSE(pi4.romAttempts.empty());
+    EXPECT_EQ(pi4.romAttempts[0].bootcodeSha256, fixtureHash("bootcode4.bin"));
+    ASSERT_NE(pi4.file("start4.elf"), nullptr);
+    EXPECT_EQ(pi4.file("start4.elf")->sha256, fixtureHash("start.elf"));
+    const auto& pi3 = record("1-4");
+    EXPECT_EQ(pi3.romAttempts.at(0).bootcodeSha256, fixtureHash("bootcode.bin"));
+    const auto& pi5 = record("1-3");
+    ASSERT_NE(pi5.file("boot.img"), nullptr);
+    EXPECT_EQ(pi5.file("boot.img")->sha256, fixtureHash("boot-secure-msd.img"));
+    EXPECT_EQ(sink_.finished.size(), 5U);
+}
+
+TEST_F(VirtualBootTest, StuckBoardDoesNotDelayTheOthers) {
+    // One board goes silent in its second stage (as if flashing for ten
+    // minutes); two others must finish meanwhile.
+    const auto stuck = virtualpi::ScenarioBuilder(rpiboot::Chip::Bcm2711)
+                           .name("stuck")
+                           .bootcode("bootcode4.bin")
+                           .pause(std::chrono::minutes(10))
+                           .endWithEmptyName()
+                           .build();
+    std::vector<virtualpi::BoardSpec> boards{{stuck, "1-1", {}}};
+    for (auto& b : parseVirtualSpec("2711:2")) {
+        boards.push_back(b);
+    }
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return r.counts().done == 2; }));
+    EXPECT_EQ(registry_->board("1-1")->status().stage, kStageServingFiles);
+    EXPECT_EQ(registry_->board("1-2")->status().stage, kStageDone);
+    EXPECT_EQ(registry_->board("1-3")->status().stage, kStageDone);
+    // Shutting down (done by run()) ended the stuck session rather than waiting ten minutes.
+}
+
+TEST_F(VirtualBootTest, MetadataGoesIntoStatusAndIntoTheProfilesDirectory) {
+    const auto metaDir = scratch_.path() / "metadata";
+    configure(R"({"default_profile": "meta"})",
+              {{"test:meta", R"({"name": "meta", "firmware": {"root": "msd"},
+                                 "metadata": {"dir": ")" +
+                                 metaDir.string() + R"("}})"}});
+    const auto scenario = virtualpi::ScenarioBuilder(rpiboot::Chip::Bcm2711)
+                              .name("meta")
+                              .serial("af04b2da")
+                              .bootcode("bootcode4.bin")
+                              .metadata("MAC_ADDR", "d8:3a:dd:01:02:03")
+                              .metadata("EEPROM_VERSION", "1712345678")
+                              .file("start4.elf")
+                              .endWithEmptyName()
+                              .build();
+    ASSERT_TRUE(
+        run({{scenario, "2-1", {}}}, [](const BoardRegistry& r) { return allSettled(r, 1); }));
+    const BoardStatus& s = registry_->board("2-1")->status();
+    EXPECT_EQ(s.stage, kStageDone) << s.lastError;
+    EXPECT_EQ(s.serial, "af04b2da");
+    EXPECT_EQ(s.metadata.at("MAC_ADDR"), "d8:3a:dd:01:02:03");
+    EXPECT_EQ(s.metadata.at("EEPROM_VERSION"), "1712345678");
+    std::ifstream in(metaDir / "af04b2da.json");
+    ASSERT_TRUE(in) << "no metadata file";
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find("\"MAC_ADDR\": \"d8:3a:dd:01:02:03\""), std::string::npos)
+        << text.str();
+}
+
+TEST_F(VirtualBootTest, MissingBootcodeFailsTheBoardWithTheReason) {
+    configure(R"({"default_profile": "recovery"})");  // recovery/ has no bootcode4.bin
+    ASSERT_TRUE(
+        run(parseVirtualSpec("2711:1"), [](const BoardRegistry& r) { return allSettled(r, 1); }));
+    const BoardStatus& s = registry_->board("1-1")->status();
+    EXPECT_EQ(s.stage, kStageFailed);
+    EXPECT_NE(s.lastError.find("bootcode4.bin for BCM2711 not found"), std::string::npos)
+        << s.lastError;
+}
+
+TEST_F(VirtualBootTest, RecoveryBoardGetsTheEepromBuiltAtLoadAndReportsItsMetadata) {
+    // recovery/ holds the base image and boot.conf; "." supplies bootcode4.bin.
+    configure(R"({"default_profile": "rec"})",
+              {{"test:rec", R"({"name": "rec", "firmware": {"root": "recovery", "fallback": ["."]},
+                                "eeprom": {"image": "pieeprom.original.bin",
+                                           "config": "boot.conf"}})"}});
+    std::ifstream conf(firmware_ / "recovery/boot.conf", std::ios::binary);
+    std::stringstream bootConf;
+    bootConf << conf.rdbuf();
+    const rpiboot::RecoveryEeprom expected =
+        rpiboot::buildRecoveryEeprom(rpiboot::test::makeEeprom2711(), "base", bootConf.str(), 0);
+    const std::string expectedHash = rpiboot::sha256Hex(expected.image);
+
+    auto boards = parseVirtualSpec("2711:1:recovery");
+    boards[0].scenario.expectSha256("pieeprom.bin", expectedHash);
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 1); }));
+    const BoardStatus& s = registry_->board("1-1")->status();
+    EXPECT_EQ(s.stage, kStageDone) << s.lastError;
+    const auto& rec = record("1-1");
+    EXPECT_EQ(rec.outcome, virtualpi::Outcome::Succeeded) << rec.reason;
+    ASSERT_NE(rec.file("pieeprom.bin"), nullptr);
+    EXPECT_EQ(rec.file("pieeprom.bin")->hashMatches, std::optional<bool>(true));
+    ASSERT_NE(rec.file("pieeprom.sig"), nullptr);
+    EXPECT_TRUE(rec.file("pieeprom.sig")->complete);
+    // What the board reported lands in its record (the D-Bus Metadata property).
+    EXPECT_EQ(s.metadata.at("EEPROM_HASH"), expectedHash);
+    EXPECT_EQ(s.metadata.at("EEPROM_UPDATE"), "success");
+    EXPECT_EQ(s.metadata.at("MAC_ADDR"), "d8:3a:dd:05:ee:78");
+    EXPECT_EQ(s.metadata.count("USER_SERIAL_NUM"), 1U);
+}
+
+TEST_F(VirtualBootTest, ProfileInUseWhoseEepromCannotBeBuiltFailsTheLoad) {
+    std::filesystem::remove(firmware_ / "recovery/pieeprom.original.bin");
+    try {
+        configure(R"({"default_profile": "recovery"})");
+        ADD_FAILURE() << "a configuration whose default profile cannot build pieeprom.bin loaded";
+    } catch (const rpiboot::Error& e) {
+        EXPECT_EQ(e.code(), rpiboot::Errc::NotFound);
+        EXPECT_NE(std::string(e.what()).find("profile recovery: no base EEPROM image at"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("built-in:recovery"), std::string::npos) << e.what();
+    }
+    // Unused, it is only unavailable: the rest of the configuration loads.
+    EXPECT_NO_THROW(configure(R"({"default_profile": "msd"})"));
+}
+
+TEST_F(VirtualBootTest, ProfileWithoutFirmwareFailsItsBoardsButNotOthers) {
+    configure(R"({"rules": [{"port": "1-1", "profile": "nofw"}]})",
+              {{"test:nofw", R"({"name": "nofw", "firmware": {"root": "absent"}})"}});
+    ASSERT_TRUE(
+        run(parseVirtualSpec("2711:2"), [](const BoardRegistry& r) { return allSettled(r, 2); }));
+    const BoardStatus& s = registry_->board("1-1")->status();
+    EXPECT_EQ(s.stage, kStageFailed);
+    EXPECT_NE(s.lastError.find("profile nofw"), std::string::npos) << s.lastError;
+    EXPECT_EQ(registry_->board("1-2")->status().stage, kStageDone);
+}
+
+TEST(EventLoop, WorkPostedFromAnotherThreadRunsOnTheLoop) {
+    EventLoop loop;
+    std::thread::id ranOn;
+    std::thread poster([&] {
+        loop.post([&] {
+            ranOn = std::this_thread::get_id();
+            loop.exit(7);
+        });
+    });
+    EXPECT_EQ(loop.run(), 7);
+    poster.join();
+    EXPECT_EQ(ranOn, std::this_thread::get_id());
+}
+
+TEST(EventLoop, CancelledTimerNeverFiresAndArmedOneDoes) {
+    EventLoop loop;
+    bool cancelledFired = false;
+    auto cancelled = loop.after(milliseconds(0), [&] { cancelledFired = true; });
+    cancelled.reset();
+    auto armed = loop.after(milliseconds(1), [&] { loop.exit(3); });
+    EXPECT_EQ(loop.run(), 3);
+    EXPECT_FALSE(cancelledFired);
+}
+
+}  // namespace
+}  // namespace rpibootd
