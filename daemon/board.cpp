@@ -1,5 +1,8 @@
 #include "board.hpp"
 
+#include <iterator>
+#include <variant>
+
 namespace rpibootd {
 
 namespace {
@@ -12,50 +15,14 @@ BoardStatus freshStatus(const std::string& port) {
 
 }  // namespace
 
-const char* phaseName(BoardPhase phase) noexcept {
-    switch (phase) {
-        case BoardPhase::Idle:
-            return "idle";
-        case BoardPhase::RomInFlight:
-            return "rom-in-flight";
-        case BoardPhase::AwaitingSecondStage:
-            return "awaiting-second-stage";
-        case BoardPhase::ServingFiles:
-            return "serving-files";
-        case BoardPhase::Done:
-            return "done";
-        case BoardPhase::Failed:
-            return "failed";
-        case BoardPhase::Disconnected:
-            return "disconnected";
-        case BoardPhase::Held:
-            return "held";
-    }
-    return "?";
-}
-
 std::uint32_t changedFields(const BoardStatus& a, const BoardStatus& b) {
-    std::uint32_t m = 0;
-    const auto mark = [&m](bool differs, BoardField field) {
-        if (differs) {
-            m |= field;
-        }
-    };
-    mark(a.port != b.port, kFieldPort);
-    mark(a.chip != b.chip, kFieldChip);
-    mark(a.serial != b.serial, kFieldSerial);
-    mark(a.profile != b.profile, kFieldProfile);
-    mark(a.stage != b.stage, kFieldStage);
-    mark(a.currentFile != b.currentFile, kFieldCurrentFile);
-    mark(a.bytesSent != b.bytesSent, kFieldBytesSent);
-    mark(a.bytesTotal != b.bytesTotal, kFieldBytesTotal);
-    mark(a.filesServed != b.filesServed, kFieldFilesServed);
-    mark(a.bootCount != b.bootCount, kFieldBootCount);
-    mark(a.lastError != b.lastError, kFieldLastError);
-    mark(a.startedUsec != b.startedUsec, kFieldStartedUsec);
-    mark(a.finishedUsec != b.finishedUsec, kFieldFinishedUsec);
-    mark(a.metadata != b.metadata, kFieldMetadata);
-    return m;
+    std::uint32_t changed = 0;
+    for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {
+        const bool differs = std::visit([&](auto member) { return a.*member != b.*member; },
+                                        kBoardProperties[i].member);
+        changed |= differs ? 1U << i : 0;
+    }
+    return changed;
 }
 
 Board::Board(std::string port) {

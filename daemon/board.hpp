@@ -28,11 +28,6 @@ enum class BoardPhase {
     Held,  // an operator holds its port: nothing is done to it
 };
 
-const char* phaseName(BoardPhase phase) noexcept;
-
-// Which fields differ between two snapshots (BoardField bits).
-std::uint32_t changedFields(const BoardStatus& before, const BoardStatus& after);
-
 class Board {
   public:
     explicit Board(std::string port);
@@ -41,11 +36,6 @@ class Board {
     BoardPhase phase() const noexcept { return phase_; }
     bool inFlight() const noexcept {
         return phase_ == BoardPhase::RomInFlight || phase_ == BoardPhase::ServingFiles;
-    }
-    // Finished with a verdict (done or failed), or gone.
-    bool settled() const noexcept {
-        return phase_ == BoardPhase::Done || phase_ == BoardPhase::Failed ||
-               phase_ == BoardPhase::Disconnected;
     }
 
     // A ROM enumeration: a new boot of this slot (BootCount + 1). Everything

@@ -173,12 +173,6 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     if (shuttingDown_) {
         return;
     }
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        env_.log.debug("ignoring " + device.id + ": not a boot-mode device",
-                       portFields(device.port));
-        return;
-    }
     Entry* entry = nullptr;
     if (auto it = entries_.find(device.port); it != entries_.end()) {
         entry = it->second.get();
@@ -187,7 +181,8 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     // hubs re-enumerate that way) is still the same board: its serial says so.
     const bool expectedHere =
         entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
-    if (identity->stage == BootStage::SecondStage && !expectedHere && !device.serial.empty()) {
+    if (device.identity.stage == BootStage::SecondStage && !expectedHere &&
+        !device.serial.empty()) {
         if (Entry* other = awaitingWithSerial(device.serial, device.port)) {
             env_.log.info("board " + device.serial + " came back on port " + device.port +
                               " (was " + other->board.status().port + ")",
@@ -198,13 +193,14 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     const bool continuing =
         entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
     if (!continuing) {
-        const bool romStage = identity->stage == BootStage::Rom;
+        const rpiboot::DeviceIdentity& identity = device.identity;
+        const bool romStage = identity.stage == BootStage::Rom;
         const std::string serial =
-            romStage || chipHasRomSerial(identity->chip) ? device.serial : std::string();
-        if (config_->configuration().ignores({identity->chip, device.port, serial})) {
+            romStage || chipHasRomSerial(identity.chip) ? device.serial : std::string();
+        if (config_->configuration().ignores({identity.chip, device.port, serial})) {
             // Never opened: another program may want this board.
             env_.log.info("ignoring the board on port " + device.port + " (" +
-                              std::string(rpiboot::chipName(identity->chip)) +
+                              std::string(rpiboot::chipName(identity.chip)) +
                               "): a rule of the configuration says ignore",
                           portFields(device.port));
             return;
@@ -227,19 +223,13 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
 }
 
 void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
-    const auto identity = rpiboot::identifyDevice(device.descriptor);
-    if (!identity) {
-        return;
-    }
-    const rpiboot::Chip chip = identity->chip;
-    const std::string chipText(rpiboot::chipName(chip));
-    const std::string& port = e.board.status().port;
     e.forgetTimer.reset();
+    e.reenumerateTimer.reset();
     e.deviceId = device.id;
     e.deviceGone = false;
     e.device = device;
-    e.chip = chip;
-    if (isHeld(port)) {
+    e.chip = device.identity.chip;
+    if (isHeld(e.board.status().port)) {
         holdEntry(e, &device);
         return;
     }
@@ -247,7 +237,7 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
     // second stage of this board's own ROM stage begins a new boot.
     const bool retry = e.retrying;
     const bool newBoot =
-        !retry && (identity->stage == BootStage::Rom ||
+        !retry && (device.identity.stage == BootStage::Rom ||
                    !(e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile));
     e.retrying = false;
     e.retryTimer.reset();
@@ -259,47 +249,10 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
         e.deadlinePassed = false;
         e.deadlineTimer.reset();
     }
-    LogFields started;
-    if (newBoot) {
-        started.messageId = kMessageBootStarted;
-    }
-    if (identity->stage == BootStage::Rom) {
-        e.reenumerateTimer.reset();
-        const auto selection = config_->select({chip, port, device.serial});
-        e.profile = selection.profile;
-        update(e, [&](Board& b) {
-            b.beginRomStage(chipText, device.serial, e.profile->profile.name, now());
-        });
-        started = fieldsOf(e).withMessageId(started.messageId);
-        env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(chip)) +
-                          " (profile " + e.profile->profile.name + ", by " + selection.reason +
-                          (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
-                      started);
+    if (device.identity.stage == BootStage::Rom) {
+        beginRomStage(e, device, retry, newBoot);
     } else {
-        const bool continuing =
-            !retry && e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
-        e.reenumerateTimer.reset();
-        std::string serial = e.board.status().serial;
-        std::string reason = "its ROM stage";
-        if (!continuing) {
-            // We did not see this board's ROM stage (e.g. the daemon started
-            // in between): choose afresh. Only 2711/2712 report the SoC serial.
-            serial = chipHasRomSerial(chip) ? device.serial : std::string();
-            const auto selection = config_->select({chip, port, serial});
-            e.profile = selection.profile;
-            reason = selection.reason;
-        }
-        update(e, [&](Board& b) {
-            b.beginSecondStage(chipText, serial, e.profile->profile.name, continuing, now());
-            if (retry) {
-                b.countAttempt();
-            }
-        });
-        started = fieldsOf(e).withMessageId(started.messageId);
-        env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
-                          ", by " + reason +
-                          (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
-                      started);
+        beginSecondStage(e, device, retry, newBoot);
     }
     if (newBoot) {
         armDeadline(e);
@@ -311,11 +264,51 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
     StageRequest request;
     request.session = e.session;
     request.device = device;
-    request.stage = identity->stage;
-    request.board = rpiboot::BoardContext{chip, port, e.board.status().serial};
+    request.stage = device.identity.stage;
+    request.board = rpiboot::BoardContext{e.chip, e.board.status().port, e.board.status().serial};
     request.profile = e.profile;
     request.fields = fieldsOf(e);
-    env_.launcher->launch(std::move(request));
+    env_.launcher.launch(std::move(request), *this);
+}
+
+void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device, bool retry, bool newBoot) {
+    const auto selection = config_->select({e.chip, e.board.status().port, device.serial});
+    e.profile = selection.profile;
+    update(e, [&](Board& b) {
+        b.beginRomStage(std::string(rpiboot::chipName(e.chip)), device.serial,
+                        e.profile->profile.name, now());
+    });
+    env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(e.chip)) +
+                      " (profile " + e.profile->profile.name + ", by " + selection.reason +
+                      (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
+                  fieldsOf(e).withMessageId(newBoot ? kMessageBootStarted : ""));
+}
+
+void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device, bool retry,
+                                     bool newBoot) {
+    const bool continuing =
+        !retry && e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
+    std::string serial = e.board.status().serial;
+    std::string reason = "its ROM stage";
+    if (!continuing) {
+        // We did not see this board's ROM stage (e.g. the daemon started
+        // in between): choose afresh. Only 2711/2712 report the SoC serial.
+        serial = chipHasRomSerial(e.chip) ? device.serial : std::string();
+        const auto selection = config_->select({e.chip, e.board.status().port, serial});
+        e.profile = selection.profile;
+        reason = selection.reason;
+    }
+    update(e, [&](Board& b) {
+        b.beginSecondStage(std::string(rpiboot::chipName(e.chip)), serial, e.profile->profile.name,
+                           continuing, now());
+        if (retry) {
+            b.countAttempt();
+        }
+    });
+    env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
+                      ", by " + reason +
+                      (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
+                  fieldsOf(e).withMessageId(newBoot ? kMessageBootStarted : ""));
 }
 
 void BoardRegistry::deviceRemoved(const std::string& id) {
@@ -402,43 +395,19 @@ void BoardRegistry::stageMetadata(std::uint64_t session, const std::string& key,
 
 void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& result) {
     Entry* found = entryBySession(session);
-    env_.launcher->reap(session);
+    env_.launcher.reap(session);
     if (found == nullptr || shuttingDown_) {
         return;
     }
     Entry& e = *found;
     e.session = 0;
-    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
     // The worker's own reading of the device decides what kind of session it was.
     if (result.ok && !result.sessionEnd) {
-        update(e, [](Board& b) { b.romSucceeded(); });
-        env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
-                      fieldsOf(e));
-        if (!e.pending) {
-            armReenumerationTimeout(e);
-        }
-    } else if (result.ok && *result.sessionEnd == rpiboot::SessionEnd::DeviceGone &&
-               e.board.status().filesServed == 0) {
-        attemptFailed(e, "the board left the bus before it was served any file",
-                      FailureClass::DeviceGone);
+        romAccepted(e);
     } else if (result.ok) {
-        update(e, [&](Board& b) { b.filesDone(*result.sessionEnd, now()); });
-        const std::string message = "booted: " + std::to_string(e.board.status().filesServed) +
-                                    " file(s), " + std::to_string(result.bytesSent) +
-                                    " bytes served; " + sessionEndText(*result.sessionEnd);
-        settle(e, true, message);
+        filesServed(e, result);
     } else {
-        // Name the file that was on its way, which the engine's error (about
-        // one USB transfer) does not.
-        const BoardStatus& status = e.board.status();
-        const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
-        const std::string message =
-            std::string(romStage ? "ROM stage failed" : "second stage failed") +
-            (midFile ? " while sending " + status.currentFile + " (" +
-                           std::to_string(status.bytesTotal) + " bytes)"
-                     : std::string()) +
-            ": " + result.error;
-        attemptFailed(e, message, classifyFailure(result.errc));
+        stageFailed(e, result);
     }
     if (e.pending) {
         const DeviceInfo next = *e.pending;
@@ -449,6 +418,43 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     if (e.deviceGone && e.board.phase() == BoardPhase::Failed) {
         armForget(e);
     }
+}
+
+void BoardRegistry::romAccepted(Entry& e) {
+    update(e, [](Board& b) { b.romSucceeded(); });
+    env_.log.info("bootcode accepted; waiting for the board to come back as its second stage",
+                  fieldsOf(e));
+    if (!e.pending) {
+        armReenumerationTimeout(e);
+    }
+}
+
+void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
+    if (*result.sessionEnd == rpiboot::SessionEnd::DeviceGone &&
+        e.board.status().filesServed == 0) {
+        attemptFailed(e, "the board left the bus before it was served any file",
+                      FailureClass::DeviceGone);
+        return;
+    }
+    update(e, [&](Board& b) { b.filesDone(*result.sessionEnd, now()); });
+    settle(e, true,
+           "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
+               std::to_string(result.bytesSent) + " bytes served; " +
+               sessionEndText(*result.sessionEnd));
+}
+
+void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
+    // Name the file that was on its way, which the engine's error (about
+    // one USB transfer) does not.
+    const BoardStatus& status = e.board.status();
+    const bool romStage = e.board.phase() == BoardPhase::RomInFlight;
+    const bool midFile = !status.currentFile.empty() && status.bytesSent < status.bytesTotal;
+    const std::string message = std::string(romStage ? "ROM stage failed" : "second stage failed") +
+                                (midFile ? " while sending " + status.currentFile + " (" +
+                                               std::to_string(status.bytesTotal) + " bytes)"
+                                         : std::string()) +
+                                ": " + result.error;
+    attemptFailed(e, message, classifyFailure(result.errc));
 }
 
 void BoardRegistry::settle(Entry& e, bool success, const std::string& message,
@@ -614,11 +620,10 @@ void BoardRegistry::holdEntry(Entry& e, const DeviceInfo* device) {
     std::string chip;
     std::string serial;
     if (device != nullptr) {
-        if (const auto identity = rpiboot::identifyDevice(device->descriptor)) {
-            chip = std::string(rpiboot::chipName(identity->chip));
-            if (identity->stage == BootStage::Rom || chipHasRomSerial(identity->chip)) {
-                serial = device->serial;
-            }
+        const rpiboot::DeviceIdentity& identity = device->identity;
+        chip = std::string(rpiboot::chipName(identity.chip));
+        if (identity.stage == BootStage::Rom || chipHasRomSerial(identity.chip)) {
+            serial = device->serial;
         }
     }
     const bool wasHeld = e.board.phase() == BoardPhase::Held;
@@ -773,10 +778,6 @@ std::vector<BoardStatus> BoardRegistry::boards() const {
     return out;
 }
 
-std::vector<std::string> BoardRegistry::profileNames() const {
-    return config_->profileNames();
-}
-
 ControlResult BoardRegistry::control(const std::string& port, BoardAction action) {
     switch (action) {
         case BoardAction::Retry:
@@ -789,13 +790,6 @@ ControlResult BoardRegistry::control(const std::string& port, BoardAction action
             return releaseBoard(port);
     }
     return {ControlOutcome::UnknownPort, "unknown action"};
-}
-
-ReloadResult BoardRegistry::reload() {
-    if (!reload_) {
-        return ReloadResult{false, "reloading is not available"};
-    }
-    return reload_();
 }
 
 }  // namespace rpibootd

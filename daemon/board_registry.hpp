@@ -34,10 +34,10 @@ struct RegistryCounts {
     std::size_t failed = 0;
 };
 
-class BoardRegistry final : public DeviceEvents, public StageEvents, public ManagerControl {
+class BoardRegistry final : public DeviceEvents, public StageEvents {
   public:
     struct Environment {
-        StageLauncher* launcher = nullptr;  // set with setLauncher() when built later
+        StageLauncher& launcher;
         TimerService& timers;
         Logger& log;
         std::function<std::uint64_t()> realtimeUsec;
@@ -46,10 +46,8 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     BoardRegistry(Environment environment, std::shared_ptr<const ActiveConfig> config);
     ~BoardRegistry() override;
 
-    void setLauncher(StageLauncher* launcher) { env_.launcher = launcher; }
     // Where status goes (the D-Bus adapter); null: nowhere.
     void setStatusSink(StatusSink* sink) { sink_ = sink; }
-    void setReloadHandler(std::function<ReloadResult()> handler) { reload_ = std::move(handler); }
     // Called after every change of the counts (sd_notify STATUS=).
     void setCountsListener(std::function<void(const RegistryCounts&)> listener) {
         countsListener_ = std::move(listener);
@@ -79,11 +77,11 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     // from the state directory) go through holdPort() before any device.
     ControlResult retry(const std::string& port);
     ControlResult forgetBoard(const std::string& port);
-    ControlResult holdPort(const std::string& glob) override;
-    ControlResult releasePort(const std::string& glob) override;
+    ControlResult holdPort(const std::string& glob);
+    ControlResult releasePort(const std::string& glob);
     ControlResult holdBoard(const std::string& port);
     ControlResult releaseBoard(const std::string& port);
-    std::vector<std::string> heldPorts() const override { return held_; }
+    std::vector<std::string> heldPorts() const { return held_; }
     bool isHeld(const std::string& port) const;
 
     // DeviceEvents
@@ -96,11 +94,9 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
                        const std::string& value) override;
     void stageFinished(std::uint64_t session, const StageResult& result) override;
 
-    // ManagerControl
-    std::vector<BoardStatus> boards() const override;
-    std::vector<std::string> profileNames() const override;
-    ReloadResult reload() override;
-    ControlResult control(const std::string& port, BoardAction action) override;
+    // Every published board, sorted by port.
+    std::vector<BoardStatus> boards() const;
+    ControlResult control(const std::string& port, BoardAction action);
 
   private:
     struct Entry {
@@ -130,6 +126,13 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     Entry* awaitingWithSerial(const std::string& serial, const std::string& exceptPort);
     Entry& moveEntry(Entry& from, const std::string& toPort);
     void start(Entry& entry, const DeviceInfo& device);
+    // `retry`: another attempt of the boot in progress; `newBoot`: its first.
+    void beginRomStage(Entry& entry, const DeviceInfo& device, bool retry, bool newBoot);
+    void beginSecondStage(Entry& entry, const DeviceInfo& device, bool retry, bool newBoot);
+    // The three outcomes of a stage session.
+    void romAccepted(Entry& entry);
+    void filesServed(Entry& entry, const StageResult& result);
+    void stageFailed(Entry& entry, const StageResult& result);
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
@@ -152,7 +155,6 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Mana
     Environment env_;
     std::shared_ptr<const ActiveConfig> config_;
     StatusSink* sink_ = nullptr;
-    std::function<ReloadResult()> reload_;
     std::function<void(const RegistryCounts&)> countsListener_;
     BootListener* bootListener_ = nullptr;
     std::function<void(const std::vector<std::string>&)> heldListener_;

@@ -2,14 +2,17 @@
 //
 // The seam between the board machinery (registry, workers, state machine)
 // and the D-Bus adapter: the registry publishes BoardStatus snapshots and
-// events to a StatusSink; the adapter reads them and calls ManagerControl for
-// the few things a client may ask for. Everything here is used on the main
+// events to a StatusSink; the adapter reads them and calls ManagerControl (the
+// daemon) for the few things a client may ask for. kBoardProperties says
+// which field is which D-Bus property. Everything here is used on the main
 // event-loop thread only. Nothing in this header knows sd-bus.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 namespace rpibootd {
@@ -41,23 +44,87 @@ struct BoardStatus {
     std::map<std::string, std::string> metadata;
 };
 
-// Which properties changed, so PropertiesChanged names only those.
-enum BoardField : std::uint32_t {
-    kFieldPort = 1U << 0,
-    kFieldChip = 1U << 1,
-    kFieldSerial = 1U << 2,
-    kFieldProfile = 1U << 3,
-    kFieldStage = 1U << 4,
-    kFieldCurrentFile = 1U << 5,
-    kFieldBytesSent = 1U << 6,
-    kFieldBytesTotal = 1U << 7,
-    kFieldFilesServed = 1U << 8,
-    kFieldBootCount = 1U << 9,
-    kFieldLastError = 1U << 10,
-    kFieldStartedUsec = 1U << 11,
-    kFieldFinishedUsec = 1U << 12,
-    kFieldMetadata = 1U << 13,
+// Whether a property's changes are announced (PropertiesChanged). Progress
+// (BytesSent) arrives already rate-limited by the stage workers.
+enum class Emits {
+    Never,     // constant for the life of the board's object
+    OnChange,  // in the PropertiesChanged of each change
 };
+
+// Where a property lives in BoardStatus. The member's C++ type gives the
+// D-Bus type: std::string "s", std::uint64_t "t", std::uint32_t "u",
+// std::map<std::string, std::string> "a{ss}".
+using BoardStatusMember =
+    std::variant<std::string BoardStatus::*, std::uint64_t BoardStatus::*,
+                 std::uint32_t BoardStatus::*, std::map<std::string, std::string> BoardStatus::*>;
+
+struct BoardProperty {
+    const char* name;  // the property of io.rpibootd1.Device
+    BoardStatusMember member;
+    Emits emits;
+};
+
+// The properties of io.rpibootd1.Device, each declared once. The D-Bus
+// vtable, Get/GetAll, PropertiesChanged, the change bits below and the test
+// against dbus/io.rpibootd1.xml are all made from this table.
+//
+// To add a property: add its field to BoardStatus, one line here, and its
+// <property> (with a comment) to dbus/io.rpibootd1.xml and docs/dbus-api.md.
+// Set the field in Board (board.cpp); nothing else changes.
+// clang-format off
+inline constexpr BoardProperty kBoardProperties[] = {
+    {"Port",         &BoardStatus::port,         Emits::Never},
+    {"Chip",         &BoardStatus::chip,         Emits::OnChange},
+    {"Serial",       &BoardStatus::serial,       Emits::OnChange},
+    {"Profile",      &BoardStatus::profile,      Emits::OnChange},
+    {"Stage",        &BoardStatus::stage,        Emits::OnChange},
+    {"CurrentFile",  &BoardStatus::currentFile,  Emits::OnChange},
+    {"BytesSent",    &BoardStatus::bytesSent,    Emits::OnChange},
+    {"BytesTotal",   &BoardStatus::bytesTotal,   Emits::OnChange},
+    {"FilesServed",  &BoardStatus::filesServed,  Emits::OnChange},
+    {"BootCount",    &BoardStatus::bootCount,    Emits::OnChange},
+    {"LastError",    &BoardStatus::lastError,    Emits::OnChange},
+    {"StartedUsec",  &BoardStatus::startedUsec,  Emits::OnChange},
+    {"FinishedUsec", &BoardStatus::finishedUsec, Emits::OnChange},
+    {"Metadata",     &BoardStatus::metadata,     Emits::OnChange},
+};
+// clang-format on
+static_assert(std::size(kBoardProperties) <= 32, "change bits are a std::uint32_t");
+
+// Change bits: bit i stands for kBoardProperties[i].
+consteval std::uint32_t fieldBit(std::string_view name) {
+    for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {
+        if (name == kBoardProperties[i].name) {
+            return 1U << i;
+        }
+    }
+    throw "no such property in kBoardProperties";
+}
+
+// The bits of every property whose changes are announced as `emits` says.
+constexpr std::uint32_t fieldsThatEmit(Emits emits) {
+    std::uint32_t bits = 0;
+    for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {
+        bits |= kBoardProperties[i].emits == emits ? 1U << i : 0;
+    }
+    return bits;
+}
+
+// Names for the bits code refers to.
+inline constexpr std::uint32_t kFieldSerial = fieldBit("Serial");
+inline constexpr std::uint32_t kFieldStage = fieldBit("Stage");
+inline constexpr std::uint32_t kFieldCurrentFile = fieldBit("CurrentFile");
+inline constexpr std::uint32_t kFieldBytesSent = fieldBit("BytesSent");
+inline constexpr std::uint32_t kFieldBytesTotal = fieldBit("BytesTotal");
+inline constexpr std::uint32_t kFieldFilesServed = fieldBit("FilesServed");
+inline constexpr std::uint32_t kFieldBootCount = fieldBit("BootCount");
+inline constexpr std::uint32_t kFieldLastError = fieldBit("LastError");
+inline constexpr std::uint32_t kFieldStartedUsec = fieldBit("StartedUsec");
+inline constexpr std::uint32_t kFieldFinishedUsec = fieldBit("FinishedUsec");
+inline constexpr std::uint32_t kFieldMetadata = fieldBit("Metadata");
+
+// Which properties differ between two snapshots (change bits).
+std::uint32_t changedFields(const BoardStatus& before, const BoardStatus& after);
 
 class StatusSink {
   public:

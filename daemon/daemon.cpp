@@ -62,7 +62,9 @@ std::string statusLine(const RegistryCounts& c) {
            std::to_string(c.done) + " done, " + std::to_string(c.failed) + " failed";
 }
 
-class Daemon {
+// Owns the loop, the registry and the adapters for one run, and answers the
+// D-Bus manager's requests (it is the one that can reload).
+class Daemon final : public ManagerControl {
   public:
     Daemon(const DaemonOptions& options, Logger& log) : options_(options), log_(log) {}
 
@@ -88,108 +90,50 @@ class Daemon {
             return 2;
         }
 
-        EventLoop loop;
-        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, realtimeUsec},
-                          std::move(config));
-        ThreadStageLauncher launcher(loop, *registry_, log_);
-        registry_->setLauncher(&launcher);
-        registry_->setReloadHandler([this] { return reload(); });
-        // Held ports and metrics follow the configuration rpibootd started with.
-        const rpiboot::DaemonConfig& startConfig =
-            registry_->configuration().configuration().daemon;
-        restoreHeldPorts(HeldPortsFile(startConfig.stateDir));
-        std::unique_ptr<MetricsWriter> metrics;
-        if (startConfig.metrics.enabled) {
-            metrics = std::make_unique<MetricsWriter>(
-                MetricsWriter::Environment{loop, log_, [this] { return registry_->boards(); },
-                                           realtimeUsec},
-                startConfig.metrics);
-            registry_->setBootListener(metrics.get());
-            log_.info("writing metrics to " + startConfig.metrics.file.string());
+        return serve(std::move(config), std::move(virtualBoards));
+    }
+
+    // ManagerControl, for the D-Bus adapter.
+    std::vector<BoardStatus> boards() const override { return registry_->boards(); }
+    std::vector<std::string> profileNames() const override {
+        return registry_->configuration().profileNames();
+    }
+    ControlResult control(const std::string& port, BoardAction action) override {
+        return registry_->control(port, action);
+    }
+    ControlResult holdPort(const std::string& glob) override { return registry_->holdPort(glob); }
+    ControlResult releasePort(const std::string& glob) override {
+        return registry_->releasePort(glob);
+    }
+    std::vector<std::string> heldPorts() const override { return registry_->heldPorts(); }
+
+    ReloadResult reload() override {
+        sd_notify(0, "RELOADING=1");
+        ReloadResult result;
+        try {
+            auto config = activate(loadConfiguration(locationOf(options_)), cache_, &log_);
+            log_.info("reloaded " + describe(*config));
+            registry_->setConfiguration(std::move(config));
+            result = ReloadResult{true, "configuration reloaded"};
+        } catch (const std::exception& e) {
+            result = ReloadResult{false, e.what()};
+            log_.error(std::string("reload rejected, keeping the running configuration: ") +
+                       e.what());
         }
+        sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
+        return result;
+    }
 
-        std::vector<EventSource> signals;
-        signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
-        signals.push_back(loop.onSignal(SIGINT, [&loop] { loop.exit(0); }));
-        signals.push_back(loop.onSignal(SIGHUP, [this] { reload(); }));
-        // A client closing a pipe must not kill the daemon.
-        ::signal(SIGPIPE, SIG_IGN);
-
-        const std::size_t expectedVirtual = virtualBoards.size();
-        registry_->setCountsListener([this, &loop, expectedVirtual](const RegistryCounts& c) {
-            sd_notifyf(0, "STATUS=%s", statusLine(c).c_str());
-            if (options_.exitWhenDone && c.inFlight == 0 && c.done + c.failed >= expectedVirtual) {
-                // After the event being handled has been logged in full.
-                loop.post([this, &loop, c] {
-                    log_.info("every virtual board has finished: " + statusLine(c));
-                    loop.exit(c.failed == 0 ? 0 : 1);
-                });
-            }
-        });
-
+  private:
+    // What the daemon runs besides the registry; each is optional.
+    struct Adapters {
         std::unique_ptr<DbusService> dbus;
         std::unique_ptr<UdevWatcher> udev;
         std::unique_ptr<VirtualSource> virtualSource;
         std::unique_ptr<VirtualControl> virtualControl;
-        int status = 0;
-        try {
-            if (options_.bus != "none") {
-                DbusOptions dbusOptions;
-                dbusOptions.bus = options_.bus;
-                dbusOptions.version = RPIBOOT_VERSION;
-                dbus = std::make_unique<DbusService>(loop.get(), dbusOptions, *registry_, log_);
-                registry_->setStatusSink(dbus.get());
-                log_.info("serving io.rpibootd1 on the " + options_.bus + " bus as " +
-                          dbus->uniqueName());
-            }
-            if (options_.udev) {
-                udev = std::make_unique<UdevWatcher>(loop, log_);
-                udev->start(*registry_);
-            }
-            if (!virtualBoards.empty() || options_.virtualControl) {
-                virtualSource = std::make_unique<VirtualSource>(loop, log_, virtualBoards);
-                virtualSource->start(*registry_);
-            }
-            if (options_.virtualControl) {
-                virtualControl = std::make_unique<VirtualControl>(loop, log_, *virtualSource,
-                                                                  *options_.virtualControl);
-            }
-            loop.enableWatchdog();
-            sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
-            log_.info(std::string("rpibootd ") + RPIBOOT_VERSION + " ready" +
-                      (udev ? "; watching USB through udev" : "") +
-                      (virtualSource ? "; " + std::to_string(expectedVirtual) + " virtual board(s)"
-                                     : std::string()) +
-                      (virtualControl
-                           ? "; virtual boards plugged through " + virtualControl->path().string()
-                           : std::string()));
-            status = loop.run();
-        } catch (const std::exception& e) {
-            log_.error(std::string("cannot run: ") + e.what());
-            status = 1;
-        }
+        std::unique_ptr<MetricsWriter> metrics;
+    };
 
-        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-        log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) still running");
-        registry_->shutDown();
-        registry_->setStatusSink(nullptr);
-        virtualControl.reset();
-        if (virtualSource) {
-            virtualSource->unplugAll();
-        }
-        // Workers may still be opening devices through the sources: join
-        // them before the sources go.
-        launcher.stopAll();
-        registry_->setBootListener(nullptr);
-        metrics.reset();  // its last write
-        udev.reset();
-        virtualSource.reset();
-        dbus.reset();
-        registry_.reset();
-        return status;
-    }
-
-  private:
     // Holds survive a restart: read them before any board is seen, and keep
     // the file up to date after each change.
     void restoreHeldPorts(HeldPortsFile file) {
@@ -210,21 +154,112 @@ class Daemon {
         });
     }
 
-    ReloadResult reload() {
-        sd_notify(0, "RELOADING=1");
-        ReloadResult result;
+    int serve(std::shared_ptr<const ActiveConfig> config,
+              std::vector<virtualpi::BoardSpec> virtualBoards) {
+        EventLoop loop;
+        ThreadStageLauncher launcher(loop, log_);
+        registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, realtimeUsec},
+                          std::move(config));
+
+        std::vector<EventSource> signals;
+        signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
+        signals.push_back(loop.onSignal(SIGINT, [&loop] { loop.exit(0); }));
+        signals.push_back(loop.onSignal(SIGHUP, [this] { reload(); }));
+        // A client closing a pipe must not kill the daemon.
+        ::signal(SIGPIPE, SIG_IGN);
+        followCounts(loop, virtualBoards.size());
+        // Held ports and metrics follow the configuration rpibootd started with.
+        restoreHeldPorts(HeldPortsFile(registry_->configuration().configuration().daemon.stateDir));
+
+        Adapters adapters;
+        int status = 0;
         try {
-            auto config = activate(loadConfiguration(locationOf(options_)), cache_, &log_);
-            log_.info("reloaded " + describe(*config));
-            registry_->setConfiguration(std::move(config));
-            result = ReloadResult{true, "configuration reloaded"};
+            start(loop, adapters, std::move(virtualBoards));
+            status = loop.run();
         } catch (const std::exception& e) {
-            result = ReloadResult{false, e.what()};
-            log_.error(std::string("reload rejected, keeping the running configuration: ") +
-                       e.what());
+            log_.error(std::string("cannot run: ") + e.what());
+            status = 1;
         }
+        stop(adapters, launcher);
+        return status;
+    }
+
+    // sd_notify STATUS= on every change; with --exit-when-done, the end.
+    void followCounts(EventLoop& loop, std::size_t expectedVirtual) {
+        registry_->setCountsListener([this, &loop, expectedVirtual](const RegistryCounts& c) {
+            sd_notifyf(0, "STATUS=%s", statusLine(c).c_str());
+            if (options_.exitWhenDone && c.inFlight == 0 && c.done + c.failed >= expectedVirtual) {
+                // After the event being handled has been logged in full.
+                loop.post([this, &loop, c] {
+                    log_.info("every virtual board has finished: " + statusLine(c));
+                    loop.exit(c.failed == 0 ? 0 : 1);
+                });
+            }
+        });
+    }
+
+    void start(EventLoop& loop, Adapters& a, std::vector<virtualpi::BoardSpec> virtualBoards) {
+        const rpiboot::MetricsConfig& metrics =
+            registry_->configuration().configuration().daemon.metrics;
+        if (metrics.enabled) {
+            a.metrics = std::make_unique<MetricsWriter>(
+                MetricsWriter::Environment{loop, log_, [this] { return registry_->boards(); },
+                                           realtimeUsec},
+                metrics);
+            registry_->setBootListener(a.metrics.get());
+            log_.info("writing metrics to " + metrics.file.string());
+        }
+        if (options_.bus != "none") {
+            DbusOptions dbusOptions;
+            dbusOptions.bus = options_.bus;
+            dbusOptions.version = RPIBOOT_VERSION;
+            a.dbus = std::make_unique<DbusService>(loop, dbusOptions, *this, log_);
+            registry_->setStatusSink(a.dbus.get());
+            log_.info("serving io.rpibootd1 on the " + options_.bus + " bus as " +
+                      a.dbus->uniqueName());
+        }
+        if (options_.udev) {
+            a.udev = std::make_unique<UdevWatcher>(loop, log_);
+            a.udev->start(*registry_);
+        }
+        const std::size_t virtualCount = virtualBoards.size();
+        if (!virtualBoards.empty() || options_.virtualControl) {
+            a.virtualSource = std::make_unique<VirtualSource>(loop, log_, std::move(virtualBoards));
+            a.virtualSource->start(*registry_);
+        }
+        if (options_.virtualControl) {
+            a.virtualControl = std::make_unique<VirtualControl>(loop, log_, *a.virtualSource,
+                                                                *options_.virtualControl);
+        }
+        loop.enableWatchdog();
         sd_notifyf(0, "READY=1\nSTATUS=%s", statusLine(registry_->counts()).c_str());
-        return result;
+        log_.info(std::string("rpibootd ") + RPIBOOT_VERSION + " ready" +
+                  (a.udev ? "; watching USB through udev" : "") +
+                  (a.virtualSource ? "; " + std::to_string(virtualCount) + " virtual board(s)"
+                                   : std::string()) +
+                  (a.virtualControl
+                       ? "; virtual boards plugged through " + a.virtualControl->path().string()
+                       : std::string()));
+    }
+
+    void stop(Adapters& a, StageLauncher& launcher) {
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+        log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) still running");
+        registry_->shutDown();
+        registry_->setStatusSink(nullptr);
+        a.virtualControl.reset();
+        if (a.virtualSource) {
+            a.virtualSource->unplugAll();
+        }
+        // Workers may still be opening devices through the sources: join
+        // them before the sources go.
+        launcher.stopAll();
+        registry_->setBootListener(nullptr);
+        a.metrics.reset();  // its last write
+        a.udev.reset();
+        a.virtualSource.reset();
+        a.dbus.reset();
+        registry_.reset();
     }
 
     const DaemonOptions& options_;

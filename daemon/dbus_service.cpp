@@ -1,221 +1,87 @@
 // D-Bus adapter of rpibootd on raw sd-bus. See dbus_service.hpp and docs/dbus-api.md.
 #include "dbus_service.hpp"
 
-#include <grp.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <rpiboot/core/error.hpp>
 #include <string_view>
-#include <system_error>
+#include <variant>
 #include <vector>
+
+#include "dbus_authorization.hpp"
+#include "handles.hpp"
 
 namespace rpibootd {
 namespace {
 
-struct BusClose {
-    void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
-};
-struct SlotUnref {
-    void operator()(sd_bus_slot* slot) const { sd_bus_slot_unref(slot); }
-};
-struct SourceUnref {
-    void operator()(sd_event_source* source) const { sd_event_source_disable_unref(source); }
-};
-struct MessageUnref {
-    void operator()(sd_bus_message* message) const { sd_bus_message_unref(message); }
-};
-struct CredsUnref {
-    void operator()(sd_bus_creds* creds) const { sd_bus_creds_unref(creds); }
-};
-using BusPtr = std::unique_ptr<sd_bus, BusClose>;
-using SlotPtr = std::unique_ptr<sd_bus_slot, SlotUnref>;
-using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
-using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
-using CredsPtr = std::unique_ptr<sd_bus_creds, CredsUnref>;
+using rpiboot::errnoText;
 
-std::string errnoText(int negativeErrno) {
-    return std::error_code(-negativeErrno, std::generic_category()).message();
+// What PropertiesChanged may name (Port never changes).
+constexpr std::uint32_t kAnnouncedFields = fieldsThatEmit(Emits::OnChange);
+
+// One appender and one signature per C++ type a BoardStatus member may have.
+int append(sd_bus_message* reply, const std::string& value) {
+    return sd_bus_message_append(reply, "s", value.c_str());
 }
-
-struct FieldName {
-    std::uint32_t field;
-    const char* name;
-};
-
-// Port is constant for the life of an object, so it never appears in
-// PropertiesChanged.
-constexpr FieldName kChangeableFields[] = {
-    {kFieldChip, "Chip"},
-    {kFieldSerial, "Serial"},
-    {kFieldProfile, "Profile"},
-    {kFieldStage, "Stage"},
-    {kFieldCurrentFile, "CurrentFile"},
-    {kFieldBytesSent, "BytesSent"},
-    {kFieldBytesTotal, "BytesTotal"},
-    {kFieldFilesServed, "FilesServed"},
-    {kFieldBootCount, "BootCount"},
-    {kFieldLastError, "LastError"},
-    {kFieldStartedUsec, "StartedUsec"},
-    {kFieldFinishedUsec, "FinishedUsec"},
-    {kFieldMetadata, "Metadata"},
-};
-
-constexpr std::uint32_t kAllChangeableFields = [] {
-    std::uint32_t all = 0;
-    for (const auto& f : kChangeableFields) {
-        all |= f.field;
-    }
-    return all;
-}();
-
-// Only these are rate-limited; every other field goes out at once.
-constexpr std::uint32_t kProgressFields = kFieldBytesSent;
-
-bool lookupGroup(const std::string& name, gid_t& gid) {
-    group entry{};
-    group* found = nullptr;
-    std::vector<char> buffer(4096);
-    while (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == ERANGE) {
-        buffer.resize(buffer.size() * 2);
-    }
-    if (found == nullptr) {
-        return false;
-    }
-    gid = found->gr_gid;
-    return true;
+int append(sd_bus_message* reply, std::uint64_t value) {
+    return sd_bus_message_append(reply, "t", value);
 }
-
-// Who sent a method call, as far as Reload cares.
-struct Caller {
-    bool uidKnown = false;
-    uid_t uid = 0;
-    bool groupsKnown = false;
-    std::vector<gid_t> groups;  // primary and supplementary
-};
-
-int readCredential(sd_bus_message* reply, Caller& caller) {
-    const char* key = nullptr;
-    int r = sd_bus_message_read(reply, "s", &key);
+int append(sd_bus_message* reply, std::uint32_t value) {
+    return sd_bus_message_append(reply, "u", value);
+}
+int append(sd_bus_message* reply, const std::map<std::string, std::string>& metadata) {
+    int r = sd_bus_message_open_container(reply, 'a', "{ss}");
     if (r < 0) {
         return r;
     }
-    const std::string_view name = key;
-    if (name == "UnixUserID") {
-        std::uint32_t uid = 0;
-        r = sd_bus_message_read(reply, "v", "u", &uid);
-        caller.uid = uid;
-        caller.uidKnown = r >= 0;
-        return r;
-    }
-    if (name != "UnixGroupIDs") {
-        return sd_bus_message_skip(reply, "v");
-    }
-    r = sd_bus_message_enter_container(reply, 'v', "au");
-    const void* data = nullptr;
-    std::size_t size = 0;
-    if (r >= 0) {
-        r = sd_bus_message_read_array(reply, 'u', &data, &size);
-    }
-    if (r < 0) {
-        return r;
-    }
-    const auto* gids = static_cast<const std::uint32_t*>(data);
-    caller.groups.assign(gids, gids + size / sizeof(std::uint32_t));
-    caller.groupsKnown = true;
-    return sd_bus_message_exit_container(reply);
-}
-
-// The bus driver's own record of the sender (GetConnectionCredentials): it
-// comes from the socket, not from /proc, so it holds under ProtectProc=.
-int askBusDriver(sd_bus_message* call, Caller& caller) {
-    const char* sender = sd_bus_message_get_sender(call);
-    if (sender == nullptr) {
-        return -ENXIO;  // a direct connection: no driver to ask
-    }
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_call_method(sd_bus_message_get_bus(call), "org.freedesktop.DBus",
-                               "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionCredentials", nullptr, &raw, "s", sender);
-    if (r < 0) {
-        return r;
-    }
-    MessagePtr reply(raw);
-    r = sd_bus_message_enter_container(reply.get(), 'a', "{sv}");
-    while (r >= 0 && (r = sd_bus_message_enter_container(reply.get(), 'e', "sv")) > 0) {
-        r = readCredential(reply.get(), caller);
-        if (r >= 0) {
-            r = sd_bus_message_exit_container(reply.get());
+    for (const auto& [key, value] : metadata) {
+        r = sd_bus_message_append(reply, "{ss}", key.c_str(), value.c_str());
+        if (r < 0) {
+            return r;
         }
     }
-    return r;
+    return sd_bus_message_close_container(reply);
 }
 
-// What sd-bus can find out otherwise (peer credentials, /proc).
-void askSdBus(sd_bus_message* call, Caller& caller) {
-    sd_bus_creds* raw = nullptr;
-    const std::uint64_t mask = SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
-                               SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT;
-    if (sd_bus_query_sender_creds(call, mask, &raw) < 0) {
-        return;
-    }
-    CredsPtr creds(raw);
-    uid_t uid = 0;
-    if (!caller.uidKnown && sd_bus_creds_get_euid(creds.get(), &uid) >= 0) {
-        caller.uid = uid;
-        caller.uidKnown = true;
-    }
-    if (caller.groupsKnown) {
-        return;
-    }
-    gid_t gid = 0;
-    if (sd_bus_creds_get_egid(creds.get(), &gid) >= 0) {
-        caller.groups.push_back(gid);
-    }
-    const gid_t* groups = nullptr;
-    const int count = sd_bus_creds_get_supplementary_gids(creds.get(), &groups);
-    if (count >= 0) {
-        caller.groups.insert(caller.groups.end(), groups, groups + count);
-        caller.groupsKnown = true;
-    }
+constexpr const char* signatureOf(std::string BoardStatus::*) {
+    return "s";
+}
+constexpr const char* signatureOf(std::uint64_t BoardStatus::*) {
+    return "t";
+}
+constexpr const char* signatureOf(std::uint32_t BoardStatus::*) {
+    return "u";
+}
+constexpr const char* signatureOf(std::map<std::string, std::string> BoardStatus::*) {
+    return "a{ss}";
 }
 
-// Reload and the control methods change what boards get: only root or a
-// member of `privilegedGroup` may ask. The bus policy says the same on the
-// system bus; this check also holds on session and private buses.
-int checkCallerAllowed(sd_bus_message* call, const std::string& privilegedGroup,
-                       sd_bus_error* error) {
-    const char* member = sd_bus_message_get_member(call);
-    const std::string what = member != nullptr ? member : "the call";
-    Caller caller;
-    askBusDriver(call, caller);
-    if (!caller.uidKnown || !caller.groupsKnown) {
-        askSdBus(call, caller);
+const BoardProperty* findProperty(std::string_view name) {
+    for (const auto& property : kBoardProperties) {
+        if (name == property.name) {
+            return &property;
+        }
     }
-    if (!caller.uidKnown) {
-        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                 "%s refused: the bus did not tell who the caller is",
-                                 what.c_str());
-    }
-    if (caller.uid == 0) {
-        return 0;
-    }
-    gid_t privileged = 0;
-    if (lookupGroup(privilegedGroup, privileged) &&
-        std::find(caller.groups.begin(), caller.groups.end(), privileged) != caller.groups.end()) {
-        return 0;
-    }
-    return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                             "%s refused: user %u is neither root nor in group '%s'", what.c_str(),
-                             static_cast<unsigned>(caller.uid), privilegedGroup.c_str());
+    return nullptr;
 }
+
+// A board as published: its last status and its object.
+struct PublishedBoard {
+    BoardStatus status;
+    std::string path;
+    BusSlotPtr vtable;
+    DbusService::Impl* owner = nullptr;  // for the board's methods
+};
+
+// Retry, Forget, Hold, Release on a board (after the caller check).
+int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
 
 // A refused control request as a D-Bus error.
 int controlError(const ControlResult& result, sd_bus_error* error) {
@@ -242,21 +108,69 @@ int controlError(const ControlResult& result, sd_bus_error* error) {
     return sd_bus_error_set(error, name, result.message.c_str());
 }
 
-int appendMetadata(sd_bus_message* reply, const std::map<std::string, std::string>& metadata) {
-    int r = sd_bus_message_open_container(reply, 'a', "{ss}");
-    if (r < 0) {
-        return r;
+int deviceProperty(sd_bus*, const char*, const char*, const char* name, sd_bus_message* reply,
+                   void* userdata, sd_bus_error* error) {
+    const BoardStatus& status = static_cast<const PublishedBoard*>(userdata)->status;
+    const BoardProperty* property = findProperty(name);
+    if (property == nullptr) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s", name);
     }
-    for (const auto& [key, value] : metadata) {
-        r = sd_bus_message_append(reply, "{ss}", key.c_str(), value.c_str());
-        if (r < 0) {
-            return r;
+    return std::visit([&](auto member) { return append(reply, status.*member); }, property->member);
+}
+
+// The io.rpibootd1.Device vtable: one SD_BUS_PROPERTY per kBoardProperties
+// row, then the operator's methods (UNPRIVILEGED only lifts sd-bus's
+// CAP_SYS_ADMIN default; boardControl() checks the caller like Reload).
+const sd_bus_vtable* deviceVtable() {
+    static const std::vector<sd_bus_vtable> vtable = [] {
+        std::vector<sd_bus_vtable> v{SD_BUS_VTABLE_START(0)};
+        for (const auto& p : kBoardProperties) {
+            const char* type = dbusSignature(p);
+            // Two spellings: the flags field is a bit-field that takes constants.
+            v.push_back(p.emits == Emits::Never
+                            ? sd_bus_vtable SD_BUS_PROPERTY(p.name, type, deviceProperty, 0,
+                                                            SD_BUS_VTABLE_PROPERTY_CONST)
+                            : sd_bus_vtable SD_BUS_PROPERTY(p.name, type, deviceProperty, 0,
+                                                            SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE));
         }
+        for (const char* method : {"Retry", "Forget", "Hold", "Release"}) {
+            v.push_back(sd_bus_vtable SD_BUS_METHOD(method, "", "", boardControl,
+                                                    SD_BUS_VTABLE_UNPRIVILEGED));
+        }
+        v.push_back(SD_BUS_VTABLE_END);
+        return v;
+    }();
+    return vtable.data();
+}
+
+// Throws rpiboot::Error(Io) saying `what` failed when `r` is an error.
+void check(int r, const std::string& what) {
+    if (r < 0) {
+        throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + errnoText(r));
     }
-    return sd_bus_message_close_container(reply);
+}
+
+// A started connection to `spec`: "system", "session"/"user" or an address.
+BusPtr openBus(const std::string& spec) {
+    sd_bus* raw = nullptr;
+    const std::string what = "Cannot connect to the D-Bus " + spec + " bus";
+    if (spec == "system" || spec == "session" || spec == "user") {
+        check(spec == "system" ? sd_bus_open_system(&raw) : sd_bus_open_user(&raw), what);
+        return BusPtr(raw);
+    }
+    check(sd_bus_new(&raw), what);
+    BusPtr bus(raw);
+    check(sd_bus_set_address(bus.get(), spec.c_str()), what);
+    check(sd_bus_set_bus_client(bus.get(), 1), what);
+    check(sd_bus_start(bus.get()), what);
+    return bus;
 }
 
 }  // namespace
+
+const char* dbusSignature(const BoardProperty& property) {
+    return std::visit([](auto member) { return signatureOf(member); }, property.member);
+}
 
 std::string devicePath(const std::string& port) {
     char* path = nullptr;
@@ -272,32 +186,20 @@ std::string devicePath(const std::string& port) {
 }
 
 struct DbusService::Impl {
-    struct Board {
-        Impl* owner = nullptr;
-        BoardStatus status;
-        std::string path;
-        SlotPtr vtable;
-        SourcePtr progressTimer;
-        std::uint32_t pendingFields = 0;     // progress fields not yet announced
-        std::uint64_t lastProgressUsec = 0;  // CLOCK_MONOTONIC of the last progress signal
-        bool timerArmed = false;
-    };
+    Impl(EventLoop& eventLoop, DbusOptions opts, ManagerControl& ctl, Logger& logger)
+        : loop(eventLoop), options(std::move(opts)), control(ctl), log(logger) {}
 
-    Impl(sd_event* loop, DbusOptions opts, ManagerControl& ctl, Logger& logger)
-        : event(loop), options(std::move(opts)), control(ctl), log(logger) {}
-
-    sd_event* event;
+    EventLoop& loop;
     DbusOptions options;
     ManagerControl& control;
     Logger& log;
     // Declared before the slots and boards so that those go first.
     BusPtr bus;
-    SlotPtr managerVtable;
-    SlotPtr objectManager;
-    std::map<std::string, std::unique_ptr<Board>> boards;  // by port
+    BusSlotPtr managerVtable;
+    BusSlotPtr objectManager;
+    std::map<std::string, std::unique_ptr<PublishedBoard>> boards;  // by port
 
     static const sd_bus_vtable kManagerVtable[];
-    static const sd_bus_vtable kDeviceVtable[];
 
     void connect();
     // Problems while publishing are not fatal for the boards: say so and go on.
@@ -305,32 +207,31 @@ struct DbusService::Impl {
         log.warning("D-Bus: " + what + ": " + errnoText(negativeErrno));
     }
     void publish(const BoardStatus& status, bool announce);
-    void update(Board& board, std::uint32_t fields);
-    void emitFields(Board& board, std::uint32_t fields);
-    void flushProgress(Board& board);
-    void armProgressTimer(Board& board, std::uint64_t when);
+    void emitFields(PublishedBoard& board, std::uint32_t fields);
     void emitManagerProperty(const char* name);
     void emitSignal(const char* member, const char* types, ...);
-    Board* find(const std::string& port);
+    PublishedBoard* find(const std::string& port);
 
-    static int managerProperty(sd_bus*, const char*, const char*, const char* property,
-                               sd_bus_message* reply, void* userdata, sd_bus_error* error);
-    static int deviceProperty(sd_bus*, const char*, const char*, const char* property,
-                              sd_bus_message* reply, void* userdata, sd_bus_error* error);
+    static int version(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                       void* userdata, sd_bus_error*);
+    static int devices(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                       void* userdata, sd_bus_error*);
+    static int profiles(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                        void* userdata, sd_bus_error* error);
+    static int heldPorts(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                         void* userdata, sd_bus_error* error);
+    static int portControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int listDevices(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int reload(sd_bus_message* call, void* userdata, sd_bus_error* error);
-    static int portControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
-    static int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
-    static int onProgressTimer(sd_event_source*, std::uint64_t, void* userdata);
 };
 
 // clang-format off
 const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_PROPERTY("Version", "s", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-    SD_BUS_PROPERTY("Devices", "ao", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Profiles", "as", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("HeldPorts", "as", managerProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Version", "s", version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Devices", "ao", devices, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Profiles", "as", profiles, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("HeldPorts", "as", heldPorts, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("ListDevices", "", "", "a(ossss)", SD_BUS_PARAM(devices),
                              listDevices, SD_BUS_VTABLE_UNPRIVILEGED),
     // UNPRIVILEGED only lifts sd-bus's CAP_SYS_ADMIN default; reload() checks the caller.
@@ -345,85 +246,30 @@ const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
                              SD_BUS_PARAM(path) SD_BUS_PARAM(success) SD_BUS_PARAM(message), 0),
     SD_BUS_VTABLE_END,
 };
-
-const sd_bus_vtable DbusService::Impl::kDeviceVtable[] = {
-    SD_BUS_VTABLE_START(0),
-    SD_BUS_PROPERTY("Port", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-    SD_BUS_PROPERTY("Chip", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Serial", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Profile", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Stage", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("CurrentFile", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("BytesSent", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("BytesTotal", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("FilesServed", "u", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("BootCount", "u", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("LastError", "s", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("StartedUsec", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("FinishedUsec", "t", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Metadata", "a{ss}", deviceProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    // Operator control; boardControl() checks the caller like Reload.
-    SD_BUS_METHOD("Retry", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Forget", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Hold", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Release", "", "", boardControl, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_VTABLE_END,
-};
 // clang-format on
 
 void DbusService::Impl::connect() {
-    sd_bus* raw = nullptr;
-    int r = 0;
-    const std::string& spec = options.bus;
-    if (spec == "system") {
-        r = sd_bus_open_system(&raw);
-    } else if (spec == "session" || spec == "user") {
-        r = sd_bus_open_user(&raw);
-    } else {
-        r = sd_bus_new(&raw);
-        if (r >= 0) {
-            bus.reset(raw);
-            raw = nullptr;
-            r = sd_bus_set_address(bus.get(), spec.c_str());
-        }
-        if (r >= 0) {
-            r = sd_bus_set_bus_client(bus.get(), 1);
-        }
-        if (r >= 0) {
-            r = sd_bus_start(bus.get());
-        }
-    }
-    if (raw != nullptr) {
-        bus.reset(raw);
-    }
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io,
-                             "Cannot connect to the D-Bus " + spec + " bus: " + errnoText(r));
-    }
+    bus = openBus(options.bus);
     // Without its bus the daemon cannot be watched or controlled; the service
     // manager restarts it, so let the loop end.
     sd_bus_set_exit_on_disconnect(bus.get(), 1);
-    r = sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL);
-    if (r < 0) {
-        throw rpiboot::Error(
-            rpiboot::Errc::Io,
-            "Cannot attach the D-Bus connection to the event loop: " + errnoText(r));
-    }
+    check(sd_bus_attach_event(bus.get(), loop.get(), SD_EVENT_PRIORITY_NORMAL),
+          "Cannot attach the D-Bus connection to the event loop");
 }
 
-DbusService::Impl::Board* DbusService::Impl::find(const std::string& port) {
+PublishedBoard* DbusService::Impl::find(const std::string& port) {
     const auto it = boards.find(port);
     return it == boards.end() ? nullptr : it->second.get();
 }
 
 void DbusService::Impl::publish(const BoardStatus& status, bool announce) {
-    auto board = std::make_unique<Board>();
-    board->owner = this;
+    auto board = std::make_unique<PublishedBoard>();
     board->status = status;
     board->path = devicePath(status.port);
+    board->owner = this;
     sd_bus_slot* slot = nullptr;
     int r = sd_bus_add_object_vtable(bus.get(), &slot, board->path.c_str(), kDeviceInterface,
-                                     kDeviceVtable, board.get());
+                                     deviceVtable(), board.get());
     if (r < 0) {
         warn("cannot publish " + board->path + " for port " + status.port, r);
         return;
@@ -445,7 +291,7 @@ void DbusService::Impl::publish(const BoardStatus& status, bool announce) {
 void DbusService::Impl::emitSignal(const char* member, const char* types, ...) {
     va_list args;
     va_start(args, types);
-    MessagePtr message;
+    BusMessagePtr message;
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_signal(bus.get(), &raw, kManagerPath, kManagerInterface, member);
     if (r >= 0) {
@@ -469,20 +315,12 @@ void DbusService::Impl::emitManagerProperty(const char* name) {
     }
 }
 
-void DbusService::Impl::emitFields(Board& board, std::uint32_t fields) {
-    fields &= kAllChangeableFields;
-    if ((fields & kProgressFields) != 0) {
-        sd_event_now(event, CLOCK_MONOTONIC, &board.lastProgressUsec);
-        board.pendingFields &= ~kProgressFields;
-        if (board.timerArmed) {
-            sd_event_source_set_enabled(board.progressTimer.get(), SD_EVENT_OFF);
-            board.timerArmed = false;
-        }
-    }
+void DbusService::Impl::emitFields(PublishedBoard& board, std::uint32_t fields) {
+    fields &= kAnnouncedFields;
     std::vector<char*> names;
-    for (const auto& f : kChangeableFields) {
-        if ((fields & f.field) != 0) {
-            names.push_back(const_cast<char*>(f.name));
+    for (std::size_t i = 0; i < std::size(kBoardProperties); ++i) {
+        if ((fields & (1U << i)) != 0) {
+            names.push_back(const_cast<char*>(kBoardProperties[i].name));
         }
     }
     if (names.empty()) {
@@ -496,134 +334,34 @@ void DbusService::Impl::emitFields(Board& board, std::uint32_t fields) {
     }
 }
 
-void DbusService::Impl::flushProgress(Board& board) {
-    if (board.pendingFields != 0) {
-        emitFields(board, board.pendingFields);
-    }
+int DbusService::Impl::version(sd_bus*, const char*, const char*, const char*,
+                               sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    return sd_bus_message_append(reply, "s", static_cast<Impl*>(userdata)->options.version.c_str());
 }
 
-void DbusService::Impl::armProgressTimer(Board& board, std::uint64_t when) {
-    int r = 0;
-    if (board.progressTimer) {
-        r = sd_event_source_set_time(board.progressTimer.get(), when);
-        if (r >= 0) {
-            r = sd_event_source_set_enabled(board.progressTimer.get(), SD_EVENT_ONESHOT);
-        }
-    } else {
-        sd_event_source* raw = nullptr;
-        r = sd_event_add_time(event, &raw, CLOCK_MONOTONIC, when, 0, onProgressTimer, &board);
-        if (r >= 0) {
-            board.progressTimer.reset(raw);
-        }
+int DbusService::Impl::devices(sd_bus*, const char*, const char*, const char*,
+                               sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    const auto& self = *static_cast<Impl*>(userdata);
+    int r = sd_bus_message_open_container(reply, 'a', "o");
+    for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
+        r = sd_bus_message_append(reply, "o", it->second->path.c_str());
     }
-    if (r < 0) {
-        // Without a timer, say it now rather than never.
-        warn("cannot schedule a progress update of " + board.path, r);
-        flushProgress(board);
-        return;
-    }
-    board.timerArmed = true;
+    return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
-void DbusService::Impl::update(Board& board, std::uint32_t fields) {
-    const std::uint32_t progress = fields & kProgressFields;
-    const std::uint32_t immediate = fields & ~kProgressFields & kAllChangeableFields;
-    if (immediate != 0) {
-        // Pending progress goes out in the same signal, so a client never
-        // sees a Stage or file change before the bytes that led to it.
-        emitFields(board, immediate | progress | board.pendingFields);
-        return;
-    }
-    if (progress == 0) {
-        return;
-    }
-    board.pendingFields |= progress;
-    if (board.timerArmed) {
-        return;
-    }
-    std::uint64_t now = 0;
-    sd_event_now(event, CLOCK_MONOTONIC, &now);
-    const std::uint64_t due = board.lastProgressUsec + options.progressIntervalUsec;
-    if (board.lastProgressUsec == 0 || now >= due) {
-        flushProgress(board);
-        return;
-    }
-    armProgressTimer(board, due);
-}
-
-int DbusService::Impl::onProgressTimer(sd_event_source*, std::uint64_t, void* userdata) {
-    auto& board = *static_cast<Board*>(userdata);
-    board.timerArmed = false;
-    board.owner->flushProgress(board);
-    return 0;
-}
-
-int DbusService::Impl::managerProperty(sd_bus*, const char*, const char*, const char* property,
-                                       sd_bus_message* reply, void* userdata, sd_bus_error* error) {
-    auto& self = *static_cast<Impl*>(userdata);
-    const std::string_view name = property;
+int DbusService::Impl::profiles(sd_bus*, const char*, const char*, const char*,
+                                sd_bus_message* reply, void* userdata, sd_bus_error* error) {
+    std::vector<std::string> names;
     try {
-        if (name == "Version") {
-            return sd_bus_message_append(reply, "s", self.options.version.c_str());
-        }
-        if (name == "Devices") {
-            int r = sd_bus_message_open_container(reply, 'a', "o");
-            for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
-                r = sd_bus_message_append(reply, "o", it->second->path.c_str());
-            }
-            return r < 0 ? r : sd_bus_message_close_container(reply);
-        }
-        if (name == "Profiles" || name == "HeldPorts") {
-            const std::vector<std::string> profiles =
-                name == "Profiles" ? self.control.profileNames() : self.control.heldPorts();
-            int r = sd_bus_message_open_container(reply, 'a', "s");
-            for (auto it = profiles.begin(); r >= 0 && it != profiles.end(); ++it) {
-                r = sd_bus_message_append(reply, "s", it->c_str());
-            }
-            return r < 0 ? r : sd_bus_message_close_container(reply);
-        }
+        names = static_cast<Impl*>(userdata)->control.profileNames();
     } catch (const std::exception& e) {
         return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
     }
-    return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s", property);
-}
-
-int DbusService::Impl::deviceProperty(sd_bus*, const char*, const char*, const char* property,
-                                      sd_bus_message* reply, void* userdata, sd_bus_error* error) {
-    const BoardStatus& s = static_cast<const Board*>(userdata)->status;
-    const std::string_view name = property;
-    const auto text = [reply](const std::string& value) {
-        return sd_bus_message_append(reply, "s", value.c_str());
-    };
-    if (name == "Port")
-        return text(s.port);
-    if (name == "Chip")
-        return text(s.chip);
-    if (name == "Serial")
-        return text(s.serial);
-    if (name == "Profile")
-        return text(s.profile);
-    if (name == "Stage")
-        return text(s.stage);
-    if (name == "CurrentFile")
-        return text(s.currentFile);
-    if (name == "LastError")
-        return text(s.lastError);
-    if (name == "BytesSent")
-        return sd_bus_message_append(reply, "t", s.bytesSent);
-    if (name == "BytesTotal")
-        return sd_bus_message_append(reply, "t", s.bytesTotal);
-    if (name == "StartedUsec")
-        return sd_bus_message_append(reply, "t", s.startedUsec);
-    if (name == "FinishedUsec")
-        return sd_bus_message_append(reply, "t", s.finishedUsec);
-    if (name == "FilesServed")
-        return sd_bus_message_append(reply, "u", s.filesServed);
-    if (name == "BootCount")
-        return sd_bus_message_append(reply, "u", s.bootCount);
-    if (name == "Metadata")
-        return appendMetadata(reply, s.metadata);
-    return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s", property);
+    int r = sd_bus_message_open_container(reply, 'a', "s");
+    for (auto it = names.begin(); r >= 0 && it != names.end(); ++it) {
+        r = sd_bus_message_append(reply, "s", it->c_str());
+    }
+    return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
 int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_error*) {
@@ -633,10 +371,10 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
     if (r < 0) {
         return r;
     }
-    MessagePtr reply(raw);
+    BusMessagePtr reply(raw);
     r = sd_bus_message_open_container(reply.get(), 'a', "(ossss)");
     for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
-        const Board& b = *it->second;
+        const PublishedBoard& b = *it->second;
         r = sd_bus_message_append(reply.get(), "(ossss)", b.path.c_str(), b.status.port.c_str(),
                                   b.status.chip.c_str(), b.status.stage.c_str(),
                                   b.status.profile.c_str());
@@ -666,6 +404,21 @@ int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error
     return sd_bus_reply_method_return(call, "");
 }
 
+int DbusService::Impl::heldPorts(sd_bus*, const char*, const char*, const char*,
+                                 sd_bus_message* reply, void* userdata, sd_bus_error* error) {
+    std::vector<std::string> globs;
+    try {
+        globs = static_cast<Impl*>(userdata)->control.heldPorts();
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    int r = sd_bus_message_open_container(reply, 'a', "s");
+    for (auto it = globs.begin(); r >= 0 && it != globs.end(); ++it) {
+        r = sd_bus_message_append(reply, "s", it->c_str());
+    }
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 int DbusService::Impl::portControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
     auto& self = *static_cast<Impl*>(userdata);
     int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
@@ -690,9 +443,11 @@ int DbusService::Impl::portControl(sd_bus_message* call, void* userdata, sd_bus_
     return sd_bus_reply_method_return(call, "");
 }
 
-int DbusService::Impl::boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
-    auto& board = *static_cast<Board*>(userdata);
-    Impl& self = *board.owner;
+namespace {
+
+int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
+    auto& board = *static_cast<PublishedBoard*>(userdata);
+    DbusService::Impl& self = *board.owner;
     int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
     if (r < 0) {
         return r;
@@ -716,29 +471,25 @@ int DbusService::Impl::boardControl(sd_bus_message* call, void* userdata, sd_bus
     return sd_bus_reply_method_return(call, "");
 }
 
-DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control,
+}  // namespace
+
+DbusService::DbusService(EventLoop& loop, const DbusOptions& options, ManagerControl& control,
                          Logger& log)
-    : impl_(std::make_unique<Impl>(event, options, control, log)) {
+    : impl_(std::make_unique<Impl>(loop, options, control, log)) {
     Impl& self = *impl_;
     self.connect();
     sd_bus_slot* slot = nullptr;
-    int r = sd_bus_add_object_vtable(self.bus.get(), &slot, kManagerPath, kManagerInterface,
-                                     Impl::kManagerVtable, &self);
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io,
-                             std::string("Cannot publish ") + kManagerPath + ": " + errnoText(r));
-    }
+    check(sd_bus_add_object_vtable(self.bus.get(), &slot, kManagerPath, kManagerInterface,
+                                   Impl::kManagerVtable, &self),
+          std::string("Cannot publish ") + kManagerPath);
     self.managerVtable.reset(slot);
-    r = sd_bus_add_object_manager(self.bus.get(), &slot, kManagerPath);
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io, std::string("Cannot add the object manager at ") +
-                                                    kManagerPath + ": " + errnoText(r));
-    }
+    check(sd_bus_add_object_manager(self.bus.get(), &slot, kManagerPath),
+          std::string("Cannot add the object manager at ") + kManagerPath);
     self.objectManager.reset(slot);
     for (const BoardStatus& board : control.boards()) {
         self.publish(board, false);
     }
-    r = sd_bus_request_name(self.bus.get(), kBusName, 0);
+    const int r = sd_bus_request_name(self.bus.get(), kBusName, 0);
     if (r == -EEXIST || r == -EALREADY) {
         throw rpiboot::Error(rpiboot::Errc::Refused,
                              std::string("Another process already owns the bus name ") + kBusName +
@@ -751,31 +502,28 @@ DbusService::DbusService(sd_event* event, const DbusOptions& options, ManagerCon
                                  " bus: is io.rpibootd1.conf installed in "
                                  "/usr/share/dbus-1/system.d?");
     }
-    if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io, std::string("Cannot take the bus name ") +
-                                                    kBusName + ": " + errnoText(r));
-    }
+    check(r, std::string("Cannot take the bus name ") + kBusName);
 }
 
 DbusService::~DbusService() = default;
 
 void DbusService::boardAdded(const BoardStatus& board) {
-    if (Impl::Board* known = impl_->find(board.port)) {
+    if (PublishedBoard* known = impl_->find(board.port)) {
         known->status = board;
-        impl_->update(*known, kAllChangeableFields);
+        impl_->emitFields(*known, kAnnouncedFields);
         return;
     }
     impl_->publish(board, true);
 }
 
 void DbusService::boardChanged(const BoardStatus& board, std::uint32_t changedFields) {
-    Impl::Board* known = impl_->find(board.port);
+    PublishedBoard* known = impl_->find(board.port);
     if (known == nullptr) {
         impl_->publish(board, true);
         return;
     }
     known->status = board;
-    impl_->update(*known, changedFields);
+    impl_->emitFields(*known, changedFields);
 }
 
 void DbusService::boardRemoved(const std::string& port) {
@@ -796,8 +544,7 @@ void DbusService::boardRemoved(const std::string& port) {
 
 void DbusService::bootFinished(const std::string& port, bool success, const std::string& message) {
     std::string path;
-    if (Impl::Board* known = impl_->find(port)) {
-        impl_->flushProgress(*known);
+    if (PublishedBoard* known = impl_->find(port)) {
         path = known->path;
     } else {
         path = devicePath(port);

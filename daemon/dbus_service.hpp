@@ -2,10 +2,12 @@
 // one object per board (docs/dbus-api.md is the contract).
 //
 // DbusService mirrors what the registry publishes through StatusSink into
-// D-Bus objects, properties and signals, and forwards the few client requests
-// (ListDevices, Reload) to ManagerControl. It is the only module that knows
-// sd-bus; it runs on the main sd-event loop and must never be called from
-// another thread, never block on a client, and never drive a board itself.
+// D-Bus objects, properties and signals (the Device properties are the table
+// kBoardProperties in board_status.hpp), and forwards the few client requests
+// (ListDevices, Reload) to ManagerControl. Together with dbus_authorization it
+// is the only code that knows sd-bus; it runs on the daemon's event loop and
+// must never be called from another thread, never block on a client, and
+// never drive a board itself.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +15,8 @@
 #include <string>
 
 #include "board_status.hpp"
+#include "event_loop.hpp"
 #include "journal.hpp"
-
-struct sd_event;
 
 namespace rpibootd {
 
@@ -37,26 +38,26 @@ inline constexpr const char* kPrivilegedGroup = "rpiboot";
 // "1-1.3" -> "/io/rpibootd1/device/_31_2d1_2e3".
 std::string devicePath(const std::string& port);
 
+// The D-Bus type of a Device property ("s", "t", "u", "a{ss}").
+const char* dbusSignature(const BoardProperty& property);
+
 struct DbusOptions {
     // "system", "session", or a D-Bus address ("unix:path=/run/x/bus").
     std::string bus = "system";
     std::string version;
-    // Shortest gap between two progress-only PropertiesChanged of one board
-    // (BytesSent). Stage, CurrentFile, FilesServed and the rest go out at once.
-    std::uint64_t progressIntervalUsec = 100'000;
     // Members of this group may call Reload besides root.
     std::string privilegedGroup = kPrivilegedGroup;
 };
 
 class DbusService final : public StatusSink {
   public:
-    // Connects to the bus, attaches to `event`, publishes the objects of the
+    // Connects to the bus, attaches to `loop`, publishes the objects of the
     // boards `control` already knows and takes the bus name. Throws
     // rpiboot::Error when the bus cannot be reached or the name is taken.
     // When the bus connection drops later, the event loop is told to exit.
     // Problems while publishing later are not fatal: they go to `log` as
     // warnings.
-    DbusService(sd_event* event, const DbusOptions& options, ManagerControl& control, Logger& log);
+    DbusService(EventLoop& loop, const DbusOptions& options, ManagerControl& control, Logger& log);
     ~DbusService() override;
 
     DbusService(const DbusService&) = delete;

@@ -18,12 +18,13 @@ namespace rpibootd {
 
 class DeviceSource;
 
-// One enumeration of a boot-mode device.
+// One enumeration of a boot-mode device, identified by its source (which
+// reports nothing that rpiboot::identifyDevice does not recognise).
 struct DeviceInfo {
     std::string id;    // unique per enumeration within its source ("/dev/bus/usb/001/007")
     std::string port;  // USB port path, "1-1.3"
-    rpiboot::UsbDescriptorSummary descriptor;
-    std::string serial;  // the string at iSerialNumber, "" when none
+    rpiboot::DeviceIdentity identity;  // chip, ROM or second stage, bulk interface
+    std::string serial;                // the string at iSerialNumber, "" when none
     DeviceSource* source = nullptr;
 };
 
@@ -44,8 +45,8 @@ class DeviceSource {
   public:
     virtual ~DeviceSource() = default;
     virtual std::string_view name() const noexcept = 0;
-    // Starts watching; reports devices already present, then changes, all
-    // on the main loop thread. Throws rpiboot::Error when it cannot watch.
+    // Starts watching; reports boot-mode devices already present, then
+    // changes, all on the main loop thread. Throws rpiboot::Error when it cannot watch.
     virtual void start(DeviceEvents& events) = 0;
     // Thread-safe. Throws rpiboot::Error (DeviceGone when it left the bus,
     // Refused without permission, NotFound/Protocol for a device that is not

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "rpiboot/core/error.hpp"
@@ -16,7 +15,7 @@ namespace rpibootd {
 namespace {
 
 [[noreturn]] void failWith(int negativeErrno, const std::string& what) {
-    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + std::strerror(-negativeErrno));
+    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + rpiboot::errnoText(negativeErrno));
 }
 
 // The callbacks live in the sd_event_source's userdata and are freed with it.
@@ -38,38 +37,21 @@ class LoopTimer final : public Timer {
 
 }  // namespace
 
-EventSource::~EventSource() {
-    if (source_ != nullptr) {
-        sd_event_source_disable_unref(source_);
-    }
-}
-
-EventSource& EventSource::operator=(EventSource&& other) noexcept {
-    if (this != &other) {
-        if (source_ != nullptr) {
-            sd_event_source_disable_unref(source_);
-        }
-        source_ = other.source_;
-        other.source_ = nullptr;
-    }
-    return *this;
-}
-
 EventLoop::EventLoop() {
-    int r = sd_event_new(&event_);
+    sd_event* event = nullptr;
+    const int r = sd_event_new(&event);
     if (r < 0) {
         failWith(r, "cannot create the event loop");
     }
-    wakeFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wakeFd_ < 0) {
-        const int err = errno;
-        sd_event_unref(event_);
-        failWith(-err, "cannot create the event loop's wake-up eventfd");
+    event_.reset(event);
+    wakeFd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wakeFd_) {
+        failWith(-errno, "cannot create the event loop's wake-up eventfd");
     }
-    wakeSource_ = onReadable(wakeFd_, [this](std::uint32_t) {
+    wakeSource_ = onReadable(wakeFd_.get(), [this](std::uint32_t) {
         std::uint64_t count = 0;
         // Reset the counter; a short or failed read only means nothing was pending.
-        [[maybe_unused]] const auto n = ::read(wakeFd_, &count, sizeof count);
+        [[maybe_unused]] const auto n = ::read(wakeFd_.get(), &count, sizeof count);
         drainQueue();
     });
 }
@@ -80,11 +62,7 @@ EventLoop::~EventLoop() {
         closed_ = true;
         queue_.clear();
     }
-    wakeSource_ = EventSource();
-    if (wakeFd_ >= 0) {
-        ::close(wakeFd_);
-    }
-    sd_event_unref(event_);
+    wakeSource_.reset();
 }
 
 void EventLoop::post(std::function<void()> work) {
@@ -96,7 +74,7 @@ void EventLoop::post(std::function<void()> work) {
         queue_.push_back(std::move(work));
     }
     const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(wakeFd_, &one, sizeof one);
+    [[maybe_unused]] const auto n = ::write(wakeFd_.get(), &one, sizeof one);
 }
 
 void EventLoop::drainQueue() {
@@ -117,7 +95,7 @@ EventSource EventLoop::onSignal(int signal, std::function<void()> handler) {
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     sd_event_source* source = nullptr;
     const int r = sd_event_add_signal(
-        event_, &source, signal,
+        event_.get(), &source, signal,
         [](sd_event_source* s, const struct signalfd_siginfo*, void*) -> int {
             (*static_cast<std::function<void()>*>(sd_event_source_get_userdata(s)))();
             return 0;
@@ -133,7 +111,7 @@ EventSource EventLoop::onSignal(int signal, std::function<void()> handler) {
 EventSource EventLoop::onReadable(int fd, std::function<void(std::uint32_t)> handler) {
     sd_event_source* source = nullptr;
     const int r = sd_event_add_io(
-        event_, &source, fd, EPOLLIN,
+        event_.get(), &source, fd, EPOLLIN,
         [](sd_event_source* s, int, std::uint32_t revents, void*) -> int {
             (*static_cast<std::function<void(std::uint32_t)>*>(sd_event_source_get_userdata(s)))(
                 revents);
@@ -153,7 +131,7 @@ std::unique_ptr<Timer> EventLoop::after(std::chrono::milliseconds delay,
     const auto usec = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
     const int r = sd_event_add_time_relative(
-        event_, &source, CLOCK_MONOTONIC, usec, 0,
+        event_.get(), &source, CLOCK_MONOTONIC, usec, 0,
         [](sd_event_source* s, std::uint64_t, void*) -> int {
             // A copy: the callback may destroy its own Timer (and with it the stored one).
             auto fire = *static_cast<std::function<void()>*>(sd_event_source_get_userdata(s));
@@ -169,11 +147,11 @@ std::unique_ptr<Timer> EventLoop::after(std::chrono::milliseconds delay,
 }
 
 void EventLoop::enableWatchdog() {
-    sd_event_set_watchdog(event_, 1);
+    sd_event_set_watchdog(event_.get(), 1);
 }
 
 int EventLoop::run() {
-    const int r = sd_event_loop(event_);
+    const int r = sd_event_loop(event_.get());
     if (r < 0) {
         failWith(r, "event loop failed");
     }
@@ -181,7 +159,7 @@ int EventLoop::run() {
 }
 
 void EventLoop::exit(int code) {
-    sd_event_exit(event_, code);
+    sd_event_exit(event_.get(), code);
 }
 
 }  // namespace rpibootd

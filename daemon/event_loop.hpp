@@ -14,28 +14,9 @@
 #include <memory>
 #include <mutex>
 
-struct sd_event;
-struct sd_event_source;
+#include "handles.hpp"
 
 namespace rpibootd {
-
-// An sd_event_source that is disabled and released when this goes away.
-class EventSource {
-  public:
-    EventSource() = default;
-    explicit EventSource(sd_event_source* source) noexcept : source_(source) {}
-    ~EventSource();
-    EventSource(EventSource&& other) noexcept : source_(other.source_) { other.source_ = nullptr; }
-    EventSource& operator=(EventSource&& other) noexcept;
-    EventSource(const EventSource&) = delete;
-    EventSource& operator=(const EventSource&) = delete;
-
-    sd_event_source* get() const noexcept { return source_; }
-    explicit operator bool() const noexcept { return source_ != nullptr; }
-
-  private:
-    sd_event_source* source_ = nullptr;
-};
 
 // A one-shot timer: the callback runs once on the loop thread unless the
 // Timer is destroyed first.
@@ -60,7 +41,7 @@ class EventLoop final : public TimerService {
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
-    sd_event* get() const noexcept { return event_; }
+    sd_event* get() const noexcept { return event_.get(); }
 
     // Thread-safe: queue `work` to run on the loop thread. Work posted after
     // the loop has finished is dropped.
@@ -83,8 +64,8 @@ class EventLoop final : public TimerService {
   private:
     void drainQueue();
 
-    sd_event* event_ = nullptr;
-    int wakeFd_ = -1;
+    EventPtr event_;
+    UniqueFd wakeFd_;
     EventSource wakeSource_;
     std::mutex mutex_;
     std::deque<std::function<void()>> queue_;

@@ -61,7 +61,6 @@ class Logger {
     explicit Logger(LogTargets targets) : targets_(targets) {}
 
     bool enabled(LogLevel level) const noexcept;
-    int verbosity() const noexcept { return targets_.verbosity; }
     void log(LogLevel level, std::string_view message, const LogFields& fields = {});
 
     void error(std::string_view m, const LogFields& f = {}) { log(LogLevel::Error, m, f); }

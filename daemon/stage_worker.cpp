@@ -14,7 +14,9 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // Progress for the same file goes out at most this often (plus every file
-// boundary), so a fast transfer does not flood the loop or D-Bus.
+// boundary and the last chunk). This is the one place progress is
+// rate-limited: limiting it at its source keeps a fast transfer from flooding
+// the loop, and what reaches the loop is what D-Bus clients see.
 constexpr auto kProgressInterval = std::chrono::milliseconds(100);
 
 // Stops a session at its next transfer once shutdown is requested. The
@@ -183,18 +185,17 @@ StageResult runStageSession(const StageRequest& request, std::stop_token stop, c
     return result;
 }
 
-ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, StageEvents& events, Logger& log)
-    : loop_(loop), events_(events), log_(log) {}
+ThreadStageLauncher::ThreadStageLauncher(EventLoop& loop, Logger& log) : loop_(loop), log_(log) {}
 
 ThreadStageLauncher::~ThreadStageLauncher() {
     stopAll();
 }
 
-void ThreadStageLauncher::launch(StageRequest request) {
+void ThreadStageLauncher::launch(StageRequest request, StageEvents& target) {
     const std::uint64_t session = request.session;
-    std::jthread worker([this, request = std::move(request)](std::stop_token stop) {
-        const PostFn post = [this](std::function<void(StageEvents&)> event) {
-            loop_.post([this, event = std::move(event)] { event(events_); });
+    std::jthread worker([this, &target, request = std::move(request)](std::stop_token stop) {
+        const PostFn post = [this, &target](std::function<void(StageEvents&)> event) {
+            loop_.post([&target, event = std::move(event)] { event(target); });
         };
         StageResult result = runStageSession(request, std::move(stop), post, log_);
         post([session = request.session, result = std::move(result)](StageEvents& events) {

@@ -2,10 +2,10 @@
 //
 // A worker opens one enumeration of a board, runs runBootStage on it (upload
 // the bootcode, or serve files) and reports back only by posting events to
-// the main loop: progress (at most every 100 ms, plus file boundaries),
-// metadata, and the outcome. It never touches board records, D-Bus or other
-// workers, so one stuck or vanished board never delays another. Workers stop
-// at the next transfer when asked (shutdown); every transfer has a timeout.
+// the main loop: progress (at most every 100 ms, plus file boundaries; the
+// daemon's only progress rate limit), metadata, and the outcome. It never touches board records,
+// D-Bus or other workers, so one stuck or vanished board never delays another. Workers stop at the
+// next transfer when asked (shutdown); every transfer has a timeout.
 #pragma once
 
 #include <cstdint>
@@ -67,8 +67,8 @@ class StageEvents {
 class StageLauncher {
   public:
     virtual ~StageLauncher() = default;
-    // Starts a session; its outcome arrives later through StageEvents.
-    virtual void launch(StageRequest request) = 0;
+    // Starts a session; its progress and outcome arrive later through `events`.
+    virtual void launch(StageRequest request, StageEvents& events) = 0;
     // The session's outcome was handled: release what is left of it.
     virtual void reap(std::uint64_t session) = 0;
     // Asks every session to stop and waits for them (shutdown).
@@ -79,17 +79,16 @@ class StageLauncher {
 // Real sessions: one std::jthread each, events posted through the loop.
 class ThreadStageLauncher final : public StageLauncher {
   public:
-    ThreadStageLauncher(EventLoop& loop, StageEvents& events, Logger& log);
+    ThreadStageLauncher(EventLoop& loop, Logger& log);
     ~ThreadStageLauncher() override;
 
-    void launch(StageRequest request) override;
+    void launch(StageRequest request, StageEvents& events) override;
     void reap(std::uint64_t session) override;
     void stopAll() override;
     std::size_t running() const override;
 
   private:
     EventLoop& loop_;
-    StageEvents& events_;
     Logger& log_;
     mutable std::mutex mutex_;
     std::map<std::uint64_t, std::jthread> workers_;

@@ -3,7 +3,6 @@
 #include <libudev.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -14,11 +13,6 @@
 namespace rpibootd {
 
 namespace {
-
-struct EnumerateDeleter {
-    void operator()(udev_enumerate* e) const noexcept { udev_enumerate_unref(e); }
-};
-using UdevEnumeratePtr = std::unique_ptr<udev_enumerate, EnumerateDeleter>;
 
 // USB descriptor layout (USB 2.0 §9.6): the fields we read.
 constexpr std::size_t kDeviceDescriptorLength = 18;
@@ -51,16 +45,6 @@ std::string stringOrEmpty(const char* text) {
 }
 
 }  // namespace
-
-void UdevDeleter::operator()(udev* u) const noexcept {
-    udev_unref(u);
-}
-void UdevDeleter::operator()(udev_monitor* m) const noexcept {
-    udev_monitor_unref(m);
-}
-void UdevDeleter::operator()(udev_device* d) const noexcept {
-    udev_device_unref(d);
-}
 
 std::optional<rpiboot::UsbDescriptorSummary> summaryFromDescriptors(
     std::uint16_t vendorId, std::uint16_t productId, std::span<const std::uint8_t> raw) {
@@ -121,8 +105,8 @@ void UdevWatcher::start(DeviceEvents& events) {
         r = udev_monitor_enable_receiving(monitor_.get());
     }
     if (r < 0) {
-        throw rpiboot::Error(rpiboot::Errc::Io,
-                             std::string("cannot start the udev monitor: ") + std::strerror(-r));
+        throw rpiboot::Error(rpiboot::Errc::Io, std::string("cannot start the udev monitor: ") +
+                                                    rpiboot::errnoText(r));
     }
     monitorSource_ = loop_.onReadable(udev_monitor_get_fd(monitor_.get()),
                                       [this](std::uint32_t) { onMonitorReadable(); });
@@ -167,10 +151,15 @@ std::optional<DeviceInfo> UdevWatcher::describe(udev_device* device) {
                      "; ignoring the device");
         return std::nullopt;
     }
+    const auto identity = rpiboot::identifyDevice(*summary);
+    if (!identity) {
+        log_.debug(std::string("ignoring ") + devnode + ": not a boot-mode device");
+        return std::nullopt;
+    }
     DeviceInfo info;
     info.id = devnode;
     info.port = stringOrEmpty(udev_device_get_sysname(device));
-    info.descriptor = *summary;
+    info.identity = *identity;
     if (summary->serialNumberIndex != 0) {
         info.serial = stringOrEmpty(udev_device_get_sysattr_value(device, "serial"));
     }

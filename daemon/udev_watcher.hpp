@@ -17,26 +17,14 @@
 
 #include "device_source.hpp"
 #include "event_loop.hpp"
+#include "handles.hpp"
 #include "journal.hpp"
-
-struct udev;
-struct udev_monitor;
-struct udev_device;
 
 namespace rpiboot {
 class LibusbContext;
 }
 
 namespace rpibootd {
-
-struct UdevDeleter {
-    void operator()(udev* u) const noexcept;
-    void operator()(udev_monitor* m) const noexcept;
-    void operator()(udev_device* d) const noexcept;
-};
-using UdevPtr = std::unique_ptr<udev, UdevDeleter>;
-using UdevMonitorPtr = std::unique_ptr<udev_monitor, UdevDeleter>;
-using UdevDevicePtr = std::unique_ptr<udev_device, UdevDeleter>;
 
 // From the sysfs `descriptors` attribute (device descriptor, then the
 // configuration descriptors as the device returned them): iSerialNumber

@@ -56,7 +56,7 @@ std::string printable(std::string_view text) {
 }
 
 [[noreturn]] void fail(const std::string& what) {
-    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + std::strerror(errno));
+    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + rpiboot::errnoText(errno));
 }
 
 }  // namespace
@@ -84,50 +84,44 @@ VirtualControl::VirtualControl(EventLoop& loop, Logger& log, VirtualSource& sour
         ::unlink(text.c_str());  // left behind by an earlier run
     }
 
-    listenFd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (listenFd_ < 0) {
+    listenFd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listenFd_) {
         fail("--virtual-control: socket");
     }
     // Only the daemon's own user may plug boards into it.
     const mode_t previous = ::umask(0077);
     const int bound =
-        ::bind(listenFd_, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        ::bind(listenFd_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
     const int bindErrno = errno;
     ::umask(previous);
-    if (bound != 0 || ::listen(listenFd_, static_cast<int>(kMaxClients)) != 0) {
+    if (bound != 0 || ::listen(listenFd_.get(), static_cast<int>(kMaxClients)) != 0) {
         errno = bound != 0 ? bindErrno : errno;
         const std::string what = "--virtual-control: cannot listen at " + text;
-        ::close(listenFd_);
-        listenFd_ = -1;
+        listenFd_.reset();
         fail(what);
     }
-    listenSource_ = loop_.onReadable(listenFd_, [this](std::uint32_t) { accept(); });
+    listenSource_ = loop_.onReadable(listenFd_.get(), [this](std::uint32_t) { accept(); });
     log_.info("virtual board control listening at " + text);
 }
 
 VirtualControl::~VirtualControl() {
     *alive_ = false;
     clients_.clear();
-    listenSource_ = EventSource();
-    if (listenFd_ >= 0) {
-        ::close(listenFd_);
+    listenSource_.reset();
+    if (listenFd_) {
+        listenFd_.reset();
         ::unlink(path_.c_str());
-    }
-}
-
-VirtualControl::Client::~Client() {
-    source = EventSource();
-    if (fd >= 0) {
-        ::close(fd);
     }
 }
 
 void VirtualControl::accept() {
     while (true) {
-        const int fd = ::accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
+        UniqueFd accepted(
+            ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        const int fd = accepted.get();
+        if (!accepted) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                log_.warning(std::string("virtual control: accept: ") + std::strerror(errno));
+                log_.warning(std::string("virtual control: accept: ") + rpiboot::errnoText(errno));
             }
             return;
         }
@@ -135,11 +129,10 @@ void VirtualControl::accept() {
             static constexpr std::string_view kBusy = "error too many control clients\n";
             [[maybe_unused]] const auto n =
                 ::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            ::close(fd);
             continue;
         }
         auto client = std::make_unique<Client>();
-        client->fd = fd;
+        client->fd = std::move(accepted);
         client->source = loop_.onReadable(fd, [this, fd](std::uint32_t events) {
             if ((events & EPOLLOUT) != 0U) {
                 flush(fd);
@@ -170,7 +163,7 @@ void VirtualControl::readFrom(int fd) {
                 continue;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                drop(fd, std::string("read failed: ") + std::strerror(errno));
+                drop(fd, std::string("read failed: ") + rpiboot::errnoText(errno));
             }
             return;
         }
@@ -199,10 +192,10 @@ bool VirtualControl::reply(Client& client, const std::string& text) {
     client.output += text;
     client.output += '\n';
     if (client.output.size() > kMaxPendingOutput) {
-        drop(client.fd, "does not read its replies");
+        drop(client.fd.get(), "does not read its replies");
         return false;
     }
-    return flush(client.fd);
+    return flush(client.fd.get());
 }
 
 bool VirtualControl::flush(int fd) {
@@ -221,7 +214,7 @@ bool VirtualControl::flush(int fd) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 break;
             }
-            drop(fd, std::string("write failed: ") + std::strerror(errno));
+            drop(fd, std::string("write failed: ") + rpiboot::errnoText(errno));
             return false;
         }
         client.output.erase(0, static_cast<std::size_t>(n));

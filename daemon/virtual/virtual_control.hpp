@@ -30,6 +30,7 @@
 #include <string_view>
 
 #include "event_loop.hpp"
+#include "handles.hpp"
 #include "journal.hpp"
 #include "virtual/virtual_source.hpp"
 
@@ -57,11 +58,7 @@ class VirtualControl {
 
   private:
     struct Client {
-        Client() = default;
-        ~Client();
-        Client(const Client&) = delete;
-        Client& operator=(const Client&) = delete;
-        int fd = -1;
+        UniqueFd fd;  // closed after `source` is gone
         std::string input;
         std::string output;  // replies the socket did not take yet
         EventSource source;
@@ -81,7 +78,7 @@ class VirtualControl {
     Logger& log_;
     VirtualSource& source_;
     std::filesystem::path path_;
-    int listenFd_ = -1;
+    UniqueFd listenFd_;
     EventSource listenSource_;
     std::map<int, std::unique_ptr<Client>> clients_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

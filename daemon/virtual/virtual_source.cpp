@@ -127,11 +127,15 @@ VirtualSource::~VirtualSource() {
     bus_.reset();
 }
 
-DeviceInfo VirtualSource::toDeviceInfo(const virtualpi::SimDeviceInfo& device) {
+std::optional<DeviceInfo> VirtualSource::toDeviceInfo(const virtualpi::SimDeviceInfo& device) {
+    const auto identity = rpiboot::identifyDevice(device.summary);
+    if (!identity) {
+        return std::nullopt;
+    }
     DeviceInfo info;
     info.id = std::string(kIdPrefix) + std::to_string(device.deviceId);
     info.port = device.portPath;
-    info.descriptor = device.summary;
+    info.identity = *identity;
     info.serial = device.serial;
     info.source = this;
     return info;
@@ -144,16 +148,21 @@ void VirtualSource::start(DeviceEvents& events) {
     // on the main loop.
     listener_ = bus_->addListener(
         [this, &events](const virtualpi::DeviceEvent& event) {
-            DeviceInfo info = toDeviceInfo(event.device);
+            auto info = toDeviceInfo(event.device);
+            if (!info) {
+                return;  // a booted board's gadget: not ours to serve
+            }
             if (event.kind == virtualpi::DeviceEventKind::Added) {
-                loop_.post([&events, info = std::move(info)] { events.deviceAdded(info); });
+                loop_.post([&events, info = std::move(*info)] { events.deviceAdded(info); });
             } else {
-                loop_.post([&events, id = std::move(info.id)] { events.deviceRemoved(id); });
+                loop_.post([&events, id = std::move(info->id)] { events.deviceRemoved(id); });
             }
         },
         &existing);
     for (const auto& device : existing) {
-        events.deviceAdded(toDeviceInfo(device));
+        if (auto info = toDeviceInfo(device)) {
+            events.deviceAdded(*info);
+        }
     }
     for (auto& spec : specs_) {
         plugOne(spec);
@@ -214,12 +223,7 @@ OpenedDevice VirtualSource::open(const DeviceInfo& device) {
     if (!present) {
         throw rpiboot::Error(rpiboot::Errc::DeviceGone, device.id + " has left the virtual bus");
     }
-    const auto identity = rpiboot::identifyDevice(present->summary);
-    if (!identity) {
-        throw rpiboot::Error(rpiboot::Errc::NotFound,
-                             device.id + " is not a Raspberry Pi boot-mode device");
-    }
-    return OpenedDevice{bus_->open(id), *identity};
+    return OpenedDevice{bus_->open(id), device.identity};
 }
 
 void VirtualSource::unplugAll() {

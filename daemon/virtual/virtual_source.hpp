@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +37,6 @@ class VirtualSource final : public DeviceSource {
     void start(DeviceEvents& events) override;
     OpenedDevice open(const DeviceInfo& device) override;
 
-    std::size_t boardCount() const noexcept { return specs_.size(); }
-
     // After start(), on the loop thread. Plugs `boards` (into their
     // portPath, or the next free port) and returns the ports; throws
     // rpiboot::Error(InvalidArgument) for an occupied or malformed port
@@ -58,7 +57,7 @@ class VirtualSource final : public DeviceSource {
     void unplugAll();
 
   private:
-    DeviceInfo toDeviceInfo(const virtualpi::SimDeviceInfo& device);
+    std::optional<DeviceInfo> toDeviceInfo(const virtualpi::SimDeviceInfo& device);
     std::string plugOne(virtualpi::BoardSpec spec);
 
     EventLoop& loop_;

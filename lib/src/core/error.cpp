@@ -1,5 +1,8 @@
 #include "rpiboot/core/error.hpp"
 
+#include <cstdlib>
+#include <system_error>
+
 namespace rpiboot {
 
 std::string_view toString(Errc code) noexcept {
@@ -28,6 +31,10 @@ std::string_view toString(Errc code) noexcept {
             return "crypto error";
     }
     return "unknown error";
+}
+
+std::string errnoText(int error) {
+    return std::generic_category().message(std::abs(error));
 }
 
 }  // namespace rpiboot

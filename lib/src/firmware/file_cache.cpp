@@ -5,17 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "rpiboot/core/error.hpp"
 
 namespace rpiboot {
 namespace {
-
-std::string errnoText(int error) {
-    return std::strerror(error);
-}
 
 std::int64_t nanoseconds(const struct timespec& time) {
     return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;

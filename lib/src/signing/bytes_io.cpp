@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
@@ -28,10 +27,6 @@ int hexValue(char c) {
         return c - 'A' + 10;
     }
     return -1;
-}
-
-std::string errnoText(int err) {
-    return std::strerror(err);
 }
 
 // Closes a file descriptor on every path out of writeFileBytes.

@@ -28,7 +28,7 @@ DeviceInfo device(const std::string& id, const std::string& port, std::uint16_t 
     DeviceInfo d;
     d.id = id;
     d.port = port;
-    d.descriptor = rpiboot::UsbDescriptorSummary{0x0a5c, pid, serialIndex, interfaces};
+    d.identity = *rpiboot::identifyDevice({0x0a5c, pid, serialIndex, interfaces});
     d.serial = serial;
     return d;
 }
@@ -72,7 +72,7 @@ class RegistryTest : public ::testing::Test {
     RegistryTest()
         : log_(LogTargets{false, false, 0}),
           registry_(
-              BoardRegistry::Environment{&launcher_, timers_, log_, [this] { return ++clock_; }},
+              BoardRegistry::Environment{launcher_, timers_, log_, [this] { return ++clock_; }},
               rpiboot::test::testConfig()) {
         registry_.setStatusSink(&sink_);
     }
@@ -353,12 +353,6 @@ TEST_F(RegistryTest, BootcodeTransferIsNotCountedAsAServedFile) {
     EXPECT_EQ(status("1-1").currentFile, "bootcode4.bin");
 }
 
-TEST_F(RegistryTest, DevicesThatAreNotBootDevicesAreIgnored) {
-    registry_.deviceAdded(device("gadget", "1-1", 0x0104, 3, "10000000af04b2da"));
-    EXPECT_TRUE(launcher_.launched.empty());
-    EXPECT_TRUE(sink_.events.empty());
-}
-
 TEST_F(RegistryTest, EventsOfUnknownSessionsAndDevicesAreIgnored) {
     registry_.deviceRemoved("never-seen");
     registry_.stageProgress(99, {"x", 1, 2, StageProgress::Kind::Progress});
@@ -390,16 +384,13 @@ TEST_F(RegistryTest, ShutdownIgnoresLateOutcomes) {
     EXPECT_TRUE(launcher_.reaped.count(lastSession()));
 }
 
-TEST_F(RegistryTest, ManagerControlListsBoardsAndProfilesAndForwardsReload) {
+TEST_F(RegistryTest, ListsPublishedBoardsAndTheProfilesOfItsConfiguration) {
     registry_.deviceAdded(rom2711("rom", "1-1"));
     ASSERT_EQ(registry_.boards().size(), 1U);
     EXPECT_EQ(registry_.boards()[0].port, "1-1");
-    EXPECT_EQ(registry_.profileNames(),
+    EXPECT_EQ(registry_.configuration().profileNames(),
               (std::vector<std::string>{"mass-storage-gadget", "msd", "recovery", "secure-boot-msd",
                                         "secure-boot-recovery"}));
-    EXPECT_FALSE(registry_.reload().ok);
-    registry_.setReloadHandler([] { return ReloadResult{true, "reloaded"}; });
-    EXPECT_TRUE(registry_.reload().ok);
 }
 
 }  // namespace
@@ -417,7 +408,7 @@ class RetryTest : public ::testing::Test {
     explicit RetryTest(const std::string& daemonJson = "")
         : log_(LogTargets{false, false, 0}),
           registry_(
-              BoardRegistry::Environment{&launcher_, timers_, log_, [this] { return ++clock_; }},
+              BoardRegistry::Environment{launcher_, timers_, log_, [this] { return ++clock_; }},
               rpiboot::test::testConfig(daemonJson, 2, kDeadline)) {
         registry_.setStatusSink(&sink_);
     }
@@ -431,7 +422,7 @@ class RetryTest : public ::testing::Test {
         DeviceInfo d;
         d.id = id;
         d.port = port;
-        d.descriptor = rpiboot::UsbDescriptorSummary{0x0a5c, 0x2711, 3, 1};
+        d.identity = *rpiboot::identifyDevice({0x0a5c, 0x2711, 3, 1});
         d.serial = "af04b2da";
         return d;
     }

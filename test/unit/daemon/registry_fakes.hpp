@@ -81,7 +81,9 @@ class ManualTimers final : public TimerService {
 
 class RecordingLauncher final : public StageLauncher {
   public:
-    void launch(StageRequest request) override { launched.push_back(std::move(request)); }
+    void launch(StageRequest request, StageEvents&) override {
+        launched.push_back(std::move(request));
+    }
     void reap(std::uint64_t session) override { reaped.insert(session); }
     void stopAll() override { stopped = true; }
     std::size_t running() const override { return launched.size() - reaped.size(); }

@@ -69,10 +69,9 @@ class VirtualBootTest : public ::testing::Test {
             configure();
         }
         EventLoop& loop = loop_;
-        registry_.emplace(BoardRegistry::Environment{nullptr, loop, log_, [] { return 1U; }},
+        ThreadStageLauncher launcher(loop, log_);
+        registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, [] { return 1U; }},
                           config_);
-        ThreadStageLauncher launcher(loop, *registry_, log_);
-        registry_->setLauncher(&launcher);
         registry_->setStatusSink(&sink_);
         registry_->setCountsListener([&](const RegistryCounts&) {
             if (until(*registry_)) {
@@ -262,6 +261,136 @@ TEST_F(VirtualBootTest, ProfileWithoutFirmwareFailsItsBoardsButNotOthers) {
     EXPECT_EQ(s.stage, kStageFailed);
     EXPECT_NE(s.lastError.find("profile nofw"), std::string::npos) << s.lastError;
     EXPECT_EQ(registry_->board("1-2")->status().stage, kStageDone);
+}
+
+// Forwards a source's events to the registry and keeps what it was told.
+class ForwardingEvents final : public DeviceEvents {
+  public:
+    explicit ForwardingEvents(DeviceEvents& to) : to_(to) {}
+    void deviceAdded(const DeviceInfo& device) override {
+        added.push_back(device);
+        to_.deviceAdded(device);
+    }
+    void deviceRemoved(const std::string& id) override { to_.deviceRemoved(id); }
+    std::vector<DeviceInfo> added;
+
+  private:
+    DeviceEvents& to_;
+};
+
+// The source reports boot-mode devices only, already identified: what a
+// board becomes after booting (here the 0a5c:0104 mass-storage gadget) never
+// reaches the registry.
+TEST_F(VirtualBootTest, DeviceABoardBecomesAfterBootingIsNotReported) {
+    configure();
+    ThreadStageLauncher launcher(loop_, log_);
+    registry_.emplace(BoardRegistry::Environment{launcher, loop_, log_, [] { return 1U; }},
+                      config_);
+    registry_->setStatusSink(&sink_);
+    ForwardingEvents events(*registry_);
+    source_ = std::make_unique<VirtualSource>(loop_, log_, parseVirtualSpec("2712"));
+    source_->start(events);
+    // Poll the bus until the gadget is there and its Added event has been handled.
+    std::unique_ptr<Timer> poll;
+    std::function<void()> check = [&] {
+        const auto present = source_->bus()->deviceAt("1-1");
+        if (present && present->summary.productId == 0x0104) {
+            source_->bus()->flushEvents();
+            loop_.post([this] { loop_.exit(0); });
+            return;
+        }
+        poll = loop_.after(milliseconds(10), check);
+    };
+    poll = loop_.after(milliseconds(10), check);
+    const auto safety = loop_.after(kSafetyLimit, [this] { loop_.exit(1); });
+    const int status = loop_.run();
+    registry_->shutDown();
+    source_->unplugAll();
+    launcher.stopAll();
+
+    ASSERT_EQ(status, 0) << "the board never became a gadget";
+    ASSERT_EQ(events.added.size(), 2U);
+    EXPECT_EQ(events.added[0].identity.stage, rpiboot::BootStage::Rom);
+    EXPECT_EQ(events.added[1].identity.stage, rpiboot::BootStage::SecondStage);
+    EXPECT_EQ(events.added[1].identity.chip, rpiboot::Chip::Bcm2712);
+    EXPECT_EQ(registry_->counts().boards, 1U);
+    EXPECT_EQ(registry_->board("1-1")->status().stage, kStageDone);
+    EXPECT_EQ(registry_->board("1-1")->status().bootCount, 1U);
+}
+
+// What a session posted, and when.
+class TimedStageEvents final : public StageEvents {
+  public:
+    struct Seen {
+        std::chrono::steady_clock::time_point at;
+        StageProgress progress;
+    };
+    void stageProgress(std::uint64_t, const StageProgress& p) override {
+        seen.push_back({std::chrono::steady_clock::now(), p});
+    }
+    void stageMetadata(std::uint64_t, const std::string&, const std::string&) override {}
+    void stageFinished(std::uint64_t, const StageResult&) override {}
+    std::vector<Seen> seen;
+};
+
+// Keeps the first device a source reports and stops the loop.
+class FirstDevice final : public DeviceEvents {
+  public:
+    explicit FirstDevice(EventLoop& loop) : loop_(loop) {}
+    void deviceAdded(const DeviceInfo& d) override {
+        if (!device) {
+            device = d;
+            loop_.exit(0);
+        }
+    }
+    void deviceRemoved(const std::string&) override {}
+    std::optional<DeviceInfo> device;
+
+  private:
+    EventLoop& loop_;
+};
+
+// The worker is the one place progress is rate-limited: within a file, a
+// progress event follows the previous one by at least 100 ms, except the
+// last chunk; the file's start and end are always reported.
+TEST_F(VirtualBootTest, WorkerReportsProgressAtMostEveryHundredMillisecondsPlusFileBoundaries) {
+    configure();
+    auto boards = parseVirtualSpec("2711");
+    boards[0].scenario.bulkBytesPerSecond = 300'000;  // bootcode4.bin: about 350 ms
+    FirstDevice first(loop_);
+    source_ = std::make_unique<VirtualSource>(loop_, log_, boards);
+    source_->start(first);
+    const auto safety = loop_.after(kSafetyLimit, [this] { loop_.exit(1); });
+    ASSERT_EQ(loop_.run(), 0);
+    ASSERT_TRUE(first.device);
+
+    StageRequest request;
+    request.session = 1;
+    request.device = *first.device;
+    request.stage = first.device->identity.stage;
+    request.board =
+        rpiboot::BoardContext{rpiboot::Chip::Bcm2711, first.device->port, first.device->serial};
+    request.profile =
+        config_->select({rpiboot::Chip::Bcm2711, first.device->port, first.device->serial}).profile;
+    TimedStageEvents events;
+    const auto post = [&events](std::function<void(StageEvents&)> event) { event(events); };
+    const StageResult result = runStageSession(request, std::stop_token(), post, log_);
+    source_->unplugAll();
+
+    ASSERT_TRUE(result.ok) << result.error;
+    const auto& seen = events.seen;
+    ASSERT_GE(seen.size(), 3U);
+    EXPECT_EQ(seen.front().progress.kind, StageProgress::Kind::Started);
+    EXPECT_EQ(seen.back().progress.kind, StageProgress::Kind::Finished);
+    EXPECT_EQ(seen.back().progress.sent, 105984U);
+    for (std::size_t i = 1; i + 1 < seen.size(); ++i) {
+        const auto& p = seen[i].progress;
+        EXPECT_EQ(p.kind, StageProgress::Kind::Progress);
+        if (p.sent < p.total) {
+            EXPECT_GE(seen[i].at - seen[i - 1].at, milliseconds(95))
+                << "progress " << i << " (" << p.sent << " of " << p.total << ") came too soon";
+        }
+    }
 }
 
 TEST(EventLoop, WorkPostedFromAnotherThreadRunsOnTheLoop) {

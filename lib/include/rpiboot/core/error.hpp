@@ -28,6 +28,10 @@ enum class Errc {
 
 std::string_view toString(Errc code) noexcept;
 
+// What an errno value means, in words ("No such file or directory"). Takes
+// errno as the C library sets it or negated as sd-bus and sd-event return it.
+std::string errnoText(int error);
+
 class Error : public std::runtime_error {
   public:
     Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
