@@ -284,8 +284,7 @@ void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device, bool retry
                   fieldsOf(e).withMessageId(newBoot ? kMessageBootStarted : ""));
 }
 
-void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device, bool retry,
-                                     bool newBoot) {
+void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device, bool retry, bool newBoot) {
     const bool continuing =
         !retry && e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
     std::string serial = e.board.status().serial;

@@ -580,7 +580,8 @@ TEST_F(DbusServiceTest, RetryOfABoardThatIsBootingFailsWithBusy) {
     }
     control.known = {board("1-1.3", "BCM2711", "msd")};
     start();
-    const rpiboot::test::CallResult r = client->call(devicePath("1-1.3"), "io.rpibootd1.Device", "Retry");
+    const rpiboot::test::CallResult r =
+        client->call(devicePath("1-1.3"), "io.rpibootd1.Device", "Retry");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.errorName, "io.rpibootd1.Error.Busy");
     EXPECT_EQ(r.errorMessage, "the board on port 1-1.3 is booting right now");

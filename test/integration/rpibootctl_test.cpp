@@ -156,7 +156,8 @@ class RpibootctlTest : public ::testing::Test {
         return nullptr;
     }
     rpiboot::test::PromFile metrics() const {
-        const rpiboot::test::PromFile f = rpiboot::test::parsePrometheusText(rpiboot::test::readFile(metricsFile()));
+        const rpiboot::test::PromFile f =
+            rpiboot::test::parsePrometheusText(rpiboot::test::readFile(metricsFile()));
         EXPECT_EQ(f.error, "");
         return f;
     }
