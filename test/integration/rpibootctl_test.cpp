@@ -467,19 +467,30 @@ TEST_F(RpibootctlTest, WatchDrawsProgressBarsAndTheSummaryInATerminal) {
     EXPECT_NE(screen.find("serving-files"), std::string::npos);
     EXPECT_NE(screen.find("\x1b[?25l"), std::string::npos) << "cursor hidden while drawing";
 
-    // For people reading the test log: the last screen and the metrics file.
-    std::string plain;
-    for (std::size_t i = 0; i < last.size(); ++i) {
-        if (last[i] == '\x1b') {
-            while (i < last.size() && !std::isalpha(static_cast<unsigned char>(last[i]))) {
-                ++i;
+    // For people reading the test log: a screen while boards were booting,
+    // the last screen and the metrics file.
+    const auto withoutCodes = [](const std::string& frame) {
+        std::string plain;
+        for (std::size_t i = 0; i < frame.size(); ++i) {
+            if (frame[i] == '\x1b') {
+                while (i < frame.size() && !std::isalpha(static_cast<unsigned char>(frame[i]))) {
+                    ++i;
+                }
+                continue;
             }
-            continue;
+            plain += frame[i];
         }
-        plain += last[i];
+        return plain;
+    };
+    const std::size_t partial = screen.rfind("#-");
+    if (partial != std::string::npos) {
+        const std::size_t begin = screen.rfind("\x1b[H", partial);
+        const std::size_t end = screen.find("\x1b[H", partial);
+        std::cout << "--- rpibootctl watch, while booting ---\n"
+                  << withoutCodes(screen.substr(begin, end - begin)) << "\n";
     }
     std::cout << "--- rpibootctl watch, last screen ---\n"
-              << plain << "\n--- " << metricsFile().filename().string() << " ---\n";
+              << withoutCodes(last) << "\n--- " << metricsFile().filename().string() << " ---\n";
     ASSERT_TRUE(
         eventually([&] { return metrics().sum("rpibootd_boots_finished_total") == 8; }, 10s));
     std::cout << rpiboot::test::readFile(metricsFile());
