@@ -56,7 +56,10 @@ RegistryCounts BoardRegistry::counts() const {
     c.boards = entries_.size();
     for (const auto& [port, entry] : entries_) {
         const BoardPhase phase = entry->board.phase();
-        c.inFlight += entry->board.inFlight() || phase == BoardPhase::AwaitingSecondStage ? 1 : 0;
+        c.inFlight +=
+            entry->board.inFlight() || phase == BoardPhase::AwaitingSecondStage || entry->retrying
+                ? 1
+                : 0;
         c.done += phase == BoardPhase::Done ? 1 : 0;
         c.failed += phase == BoardPhase::Failed ? 1 : 0;
     }

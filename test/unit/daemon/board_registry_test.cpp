@@ -456,6 +456,7 @@ TEST_F(RetryTest, StallIsRetriedAfterTheBackoffOnTheSameEnumerationAndCountsAsAn
     EXPECT_EQ(status("1-1").lastError,
               "attempt 1 of 3 failed: ROM stage failed: endpoint stalled; trying again in 1 s");
     EXPECT_TRUE(sink_.finished.empty()) << "BootFinished is for the boot, not the attempt";
+    EXPECT_EQ(registry_.counts().inFlight, 1U) << "between attempts the boot is still on";
     ASSERT_TRUE(timers_.fire(milliseconds(1000)));
 
     ASSERT_EQ(launcher_.launched.size(), 2U);
