@@ -9,14 +9,21 @@
 // `zero_copy` counter says so (1) or not (0).
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -185,6 +192,128 @@ void BM_LinkWrite(benchmark::State& state) {
     state.counters["zero_copy"] = transport.copied() ? 0 : 1;
 }
 BENCHMARK(BM_LinkWrite)->Arg(16 << 10)->Arg(2 << 20)->Unit(benchmark::kMicrosecond);
+
+// From a board's request read to the host's reply written, per request: the
+// transport time-stamps the end of every request read (control IN) and the
+// reply that follows (the control OUT with the size, the ReadFile length, or
+// the 0-length ack). A typical msd session of a BCM2711 through the real
+// resolver and cache (config.txt found, pieeprom.sig missing, start4.elf
+// read, fixup4.dat missing, empty name), with an observer that hands
+// progress to another thread the way the daemon's workers do (a queue under
+// a mutex and an eventfd write per event, progress at most every 100 ms).
+class TimingTransport final : public rpiboot::Transport {
+  public:
+    explicit TimingTransport(
+        std::vector<std::array<std::uint8_t, rpiboot::kFileRequestSize>> script)
+        : script_(std::move(script)) {}
+    void reset() { next_ = 0; }
+    void controlOutLength(std::uint32_t, rpiboot::Milliseconds) override {
+        if (readAt_) {
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - *readAt_);
+            latencies.push_back(static_cast<double>(ns.count()) / 1000.0);
+            readAt_.reset();
+        }
+    }
+    std::size_t controlIn(std::span<std::uint8_t> buffer, rpiboot::Milliseconds) override {
+        const auto& message = script_.at(next_++);
+        const std::size_t n = std::min(buffer.size(), message.size());
+        std::memcpy(buffer.data(), message.data(), n);
+        readAt_ = std::chrono::steady_clock::now();
+        return n;
+    }
+    void bulkOut(std::span<const std::uint8_t> chunk, rpiboot::Milliseconds) override {
+        bytes += chunk.size();
+    }
+    std::vector<double> latencies;  // microseconds
+    std::uint64_t bytes = 0;
+
+  private:
+    std::vector<std::array<std::uint8_t, rpiboot::kFileRequestSize>> script_;
+    std::size_t next_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> readAt_;
+};
+
+class PostingObserver final : public rpiboot::BootObserver {
+  public:
+    PostingObserver() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    ~PostingObserver() override { ::close(fd_); }
+    PostingObserver(const PostingObserver&) = delete;
+    PostingObserver& operator=(const PostingObserver&) = delete;
+
+    void onTransferStarted(std::string_view name, std::uint64_t size) override {
+        current_ = std::string(name);
+        last_ = std::chrono::steady_clock::now();
+        post([n = current_, size] { benchmark::DoNotOptimize(n.size() + size); });
+    }
+    void onTransferProgress(std::uint64_t sent, std::uint64_t total) override {
+        const auto now = std::chrono::steady_clock::now();
+        if (sent < total && now - last_ < std::chrono::milliseconds(100)) {
+            return;
+        }
+        last_ = now;
+        post([n = current_, sent] { benchmark::DoNotOptimize(n.size() + sent); });
+    }
+    void onTransferFinished(std::string_view name, std::uint64_t size) override {
+        post([n = std::string(name), size] { benchmark::DoNotOptimize(n.size() + size); });
+    }
+    void drain() {
+        std::lock_guard lock(mutex_);
+        queue_.clear();
+        std::uint64_t value = 0;
+        [[maybe_unused]] const auto n = ::read(fd_, &value, sizeof value);
+    }
+
+  private:
+    void post(std::function<void()> work) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(std::move(work));
+        }
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const auto n = ::write(fd_, &one, sizeof one);
+    }
+    int fd_;
+    std::mutex mutex_;
+    std::deque<std::function<void()>> queue_;
+    std::string current_;
+    std::chrono::steady_clock::time_point last_{};
+};
+
+void BM_RequestToReply(benchmark::State& state) {
+    auto& fw = scratch();
+    const rpiboot::BoardContext board{rpiboot::Chip::Bcm2711, "1-1", "af04b2da"};
+    TimingTransport transport({request(0, "config.txt"), request(1, "config.txt"),
+                               request(0, "pieeprom.sig"), request(0, "start4.elf"),
+                               request(1, "start4.elf"), request(0, "fixup4.dat"), request(0, "")});
+    PostingObserver observer;
+    rpiboot::Link link(transport, rpiboot::TransferTimeouts{});
+    transport.latencies.reserve(1 << 20);
+    for (auto _ : state) {
+        rpiboot::BoardFileSource source(fw.set(), board);
+        transport.reset();
+        rpiboot::FileServer server(link, source, &observer);
+        const auto result = server.run();
+        benchmark::DoNotOptimize(result.bytesSent);
+        observer.drain();
+    }
+    auto l = transport.latencies;
+    if (l.empty()) {
+        return;
+    }
+    std::sort(l.begin(), l.end());
+    const auto at = [&](double q) {
+        return l[std::min(l.size() - 1,
+                          static_cast<std::size_t>(q * static_cast<double>(l.size())))];
+    };
+    state.counters["requests"] = static_cast<double>(l.size());
+    state.counters["mean_us"] =
+        std::accumulate(l.begin(), l.end(), 0.0) / static_cast<double>(l.size());
+    state.counters["p50_us"] = at(0.50);
+    state.counters["p99_us"] = at(0.99);
+    state.counters["max_us"] = l.back();
+}
+BENCHMARK(BM_RequestToReply)->Unit(benchmark::kMicrosecond);
 
 // For scale: copying the same file once, what a per-request copy would cost.
 void BM_MemcpyReference(benchmark::State& state) {

@@ -58,8 +58,14 @@ struct Settings {
     unsigned busBoards = 8;
     unsigned repeat = 1;  // daemon runs per N; the one with the median total time is kept
     std::uint64_t busFileSize = 8u << 20;
+    // Pipelining run: one big file per board, 1 vs N bulk transfers in
+    // flight, on a bus whose transfers take `completionLatency` to complete.
+    std::uint64_t pipeFileSize = 32u << 20;
+    std::vector<unsigned> pipeBoards{1, 8};
+    std::chrono::microseconds completionLatency{200};
     std::optional<fs::path> hotpathsJson;
     bool check = false;
+    std::vector<std::string> daemonExtra;  // --daemon-arg, e.g. --bulk-transfers-in-flight=1
     // Board-side figures of the latency and concurrency runs.
     milliseconds romReset{200};
     milliseconds secondStageStart{100};
@@ -231,8 +237,10 @@ class DaemonProcess {
 };
 
 std::vector<std::string> daemonArgs(const Settings& s, const fs::path& config) {
-    return {s.daemon.string(), "-c",   config.string(),  "--no-udev",
-            "--bus",           "none", "--firmware-dir", s.firmware.string()};
+    std::vector<std::string> args{s.daemon.string(), "-c",   config.string(),  "--no-udev",
+                                  "--bus",           "none", "--firmware-dir", s.firmware.string()};
+    args.insert(args.end(), s.daemonExtra.begin(), s.daemonExtra.end());
+    return args;
 }
 
 fs::path writeConfig(const Settings& s) {
@@ -423,7 +431,20 @@ struct BusResult {
     double utilisation = 0;  // of the controller's budget over the window
     double hostCpuMsPerBoot = 0;
     std::vector<double> hostAddedMs;  // plug -> last byte, minus own delays and data time
+    // The largest file of each board: its bytes over its transfer time
+    // (announcing control OUT -> last byte), and all of them over the window
+    // from the first one's start to the last one's end.
+    std::vector<double> bigFileMBps;
+    double bigFileTotalMBps = 0;
     std::string failures;
+};
+
+struct BusRunOptions {
+    std::uint64_t controllerRate = 0;
+    milliseconds romReset{0};
+    milliseconds secondStageStart{0};
+    std::size_t transfersInFlight = rpiboot::kDefaultBulkTransfersInFlight;
+    std::chrono::microseconds completionLatency{0};
 };
 
 double threadCpuMs() {
@@ -433,8 +454,10 @@ double threadCpuMs() {
 }
 
 BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned boards,
-                       std::uint64_t controllerRate, milliseconds romReset,
-                       milliseconds secondStageStart) {
+                       const BusRunOptions& o) {
+    const std::uint64_t controllerRate = o.controllerRate;
+    const milliseconds romReset = o.romReset;
+    const milliseconds secondStageStart = o.secondStageStart;
     auto cache = std::make_shared<rpiboot::FileCache>();
     rpiboot::FirmwareSetConfig config;
     config.root = firmwareRoot;
@@ -452,7 +475,12 @@ BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned
     std::map<std::string, double> cpuByPort;
     std::map<std::string, Clock::time_point> plugged;
     {
-        virtualpi::VirtualBus bus(virtualpi::BusOptions{controllerRate});
+        virtualpi::BusOptions busOptions;
+        busOptions.controllerBytesPerSecond = controllerRate;
+        busOptions.transferCompletionLatency = o.completionLatency;
+        virtualpi::VirtualBus bus(busOptions);
+        rpiboot::BootOptions bootOptions;
+        bootOptions.bulkTransfersInFlight = o.transfersInFlight;
         const auto listener = bus.addListener([&](const virtualpi::DeviceEvent& event) {
             if (event.kind != virtualpi::DeviceEventKind::Added) {
                 return;
@@ -468,7 +496,7 @@ BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned
                 try {
                     auto transport = bus.open(info.deviceId);
                     const rpiboot::BoardContext board{id.chip, info.portPath, info.serial};
-                    rpiboot::runBootStage(*transport, id, firmware, board, rpiboot::BootOptions{});
+                    rpiboot::runBootStage(*transport, id, firmware, board, bootOptions);
                 } catch (const std::exception& e) {
                     std::lock_guard l(mutex);
                     result.failures += info.portPath + ": " + e.what() + "; ";
@@ -485,6 +513,8 @@ BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned
             plugged[port] = now;
         }
         Clock::time_point first = Clock::time_point::max(), last = Clock::time_point::min();
+        Clock::time_point bigFirst = Clock::time_point::max(), bigLast = Clock::time_point::min();
+        std::uint64_t bigBytes = 0;
         for (const auto& [port, at] : plugged) {
             const auto board = bus.board(port);
             const auto outcome = board->waitForOutcome(milliseconds(120'000));
@@ -499,9 +529,20 @@ BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned
             for (const auto& rom : record.romAttempts) {
                 bytes += rom.bootcodeLength;
             }
+            const virtualpi::FileRecord* big = nullptr;
             for (const auto& f : record.files) {
                 bytes += f.receivedBytes;
                 lastByte = std::max(lastByte, f.at + f.duration);
+                if (big == nullptr || f.receivedBytes > big->receivedBytes) {
+                    big = &f;
+                }
+            }
+            if (big != nullptr && big->duration.count() > 0) {
+                result.bigFileMBps.push_back(static_cast<double>(big->receivedBytes) / 1e3 /
+                                             static_cast<double>(big->duration.count()));
+                bigBytes += big->receivedBytes;
+                bigFirst = std::min(bigFirst, at + big->at);
+                bigLast = std::max(bigLast, at + big->at + big->duration);
             }
             result.bytes += bytes;
             first = std::min(first, at);
@@ -517,6 +558,10 @@ BusResult runSharedBus(const Settings& s, const fs::path& firmwareRoot, unsigned
             w.join();
         }
         result.windowMs = std::chrono::duration<double, std::milli>(last - first).count();
+        const double bigMs = std::chrono::duration<double, std::milli>(bigLast - bigFirst).count();
+        if (bigBytes > 0 && bigMs > 0) {
+            result.bigFileTotalMBps = static_cast<double>(bigBytes) / 1e3 / bigMs;
+        }
     }
     double cpu = 0;
     for (const auto& [port, ms] : cpuByPort) {
@@ -621,6 +666,16 @@ void addHotpathRows(const fs::path& file, std::vector<Row>& rows, std::vector<st
             }
         }
     }
+    if (byName.count("BM_RequestToReply") != 0) {
+        const auto& b = byName["BM_RequestToReply"];
+        const double mean = b.value("mean_us", 0.0);
+        const double p99 = b.value("p99_us", 0.0);
+        rows.push_back({"request read -> reply written, in-process (msd session, " +
+                            fixed(b.value("requests", 0.0), 0) + " requests): mean / p99 / max",
+                        fixed(mean, 1) + " / " + fixed(p99, 1) + " / " +
+                            fixed(b.value("max_us", 0.0), 0) + " us",
+                        "p99 <= 100 us", p99 <= 100 ? "met" : "MISSED"});
+    }
     const std::pair<const char*, const char*> lookups[] = {
         {"BM_ResolveHit", "resolver lookup, hit (start4.elf)"},
         {"BM_ResolveMissing", "resolver lookup, missing file"},
@@ -640,7 +695,8 @@ int usage() {
         "usage: bench_scenarios --daemon PATH --firmware DIR --work DIR\n"
         "       [--counts 1,8,32,64] [--rss-boards 32] [--idle-seconds 60]\n"
         "       [--bus-boards 8] [--bus-file-mib 8] [--repeat 1] [--hotpaths-json FILE]\n"
-        "       [--check]\n"
+        "       [--pipe-file-mib 32 (0: skip)] [--pipe-boards 1,8] [--completion-latency-us 200]\n"
+        "       [--daemon-arg ARG]... [--check]\n"
         "DIR (--firmware) holds msd/ with bootcode.bin, start.elf, 2711/bootcode4.bin and\n"
         "2711/start4.elf. --check: exit 1 on gross regressions (ratios within this run).\n",
         stderr);
@@ -678,8 +734,16 @@ int main(int argc, char** argv) {
                 s.busFileSize = std::stoull(next()) << 20;
             else if (a == "--hotpaths-json")
                 s.hotpathsJson = next();
+            else if (a == "--pipe-file-mib")
+                s.pipeFileSize = std::stoull(next()) << 20;
+            else if (a == "--pipe-boards")
+                s.pipeBoards = parseCounts(next());
+            else if (a == "--completion-latency-us")
+                s.completionLatency = std::chrono::microseconds(std::stoll(next()));
             else if (a == "--check")
                 s.check = true;
+            else if (a == "--daemon-arg")
+                s.daemonExtra.push_back(next());
             else if (a == "--repeat")
                 s.repeat = static_cast<unsigned>(std::stoul(next()));
             else
@@ -783,9 +847,9 @@ int main(int argc, char** argv) {
     // In-process engine: shared bus and host-only CPU.
     std::fprintf(stderr, "bench: shared bus, %u board(s) in-process...\n", s.busBoards);
     const fs::path busFirmware = makeBusFirmware(s);
-    const BusResult bus =
-        runSharedBus(s, busFirmware, s.busBoards, virtualpi::kHighSpeedBytesPerSecond,
-                     milliseconds(0), milliseconds(0));
+    BusRunOptions shared;
+    shared.controllerRate = virtualpi::kHighSpeedBytesPerSecond;
+    const BusResult bus = runSharedBus(s, busFirmware, s.busBoards, shared);
     if (bus.succeeded != bus.boards) {
         bad.push_back("shared bus: " + bus.failures);
     }
@@ -799,14 +863,67 @@ int main(int argc, char** argv) {
         bad.push_back("shared bus used below 50 %");
     }
     std::fprintf(stderr, "bench: engine latency, in-process...\n");
-    const BusResult engine =
-        runSharedBus(s, s.firmware / "msd", 1, 0, s.romReset, s.secondStageStart);
+    BusRunOptions engineRun;
+    engineRun.romReset = s.romReset;
+    engineRun.secondStageStart = s.secondStageStart;
+    const BusResult engine = runSharedBus(s, s.firmware / "msd", 1, engineRun);
     rows.push_back({"host-added latency, engine in-process (plug -> last byte)",
                     fixed(median(engine.hostAddedMs), 1) + " ms", "<= 20 ms",
                     median(engine.hostAddedMs) <= 20 ? "met" : "MISSED"});
     rows.push_back({"CPU time per boot, host engine only (msd, 2711)",
                     fixed(engine.hostCpuMsPerBoot, 2) + " ms", "report; lower is better",
                     "report"});
+
+    // Pipelining: the same boards and file, 1 transfer in flight (the old
+    // sender) and the default, in this run.
+    if (s.pipeFileSize > 0 && !s.pipeBoards.empty()) {
+        Settings big = s;
+        big.busFileSize = s.pipeFileSize;
+        const fs::path pipeFirmware = makeBusFirmware(big);
+        const std::string lat = std::to_string(s.completionLatency.count());
+        for (unsigned n : s.pipeBoards) {
+            std::map<std::size_t, BusResult> byDepth;
+            for (std::size_t depth : {std::size_t{1}, rpiboot::kDefaultBulkTransfersInFlight}) {
+                std::fprintf(stderr, "bench: pipelining, %u board(s), %zu in flight...\n", n,
+                             depth);
+                BusRunOptions p;
+                p.controllerRate = virtualpi::kHighSpeedBytesPerSecond;
+                p.transfersInFlight = depth;
+                p.completionLatency = s.completionLatency;
+                byDepth[depth] = runSharedBus(s, pipeFirmware, n, p);
+                if (byDepth[depth].succeeded != n) {
+                    bad.push_back("pipelining: " + byDepth[depth].failures);
+                }
+            }
+            const BusResult& one = byDepth[1];
+            const BusResult& many = byDepth[rpiboot::kDefaultBulkTransfersInFlight];
+            const double perOne = median(one.bigFileMBps);
+            const double perMany = median(many.bigFileMBps);
+            const double ratio = perOne > 0 ? perMany / perOne : 0;
+            rows.push_back(
+                {"in-process bulk, " + std::to_string(n) + " board(s) x " +
+                     std::to_string(s.pipeFileSize >> 20) + " MiB, " +
+                     fixed(static_cast<double>(s.boardRate) / 1e6, 0) +
+                     " MB/s cap, 480 Mb/s bus, " + lat + " us completion: per board, 1 -> " +
+                     std::to_string(rpiboot::kDefaultBulkTransfersInFlight) + " in flight",
+                 fixed(perOne, 1) + " -> " + fixed(perMany, 1) + " MB/s = " + fixed(ratio, 2) + "x",
+                 "report", "report"});
+            rows.push_back(
+                {"in-process bulk, " + std::to_string(n) + " board(s): total, 1 -> " +
+                     std::to_string(rpiboot::kDefaultBulkTransfersInFlight) + " in flight",
+                 fixed(one.bigFileTotalMBps, 1) + " -> " + fixed(many.bigFileTotalMBps, 1) +
+                     " MB/s = " +
+                     fixed(one.bigFileTotalMBps > 0 ? many.bigFileTotalMBps / one.bigFileTotalMBps
+                                                    : 0,
+                           2) +
+                     "x",
+                 "report", "report"});
+            if (ratio > 0 && ratio < 0.8) {
+                bad.push_back("pipelined bulk OUT at " + std::to_string(n) + " board(s) ran at " +
+                              fixed(ratio, 2) + "x the one-in-flight rate (gross limit 0.8x)");
+            }
+        }
+    }
 
     // Idle.
     if (s.idleSeconds > 0) {

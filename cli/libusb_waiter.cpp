@@ -124,8 +124,8 @@ std::optional<CandidateDevice> LibusbWaiter::next() {
     // The libusb reference lives as long as the candidate's opener.
     auto holder =
         std::shared_ptr<libusb_device>(device, [](libusb_device* d) { libusb_unref_device(d); });
-    candidate.open = [holder]() -> std::unique_ptr<OpenedDevice> {
-        return std::make_unique<LibusbOpenedDevice>(LibusbTransport::open(holder.get()));
+    candidate.open = [holder, context = context_.get()]() -> std::unique_ptr<OpenedDevice> {
+        return std::make_unique<LibusbOpenedDevice>(LibusbTransport::open(holder.get(), context));
     };
     return candidate;
 }

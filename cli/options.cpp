@@ -83,6 +83,12 @@ ParseResult parseOptions(const std::vector<std::string>& args) {
                 o.metadataToFile = true;
                 o.metadataDir = args[++i];
             }
+        } else if (arg == "--bulk-transfers-in-flight") {
+            if (!hasNext || !isDigits(args[i + 1]) || args[i + 1].size() > 2 ||
+                std::atoi(args[i + 1].c_str()) < 1 || std::atoi(args[i + 1].c_str()) > 64) {
+                return fail("--bulk-transfers-in-flight needs a number from 1 to 64");
+            }
+            o.bulkTransfersInFlight = static_cast<std::size_t>(std::atoi(args[++i].c_str()));
         } else if (auto port = portNumberOption(arg)) {
             o.portNumber = *port;
         } else {

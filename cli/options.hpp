@@ -1,8 +1,9 @@
 // Command-line options of `rpiboot`, accepted as upstream's tool accepts them
-// (protocol-details.md §6) so people can switch without changing scripts.
+// (docs/protocol.md §13) so people can switch without changing scripts.
 // Parsing only: no I/O besides what the caller prints.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +25,9 @@ struct Options {
     std::string metadataDir;        // -j DIR
     bool showHelp = false;          // -h / --help
     bool showVersion = false;       // -V / --version
+    // --bulk-transfers-in-flight N (not in the help): bulk OUT transfers
+    // queued per board; 1 for the one-at-a-time reference in benchmarks.
+    std::optional<std::size_t> bulkTransfersInFlight;
 };
 
 struct ParseResult {

@@ -2,10 +2,12 @@
 
 #include <filesystem>
 #include <iostream>
+#include <vector>
 
 #include "rpiboot/boot/boot.hpp"
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/core/metadata.hpp"
+#include "rpiboot/firmware/embedded_firmware.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 
 namespace rpiboot::cli {
@@ -14,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Prints what upstream prints, so scripts that read its output keep working
-// (protocol-details.md §6.4).
+// (docs/protocol.md §13.3).
 class CliObserver final : public BootObserver {
   public:
     CliObserver(std::ostream& out, std::ostream& err, int verbosity)
@@ -105,39 +107,67 @@ std::string Runner::checkDirectory() const {
 
 namespace {
 
-// Without -d: the installed mass-storage-gadget set for the chips it
-// supports, else the legacy mass-storage set (protocol-details §5.6).
-fs::path defaultRoot(const fs::path& base, Chip chip) {
-    const bool gadgetChip = chip == Chip::Bcm2711 || chip == Chip::Bcm2712;
+// Without -d: the sets of the installed base a board of `chip` is served
+// from, in order (docs/protocol.md §6.7). First the set for what the board
+// becomes: mass-storage-gadget64 for BCM2711/2712 when installed, else msd
+// (BCM2835 family, BCM2711; BCM2712 has no msd firmware). Then the base
+// itself, whose bootfiles.bin (or chip folders) holds every chip's
+// loader (2711/bootcode4.bin, 2712/bootcode5.bin). Sets are not mixed: a
+// gadget board never gets msd's files. Empty when nothing is installed:
+// then only the embedded firmware answers.
+std::vector<fs::path> defaultRoots(const fs::path& base, Chip chip) {
+    std::vector<fs::path> roots;
     std::error_code ec;
+    const bool gadgetChip = chip == Chip::Bcm2711 || chip == Chip::Bcm2712;
     if (gadgetChip && fs::is_directory(base / "mass-storage-gadget64", ec)) {
-        return base / "mass-storage-gadget64";
+        roots.push_back(base / "mass-storage-gadget64");
+    } else if (chip != Chip::Bcm2712 && fs::is_directory(base / "msd", ec)) {
+        roots.push_back(base / "msd");
     }
-    if (fs::is_directory(base / "msd", ec)) {
-        return base / "msd";
+    if (hasBootFiles(base)) {
+        roots.push_back(base);
     }
-    throw Error(Errc::NotFound,
-                "no boot directory given (-d) and no firmware installed in " + base.string());
+    return roots;
 }
 
 }  // namespace
 
 const FirmwareSet& Runner::firmwareFor(Chip chip) {
     const bool installed = options_.directory.empty();
-    const fs::path root =
-        installed ? defaultRoot(defaultFirmwareDir_, chip) : fs::path(options_.directory);
-    const std::string key = root.string();
+    std::vector<fs::path> roots;
+    if (installed) {
+        roots = defaultRoots(defaultFirmwareDir_, chip);
+    } else {
+        roots.emplace_back(options_.directory);
+    }
+    // `roots` lists every directory, in order; without -d the embedded
+    // firmware answers after all of them (and alone when nothing is installed).
+    std::string key;
+    for (const auto& root : roots) {
+        key += root.string() + "\n";
+    }
     auto it = sets_.find(key);
     if (it == sets_.end()) {
         FirmwareSetConfig config;
-        config.root = root;
+        if (!roots.empty()) {
+            config.root = roots.front();
+            config.fallbackRoots.assign(roots.begin() + 1, roots.end());
+        }
         config.portOverlays = options_.portOverlays;
-        if (installed) {
-            out_ << "Directory not specified - trying default " << key << "\n";
+        // Without -d the compiled-in set is the last resort (embedded_firmware.hpp).
+        config.embedded = installed;
+        if (installed && roots.empty()) {
+            out_ << "Directory not specified and no firmware installed in " << defaultFirmwareDir_
+                 << " - using the embedded firmware (" << embeddedFirmwareNames() << ")\n";
+        } else if (installed) {
+            out_ << "Directory not specified - trying default " << roots.front().string() << "\n";
         }
         // Sets shipped side by side may link to each other: upstream's
         // msd/bootcode4.bin points at ../firmware/2711/bootcode4.bin.
-        config.trustedRoots.push_back(root.parent_path());
+        if (!roots.empty()) {
+            config.trustedRoots.push_back(installed ? fs::path(defaultFirmwareDir_)
+                                                    : roots.front().parent_path());
+        }
         it = sets_.emplace(key, std::make_unique<FirmwareSet>(std::move(config), cache_)).first;
     }
     return *it->second;
@@ -195,6 +225,9 @@ bool Runner::serveDevice(const CandidateDevice& device, bool& secondStageComplet
     CliObserver observer(out_, err_, options_.verbosity);
     BootOptions bootOptions;
     bootOptions.signedBoot = options_.signedBoot;
+    if (options_.bulkTransfersInFlight) {
+        bootOptions.bulkTransfersInFlight = *options_.bulkTransfersInFlight;
+    }
     const FirmwareSet& firmware = firmwareFor(identity->chip);
     if (identity->stage == BootStage::Rom) {
         out_ << "Sending " << bootcodeFileName(identity->chip) << "\n";

@@ -2,6 +2,7 @@
 
 #include "journal.hpp"
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/embedded_firmware.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 #include "rpiboot/profile/generated_files.hpp"
 #include "rpiboot/signing/signature_file.hpp"
@@ -77,9 +78,24 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
             try {
                 runtime->firmware =
                     std::make_shared<rpiboot::FirmwareSet>(std::move(setConfig), cache);
+                if (log != nullptr && !runtime->firmware->missingRoots().empty()) {
+                    std::string missing;
+                    for (const auto& dir : runtime->firmware->missingRoots()) {
+                        missing += (missing.empty() ? "" : ", ") + dir.string();
+                    }
+                    LogFields fields;
+                    fields.profile = name;
+                    log->info("profile " + name + ": no firmware directory " + missing +
+                                  "; serving the embedded firmware (" +
+                                  rpiboot::embeddedFirmwareNames() + ") as the last resort",
+                              fields);
+                }
             } catch (const rpiboot::Error& e) {
                 runtime->firmwareError =
-                    "profile " + name + " (" + profile.source + "): " + e.what();
+                    "profile " + name + " (" + profile.source + "): " + e.what() +
+                    (e.code() == rpiboot::Errc::NotFound
+                         ? std::string(" (rpibootd-fetch-firmware installs the firmware sets)")
+                         : std::string());
                 if (log != nullptr) {
                     LogFields fields;
                     fields.profile = name;

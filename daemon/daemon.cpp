@@ -13,6 +13,7 @@
 #include "board_registry.hpp"
 #include "dbus_service.hpp"
 #include "event_loop.hpp"
+#include "firmware_check.hpp"
 #include "journal.hpp"
 #include "metrics.hpp"
 #include "rpiboot/core/error.hpp"
@@ -43,6 +44,7 @@ ConfigLocation locationOf(const DaemonOptions& options) {
     where.optional = !options.configGiven;
     where.overrides.firmwareDir = options.firmwareDir;
     where.overrides.profilesDir = options.profilesDir;
+    where.overrides.bulkTransfersInFlight = options.bulkTransfersInFlight;
     return where;
 }
 
@@ -283,9 +285,12 @@ int checkConfiguration(const DaemonOptions& options) {
         Logger log(LogTargets{false, true, options.verbosity});
         const auto active = activate(configuration, cache, &log);
         std::printf("%s\n", describe(*active).c_str());
+        // Per profile: its set, and whether every file it needs is there.
         for (const auto& [name, profile] : configuration.profiles) {
             std::printf("  %-22s %s (%s)\n", name.c_str(), profile.firmware.root.c_str(),
                         profile.source.c_str());
+            std::printf("  %-22s firmware: %s\n", "",
+                        describe(checkFirmwareSet(profile, cache)).c_str());
         }
         return 0;
     } catch (const std::exception& e) {

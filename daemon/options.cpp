@@ -2,6 +2,9 @@
 
 #include <getopt.h>
 
+#include <exception>
+#include <string>
+
 namespace rpibootd {
 
 namespace {
@@ -15,6 +18,7 @@ enum LongOnly : int {
     kProfilesDir,
     kExitWhenDone,
     kCheckConfig,
+    kBulkInFlight,
 };
 
 }  // namespace
@@ -60,6 +64,8 @@ ParsedOptions parseOptions(int argc, char** argv) {
         {"profiles-dir", required_argument, nullptr, kProfilesDir},
         {"exit-when-done", no_argument, nullptr, kExitWhenDone},
         {"check-config", no_argument, nullptr, kCheckConfig},
+        // Not in --help: for benchmarks comparing against one transfer in flight.
+        {"bulk-transfers-in-flight", required_argument, nullptr, kBulkInFlight},
         {"version", no_argument, nullptr, 'V'},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
@@ -113,6 +119,22 @@ ParsedOptions parseOptions(int argc, char** argv) {
             case kCheckConfig:
                 o.checkConfig = true;
                 break;
+            case kBulkInFlight: {
+                const std::string text = optarg;
+                std::size_t n = 0;
+                std::size_t used = 0;
+                try {
+                    n = std::stoul(text, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (used != text.size() || n < 1 || n > 64) {
+                    parsed.error = "--bulk-transfers-in-flight needs a number from 1 to 64";
+                    return parsed;
+                }
+                o.bulkTransfersInFlight = n;
+                break;
+            }
             case 'V':
                 o.showVersion = true;
                 break;

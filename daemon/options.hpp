@@ -4,6 +4,7 @@
 // side effects: it neither reads the configuration nor opens anything.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ struct DaemonOptions {
     // Exit once every virtual board has finished (0: all booted, 1: some failed).
     bool exitWhenDone = false;
     bool checkConfig = false;  // validate the configuration and exit
+    // Hidden --bulk-transfers-in-flight N: bulk OUT transfers queued per board.
+    std::optional<std::size_t> bulkTransfersInFlight;
     bool showHelp = false;
     bool showVersion = false;
 };

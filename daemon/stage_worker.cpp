@@ -38,6 +38,16 @@ class StoppableTransport final : public rpiboot::Transport {
         check();
         inner_.bulkOut(chunk, timeout);
     }
+    std::size_t bulkOutSlots() const noexcept override { return inner_.bulkOutSlots(); }
+    void submitBulkOut(std::span<const std::uint8_t> chunk) override {
+        check();
+        inner_.submitBulkOut(chunk);
+    }
+    void reapBulkOut(rpiboot::Milliseconds timeout) override {
+        check();  // the Link cancels what is still queued
+        inner_.reapBulkOut(timeout);
+    }
+    void cancelBulkOut() noexcept override { inner_.cancelBulkOut(); }
 
   private:
     void check() const {
@@ -77,11 +87,18 @@ class WorkerObserver final : public rpiboot::BootObserver {
     void onTransferFinished(std::string_view name, std::uint64_t size) override {
         const std::string shown = displayName(name);
         postProgress(StageProgress{shown, size, size, StageProgress::Kind::Finished});
-        log_.info("sent " + shown + " (" + std::to_string(size) + " bytes)", request_.fields);
+        // Where it came from: a path, "bootfiles.bin:2711/bootmain", "embedded:start4.elf".
+        log_.info("sent " + shown + " (" + std::to_string(size) + " bytes" +
+                      (origin_.empty() ? std::string() : " from " + origin_) + ")",
+                  request_.fields);
+        origin_.clear();
     }
 
     void onFileLookup(std::string_view name, bool found, std::uint64_t size,
                       std::string_view originOrRefusal) override {
+        if (found) {
+            origin_ = std::string(originOrRefusal);
+        }
         if (!log_.enabled(LogLevel::Debug)) {
             return;
         }
@@ -126,6 +143,7 @@ class WorkerObserver final : public rpiboot::BootObserver {
     const PostFn& post_;
     Logger& log_;
     std::string current_;
+    std::string origin_;  // of the file found last, for the "sent" line
     SteadyClock::time_point lastPost_{};
     std::map<std::string, std::string> metadata_;
 };

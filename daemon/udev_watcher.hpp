@@ -29,8 +29,8 @@ namespace rpibootd {
 // From the sysfs `descriptors` attribute (device descriptor, then the
 // configuration descriptors as the device returned them): iSerialNumber
 // index (byte 16) and the number of interface descriptors actually present
-// in the first configuration — what libusb would report (protocol-details
-// §1.3, the ROM's 55/32 quirk). nullopt when the blob is too short.
+// in the first configuration — what libusb would report (docs/protocol.md
+// §12.3, the ROM's 55/32 quirk). nullopt when the blob is too short.
 std::optional<rpiboot::UsbDescriptorSummary> summaryFromDescriptors(
     std::uint16_t vendorId, std::uint16_t productId, std::span<const std::uint8_t> raw);
 

@@ -7,10 +7,15 @@
 #   scripts/bench.sh            full run (about 2 minutes + build: 60 s idle, N up to 64)
 #   scripts/bench.sh --smoke    short run for CI (about 45 s + build); fails only on
 #                               gross regressions measured as ratios within the run
+#   scripts/bench.sh --vm       also the real-kernel run (root, QEMU; about 10-15 min):
+#                               rpibootd serving a 32 MiB boot.img over vhci-hcd to 1 and
+#                               8 USB/IP boards, one transfer in flight vs the default
+#   scripts/bench.sh --vm-only  only the real-kernel run
 #
 # Options: --build-dir DIR (default build/bench, configured like the release
 # preset), --no-build (use what is there), --daemon PATH (another rpibootd
-# binary), --keep (keep the scratch directory).
+# binary), --keep (keep the scratch directory). VM_BOOT_MIB and VM_BOARDS
+# (default 32 and "1 8") size the real-kernel run.
 # Firmware comes from $RPIBOOT_FIXTURES_DIR (default test/fixtures/firmware);
 # without it, dummy files of realistic sizes are generated.
 set -euo pipefail
@@ -21,14 +26,18 @@ daemon_bin=""
 smoke=0
 do_build=1
 keep=0
+vm=0
+in_process=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=1 ;;
+        --vm) vm=1 ;;
+        --vm-only) vm=1; in_process=0 ;;
         --build-dir) build="$2"; shift ;;
         --no-build) do_build=0 ;;
         --daemon) daemon_bin="$2"; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -39,7 +48,9 @@ if [ "$do_build" = 1 ]; then
         cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRPIBOOT_BUILD_BENCH=ON >/dev/null
     fi
-    if ! cmake --build "$build" --target rpibootd bench_hotpaths bench_scenarios \
+    targets=(rpibootd bench_hotpaths bench_scenarios)
+    [ "$vm" = 1 ] && targets+=(rpiboot-usbip-boards)
+    if ! cmake --build "$build" --target "${targets[@]}" \
         -j"${BENCH_JOBS:-2}" >"${TMPDIR:-/tmp}/rpiboot-bench-build.log" 2>&1; then
         tail -n 40 "${TMPDIR:-/tmp}/rpiboot-bench-build.log" >&2
         echo "bench.sh: build failed (log: ${TMPDIR:-/tmp}/rpiboot-bench-build.log)" >&2
@@ -81,11 +92,11 @@ chmod -R a-w "$fw"
 if [ "$smoke" = 1 ]; then
     hot_args=(--benchmark_min_time=0.05)
     scen_args=(--counts 1,8,32 --rss-boards 32 --idle-seconds 10 --bus-boards 4
-               --bus-file-mib 4 --check)
+               --bus-file-mib 4 --pipe-file-mib 8 --pipe-boards 1,8 --check)
 else
     hot_args=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
     scen_args=(--counts 1,8,32,64 --rss-boards 32 --idle-seconds 60 --bus-boards 8
-               --bus-file-mib 8 --repeat 3 --check)
+               --bus-file-mib 8 --pipe-file-mib 32 --pipe-boards 1,8 --repeat 3 --check)
 fi
 
 echo "rpibootd benchmarks ($([ "$smoke" = 1 ] && echo smoke || echo full) run)"
@@ -94,20 +105,22 @@ echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
      "load $(cut -d' ' -f1-3 /proc/loadavg); firmware: $firmware_note"
 echo
 
-"$build/bench/bench_hotpaths" "${hot_args[@]}" --benchmark_out="$work/hotpaths.json" \
-    --benchmark_out_format=json >"$work/hotpaths.txt" 2>&1 || {
-    cat "$work/hotpaths.txt" >&2
-    echo "bench.sh: bench_hotpaths failed" >&2
-    exit 1
-}
-if [ "$smoke" = 0 ]; then
-    cat "$work/hotpaths.txt"
-    echo
-fi
+rc=0
+if [ "$in_process" = 1 ]; then
+    "$build/bench/bench_hotpaths" "${hot_args[@]}" --benchmark_out="$work/hotpaths.json" \
+        --benchmark_out_format=json >"$work/hotpaths.txt" 2>&1 || {
+        cat "$work/hotpaths.txt" >&2
+        echo "bench.sh: bench_hotpaths failed" >&2
+        exit 1
+    }
+    if [ "$smoke" = 0 ]; then
+        cat "$work/hotpaths.txt"
+        echo
+    fi
 
-# With repetitions, keep the medians for the table.
-if [ "$smoke" = 0 ]; then
-    python3 - "$work/hotpaths.json" <<'EOF' 2>/dev/null || true
+    # With repetitions, keep the medians for the table.
+    if [ "$smoke" = 0 ]; then
+        python3 - "$work/hotpaths.json" <<'EOF' 2>/dev/null || true
 import json, sys
 path = sys.argv[1]
 data = json.load(open(path))
@@ -118,7 +131,49 @@ if keep:
     data["benchmarks"] = keep
     json.dump(data, open(path, "w"))
 EOF
+    fi
+
+    "$build/bench/bench_scenarios" --daemon "$daemon_bin" --firmware "$fw" \
+        --work "$work/scenarios" --hotpaths-json "$work/hotpaths.json" "${scen_args[@]}" || rc=1
 fi
 
-"$build/bench/bench_scenarios" --daemon "$daemon_bin" --firmware "$fw" \
-    --work "$work/scenarios" --hotpaths-json "$work/hotpaths.json" "${scen_args[@]}"
+# The real kernel: the VM of test/vm with USB/IP boards (test/e2e/guest/bench_wire.sh). The
+# ratio of each pair of rows is measured in the same VM, minutes apart.
+if [ "$vm" = 1 ]; then
+    [ -x "$build/test/usbip/rpiboot-usbip-boards" ] || {
+        echo "bench.sh: $build/test/usbip/rpiboot-usbip-boards is missing" >&2; exit 2; }
+    echo
+    echo "real kernel (QEMU TCG guest, vhci-hcd, USB/IP boards), ${VM_BOOT_MIB:-32} MiB boot.img," \
+         "2712 mass-storage-gadget; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    vm_rc=0
+    BOOT_MIB=${VM_BOOT_MIB:-32} BENCH_BOARDS=${VM_BOARDS:-1 8} \
+        "$root/test/e2e/run-e2e.sh" bench_wire "$build" "$work/vm" "${VM_TIMEOUT:-1800}" \
+        >"$work/vm.log" 2>&1 || vm_rc=$?
+    if [ "$vm_rc" = 77 ]; then
+        echo "  skipped: the VM cannot run here ($(grep -m1 skipped "$work/vm.log"))"
+    elif [ ! -s "$work/vm/wire.tsv" ] || [ "$(wc -l <"$work/vm/wire.tsv")" -lt 3 ]; then
+        tail -n 30 "$work/vm.log" >&2
+        echo "bench.sh: the real-kernel run failed (exit $vm_rc)" >&2
+        rc=1
+    else
+        python3 - "$work/vm/wire.tsv" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+print("| boards | 1 in flight: per board / total | queued (default): per board / total | ratio per board | ratio total |")
+print("|---|---|---|---|---|")
+by = {}
+for r in rows:
+    by.setdefault(r["boards"], {})["one" if r["in_flight"] == "1" else "queued"] = r
+for n, pair in by.items():
+    one, queued = pair.get("one"), pair.get("queued")
+    if not one or not queued:
+        continue
+    f = lambda r: "%s / %s MB/s (%s s)" % (r["per_board_MBps"], r["total_MBps"], r["seconds"])
+    ratio = lambda k: float(queued[k]) / float(one[k]) if float(one[k]) > 0 else 0
+    print("| %s | %s | %s | %.2fx | %.2fx |" % (n, f(one), f(queued), ratio("per_board_MBps"), ratio("total_MBps")))
+EOF
+        [ "$vm_rc" = 0 ] || { echo "bench.sh: some board did not boot in the VM (exit $vm_rc)" >&2; rc=1; }
+    fi
+    [ "$keep" = 1 ] && echo "bench.sh: VM results in $work/vm" >&2
+fi
+exit "$rc"

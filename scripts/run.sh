@@ -3,8 +3,13 @@
 #
 # With a Raspberry Pi in USB boot mode attached, rpibootd runs in the
 # foreground on the system bus and boots it (and every board plugged in
-# after it) until Ctrl-C. With none attached it boots virtual boards of every
-# chip on a private D-Bus, shows them with busctl, and exits.
+# after it) until Ctrl-C. With none attached it boots virtual boards on a
+# private D-Bus, shows them with busctl, and exits. The virtual boards need no
+# firmware on the machine: BCM2711/2837/2835 boards boot from the mass-storage
+# set compiled into rpibootd. RPIBOOT_FIRMWARE_DIR=DIR serves a firmware base
+# instead (e.g. one laid out by scripts/demo-firmware.sh DIR or installed by
+# rpibootd-fetch-firmware), which also boots BCM2712 boards (mass-storage
+# gadget); RPIBOOT_VIRTUAL=SPEC picks the boards (rpibootd --virtual).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,9 +38,17 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-firmware=${RPIBOOT_FIRMWARE_DIR:-$work/firmware}
-[[ -n ${RPIBOOT_FIRMWARE_DIR:-} ]] || bash scripts/demo-firmware.sh "$firmware"
-boards=${RPIBOOT_VIRTUAL:-2711:4,2712:2,2837:2}
-echo "No board in USB boot mode is attached: booting virtual boards $boards."
+if [[ -n ${RPIBOOT_FIRMWARE_DIR:-} ]]; then
+  firmware=$RPIBOOT_FIRMWARE_DIR
+  boards=${RPIBOOT_VIRTUAL:-2711:4,2712:2,2837:2}
+  source="firmware from $firmware"
+else
+  # An empty firmware base: every file comes from the embedded set.
+  firmware=$work/no-firmware-installed
+  mkdir -p "$firmware"
+  boards=${RPIBOOT_VIRTUAL:-2711:4,2837:2,2835:2}
+  source="the firmware embedded in rpibootd (no firmware installed)"
+fi
+echo "No board in USB boot mode is attached: booting virtual boards $boards from $source."
 export daemon firmware boards
 exec dbus-run-session -- bash scripts/watch-virtual.sh

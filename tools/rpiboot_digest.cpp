@@ -1,5 +1,5 @@
 // rpiboot-digest: writes and verifies `.sig` files, with the options of
-// Raspberry Pi's rpi-eeprom-digest (protocol.md §9).
+// Raspberry Pi's rpi-eeprom-digest (docs/protocol.md §9).
 #include <getopt.h>
 
 #include <iostream>

@@ -1,5 +1,5 @@
 // rpiboot-eeprom-config: reads and replaces the bootloader configuration of a
-// pieeprom image, a subset of Raspberry Pi's rpi-eeprom-config (protocol.md §10).
+// pieeprom image, a subset of Raspberry Pi's rpi-eeprom-config (docs/protocol.md §10).
 #include <getopt.h>
 
 #include <iostream>

@@ -1,6 +1,6 @@
 // rpiboot-make-boot-image: builds a FAT boot.img from a directory without
 // root, loop devices or mounts, with the options of Raspberry Pi's
-// make-boot-image (protocol-details.md §8.5); also lists and extracts images.
+// make-boot-image (docs/protocol.md §11); also lists and extracts images.
 #include <getopt.h>
 
 #include <cstdlib>

@@ -28,6 +28,15 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
     }
 }
 
+// "\"TEXT\"", built by appending: `"\"" + std::string(...)` trips GCC 12's
+// bogus -Wrestrict at -O3 (GCC bug 105329).
+std::string quoted(std::string_view text) {
+    std::string q(1, '"');
+    q += text;
+    q += '"';
+    return q;
+}
+
 [[noreturn]] void bad(std::string_view item, const std::string& why) {
     throw rpiboot::Error(rpiboot::Errc::InvalidArgument,
                          "--virtual item \"" + std::string(item) + "\": " + why);
@@ -38,8 +47,8 @@ unsigned parseCount(std::string_view item, std::string_view text) {
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
     if (ec != std::errc() || end != text.data() + text.size() || count == 0 ||
         count > kMaxBoardsPerItem) {
-        bad(item, "\"" + std::string(text) + "\" is not a board count from 1 to " +
-                      std::to_string(kMaxBoardsPerItem));
+        bad(item,
+            quoted(text) + " is not a board count from 1 to " + std::to_string(kMaxBoardsPerItem));
     }
     return count;
 }
@@ -74,8 +83,8 @@ void addBuiltin(std::string_view item, std::vector<virtualpi::BoardSpec>& out) {
     }
     const auto chip = rpiboot::parseChip(fields[0]);
     if (!chip) {
-        bad(item, "\"" + std::string(fields[0]) +
-                      "\" is not a chip (2835, 2837, 2711, 2712) or a scenario file (.json)");
+        bad(item, quoted(fields[0]) +
+                      " is not a chip (2835, 2837, 2711, 2712) or a scenario file (.json)");
     }
     const unsigned count = fields.size() > 1 ? parseCount(item, fields[1]) : 1;
     virtualpi::Profile profile = *chip == rpiboot::Chip::Bcm2712
@@ -84,8 +93,7 @@ void addBuiltin(std::string_view item, std::vector<virtualpi::BoardSpec>& out) {
     if (fields.size() > 2) {
         const auto named = virtualpi::parseProfile(fields[2]);
         if (!named) {
-            bad(item,
-                "\"" + std::string(fields[2]) + "\" is not msd, mass-storage-gadget or recovery");
+            bad(item, quoted(fields[2]) + " is not msd, mass-storage-gadget or recovery");
         }
         profile = *named;
     }

@@ -86,7 +86,7 @@ TransferResult BoardCore::control(std::uint64_t gen, const SetupPacket& setup,
     if (type == kTypeStandard) {
         return standardRequest(setup, data);
     }
-    // The boot protocol: vendor, recipient device, bRequest 0 (protocol.md §2).
+    // The boot protocol: vendor, recipient device, bRequest 0 (docs/protocol.md §3).
     // The final identity (gadget) speaks no boot protocol.
     const bool bootDevice = stage == Stage::Rom || stage == Stage::SecondStage;
     if (type != kTypeVendor || setup.request != 0 || (setup.requestType & kRecipientMask) != 0 ||
@@ -102,7 +102,7 @@ TransferResult BoardCore::control(std::uint64_t gen, const SetupPacket& setup,
 TransferResult BoardCore::vendorIn(std::unique_lock<std::mutex>& lock, std::uint64_t gen,
                                    const SetupPacket& setup, std::span<std::uint8_t> data,
                                    Deadline deadline, const std::stop_token& cancel) {
-    // NAK until the device has something to say (protocol-details.md §2.4).
+    // NAK until the device has something to say (docs/protocol.md §3.5).
     const UsbStatus status = waitFor(lock, gen, deadline, cancel, [&] {
         return controlInMode == EndpointMode::Stall ||
                (pendingIn.has_value() && controlInMode == EndpointMode::Normal);
@@ -142,7 +142,7 @@ TransferResult BoardCore::vendorOut(std::unique_lock<std::mutex>& lock, std::uin
         return {status, 0};
     }
     if (setup.length != 0) {
-        // The protocol's control OUT never has a data stage (§2.1).
+        // The protocol's control OUT never has a data stage (docs/protocol.md §3.1).
         record.log.push_back("host sent a vendor control OUT with a " +
                              std::to_string(setup.length) + "-byte data stage; stalled");
         return {UsbStatus::Stall, 0};
@@ -309,7 +309,7 @@ TransferResult BoardCore::bulkIn(std::uint64_t gen, std::uint8_t endpoint,
     if ((endpoint & 0x80) == 0 || std::find(eps.begin(), eps.end(), endpoint) == eps.end()) {
         return {UsbStatus::Stall, 0};
     }
-    // Nothing is ever sent on bulk IN (protocol-details.md §1.4): NAK.
+    // Nothing is ever sent on bulk IN (docs/protocol.md §2.3): NAK.
     const UsbStatus status =
         waitFor(lock, gen, deadline, cancel, [&] { return haltedEndpoints.count(endpoint) != 0; });
     return {status == UsbStatus::Ok ? UsbStatus::Stall : status, 0};

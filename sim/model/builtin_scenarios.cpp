@@ -15,7 +15,7 @@ namespace {
                              " does not exist for BCM" + std::string(detail::chipText(chip)));
 }
 
-// §7a: the legacy msd loaders. The 2835/2837 loader fetches start.elf; the
+// docs/protocol.md §7.1: the legacy msd loaders. The 2835/2837 loader fetches start.elf; the
 // 2711 one probes config.txt and pieeprom.sig first and fixup4.dat after.
 Scenario msd(rpiboot::Chip chip) {
     ScenarioBuilder b(chip);
@@ -30,8 +30,8 @@ Scenario msd(rpiboot::Chip chip) {
     return b.endWithEmptyName().build();
 }
 
-// §7b: DDR-init second stage, then bootmain, then the boot partition image;
-// the board comes back as the Linux mass-storage gadget (§1.6).
+// docs/protocol.md §7.2: DDR-init second stage, then bootmain, then the boot partition image;
+// the board comes back as the Linux mass-storage gadget (docs/protocol.md §12.4).
 Scenario massStorageGadget(rpiboot::Chip chip, const BuiltinOptions& o) {
     ScenarioBuilder b(chip);
     if (chip == rpiboot::Chip::Bcm2711) {
@@ -60,7 +60,7 @@ Scenario massStorageGadget(rpiboot::Chip chip, const BuiltinOptions& o) {
     return b.endWithEmptyName().massStorageGadgetAfterBoot().build();
 }
 
-// §4.5, §7c: recovery.bin fetches its config, the EEPROM image and its
+// docs/protocol.md §5.5, §7.3: recovery.bin fetches its config, the EEPROM image and its
 // digest, flashes, then reports metadata. Values are examples from the
 // upstream READMEs; {serial} and {sha256:...} are filled in by the board.
 Scenario recovery(rpiboot::Chip chip) {

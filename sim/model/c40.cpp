@@ -9,7 +9,7 @@
 namespace virtualpi {
 namespace {
 
-// c40 values (protocol-details.md §4.7): 4..13 digits, 14..39 letters.
+// c40 values (docs/protocol.md §5.6): 4..13 digits, 14..39 letters.
 int valueOf(char c) {
     if (c >= '0' && c <= '9') {
         return 4 + (c - '0');

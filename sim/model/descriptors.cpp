@@ -1,13 +1,14 @@
 #include "virtualpi/descriptors.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "rpiboot/core/error.hpp"
 
 namespace virtualpi {
 namespace {
 
-// Chip facts of protocol-details.md §1.1, kept apart from the host's tables so
+// Chip facts of docs/protocol.md §2.1, kept apart from the host's tables so
 // the model cannot inherit a host bug.
 struct ChipFacts {
     std::uint16_t productId;
@@ -55,14 +56,29 @@ struct DeviceFields {
 };
 
 std::vector<std::uint8_t> deviceDescriptor(const DeviceFields& f) {
-    std::vector<std::uint8_t> d{18, kDescriptorDevice};
-    putLe16(d, 0x0200);                // bcdUSB 2.0
-    d.insert(d.end(), {0, 0, 0, 64});  // class/subclass/protocol, bMaxPacketSize0
-    putLe16(d, f.vendorId);
-    putLe16(d, f.productId);
-    putLe16(d, f.bcdDevice);
-    d.insert(d.end(), {kManufacturerIndex, kProductIndex, f.serialIndex, 1});
-    return d;
+    // Fixed size: filled in place rather than grown, which also keeps GCC 12
+    // at -O3 from warning about the vector's growth (stringop-overread).
+    const auto lo = [](std::uint16_t v) { return static_cast<std::uint8_t>(v & 0xff); };
+    const auto hi = [](std::uint16_t v) { return static_cast<std::uint8_t>(v >> 8); };
+    const std::array<std::uint8_t, 18> d{18,
+                                         kDescriptorDevice,
+                                         0x00,
+                                         0x02,  // bcdUSB 2.0
+                                         0,
+                                         0,
+                                         0,
+                                         64,  // class/subclass/protocol, bMaxPacketSize0
+                                         lo(f.vendorId),
+                                         hi(f.vendorId),
+                                         lo(f.productId),
+                                         hi(f.productId),
+                                         lo(f.bcdDevice),
+                                         hi(f.bcdDevice),
+                                         kManufacturerIndex,
+                                         kProductIndex,
+                                         f.serialIndex,
+                                         1};
+    return {d.begin(), d.end()};
 }
 
 struct InterfaceFields {
@@ -87,7 +103,7 @@ void appendInterface(std::vector<std::uint8_t>& out, const InterfaceFields& i) {
 
 struct ConfigFields {
     std::uint8_t configurationString = 0;
-    std::uint8_t attributes = 0xC0;  // self-powered (§1.3)
+    std::uint8_t attributes = 0xC0;  // self-powered (docs/protocol.md §12.1)
     std::uint8_t maxPower = 0x32;    // 100 mA
 };
 
@@ -234,7 +250,7 @@ std::vector<std::uint8_t> DescriptorSet::bulkEndpoints() const {
 std::string romProductString(rpiboot::Chip chip) {
     switch (chip) {
         case rpiboot::Chip::Bcm2835:
-            return "BCM2835 Boot";  // inferred: not documented (§12)
+            return "BCM2835 Boot";  // inferred: not documented (docs/protocol.md §15)
         case rpiboot::Chip::Bcm2837:
             return "BCM2710 Boot";
         case rpiboot::Chip::Bcm2711:
@@ -256,7 +272,7 @@ DescriptorSet romDescriptors(rpiboot::Chip chip, std::string_view serial, bool c
         strings[kRomSerialIndexNew] = checkedSerial(serial);
     }
     // The quirk: the header announces two interfaces (55 bytes) but only the
-    // first 32 bytes exist (§1.3).
+    // first 32 bytes exist (docs/protocol.md §12.3).
     auto config = configQuirk ? configuration({}, {vendorInterface(0, 0x01, 0x82)}, 55, 2)
                               : configuration({}, {vendorInterface(0, 0x01, 0x82)});
     return finish(deviceDescriptor(d), std::move(config), std::move(strings));
@@ -278,7 +294,7 @@ DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial
                              "virtual board: a second stage has 1 or 2 interfaces, not " +
                                  std::to_string(interfaces));
     }
-    // The 2835/2837 loader reports "BCM2710 Boot" (§1.3).
+    // The 2835/2837 loader reports "BCM2710 Boot" (docs/protocol.md §12.2).
     std::map<std::uint8_t, std::string> strings{
         {kManufacturerIndex, "Broadcom"},
         {kProductIndex, facts.newRom ? romProductString(chip) : std::string("BCM2710 Boot")}};
@@ -289,7 +305,7 @@ DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial
     }
     std::vector<InterfaceFields> list;
     if (interfaces == 2) {
-        // Interface 0 mass storage, interface 1 the vendor interface (§1.3).
+        // Interface 0 mass storage, interface 1 the vendor interface (docs/protocol.md §12.2).
         // The template's 64-byte packets are raised to 512, the only legal
         // bulk size at high speed.
         list.push_back({0, 0x08, 0x06, 0x50, {0x82, 0x01}});

@@ -63,8 +63,8 @@ std::string lower(std::string text) {
 
 // ------------------------------------------------------------------ firmware
 
-// The program of one board, run on the board thread (protocol-details.md §3,
-// §4.2 "device-side contract", §11).
+// The program of one board, run on the board thread (docs/protocol.md §4, §5,
+// §12.5).
 class Firmware {
   public:
     Firmware(BoardCore& core, std::shared_ptr<BoardCore> coreRef, const Scenario& scenario,
@@ -608,7 +608,7 @@ class Firmware {
             core_.record.metadata.push_back(m);
             index = core_.record.metadata.size() - 1;
         }
-        // Sent as ReadFile (protocol-details.md §4.5).
+        // Sent as ReadFile (docs/protocol.md §5.5).
         ask(step, kCommandReadFile, m.wire, request(kCommandReadFile, m.wire), true);
         const std::uint32_t ack = awaitLength("the acknowledgement of " + m.wire);
         if (ack != 0) {
@@ -639,7 +639,7 @@ class Firmware {
         ask(step, step.command, step.kind == StepKind::Done ? step.name : std::string(),
             request(step.command, step.kind == StepKind::Done ? step.name : std::string()), true);
         if (step.kind == StepKind::Done) {
-            return;  // no acknowledgement (§4.2 step 7)
+            return;  // no acknowledgement (docs/protocol.md §5.3 step 6)
         }
         const std::uint32_t ack = awaitLength("the acknowledgement of the empty name");
         if (ack != 0) {

@@ -355,7 +355,9 @@ std::unique_ptr<rpiboot::Transport> VirtualBus::open(std::uint64_t deviceId) {
         name = "virtual device " + std::to_string(deviceId) +
                (it != impl_->present.end() ? " at " + it->second.info.portPath : std::string());
     }
-    return makeFakeTransport(std::move(device), std::move(name));
+    FakeTransportOptions options;
+    options.completionLatency = impl_->options.transferCompletionLatency;
+    return makeFakeTransport(std::move(device), std::move(name), options);
 }
 
 std::optional<SimDeviceInfo> VirtualBus::waitForDevice(

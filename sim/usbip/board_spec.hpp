@@ -10,7 +10,7 @@
 //           sums=FILE       expected SHA-256 per file name (sha256sum listing)
 //           sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
 //           quirk=config    the ROM's configuration descriptor claims 55 bytes
-//                           but returns 32 (protocol-details.md §1.3)
+//                           but returns 32 (docs/protocol.md §12.3)
 //           port=N          vhci-hcd port number (COUNT must be 1)
 //
 // Turns text into data and scenarios; starts nothing, touches no device.

@@ -72,7 +72,8 @@ std::string describe(const CmdSubmit& c) {
     if (c.endpoint == 0) {
         s += " setup";
         for (std::uint8_t b : c.setup) {
-            s += " " + hex(b, 2);
+            s += ' ';  // not `" " + hex(...)`: GCC 12 -O3 warns -Wrestrict (GCC bug 105329)
+            s += hex(b, 2);
         }
     }
     return s;

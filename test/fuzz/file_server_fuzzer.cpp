@@ -2,7 +2,7 @@
 //
 // The fuzzer plays the board. A small Transport answers each control-IN read
 // from the input and records what the host writes; a reference model of
-// protocol.md §4, driven by the same input, says what the host should have
+// docs/protocol.md §5, driven by the same input, says what the host should have
 // written. Any difference, any exception other than rpiboot::Error, or an
 // error the model did not expect, is a crash.
 //
@@ -239,7 +239,7 @@ class CheckingObserver final : public BootObserver {
     std::uint64_t sent_ = 0;
 };
 
-// ---- the reference model (protocol.md §4, file_server.hpp) ---------------
+// ---- the reference model (docs/protocol.md §5, file_server.hpp) ---------------
 
 enum class Outcome { Ends, Throws };
 

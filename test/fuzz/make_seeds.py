@@ -2,7 +2,7 @@
 """Writes the committed seed corpora of the fuzz targets (test/fuzz/corpus/).
 
 Seeds are small, real-shaped inputs: 260-byte requests with names from the
-board logs of protocol-details.md §7, metadata strings of §4.5/§4.7, a tiny
+board logs of docs/protocol.md §7, metadata strings of docs/protocol.md §5.5/§5.6, a tiny
 tar with bootfiles.bin's real member names, and the profiles of
 config/profiles. Run it again after changing an input format; it replaces
 the corpus directories it writes. Needs only the Python standard library.

@@ -7,7 +7,7 @@
 //
 // Checked: parse results are substrings of the message as documented;
 // decoding fails only with rpiboot::Error and agrees with a reference decoder
-// written from protocol.md §4; decode(encode(x)) == x for valid text; the
+// written from docs/protocol.md §5; decode(encode(x)) == x for valid text; the
 // rendered JSON parses (nlohmann) back to the same keys and values; stems are
 // safe file names.
 #include <algorithm>
@@ -42,7 +42,7 @@ void checkMessage(std::string_view message) {
                "the value runs to the next '*' or the end");
 }
 
-// protocol.md §4: h = 1600a + 40b + c + 1; 4-13 digits, 14-39 letters.
+// docs/protocol.md §5.6: h = 1600a + 40b + c + 1; 4-13 digits, 14-39 letters.
 bool appendReferenceHalf(std::uint32_t half, std::string& out) {
     const std::uint32_t values[3] = {(half - 1) / 1600, (half - 1) / 40 % 40, (half - 1) % 40};
     for (const std::uint32_t v : values) {

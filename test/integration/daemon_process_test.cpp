@@ -146,6 +146,51 @@ TEST_F(DaemonProcessTest, BootsEveryVirtualBoardAndExitsZero) {
         << d.output();
 }
 
+TEST_F(DaemonProcessTest, BootsFromTheEmbeddedFirmwareWhenNoneIsInstalled) {
+    // A machine with no firmware installed: the msd profile's boards get the
+    // compiled-in set and the log says so; BCM2712 (mass-storage gadget,
+    // never embedded) fails naming what is missing.
+    const std::string empty = scratch_.mkdir("nothing-installed").string();
+    Daemon d({"--no-udev", "--bus", "none", "--firmware-dir", empty, "--virtual",
+              "2711:2,2837:1,2712:1", "--exit-when-done"});
+    EXPECT_EQ(d.exitStatus(), 1) << d.output();
+    const std::string& out = d.output();
+    EXPECT_NE(out.find("1-1 BCM2711: booted: "), std::string::npos) << out;
+    EXPECT_NE(out.find("1-2 BCM2711: booted: "), std::string::npos) << out;
+    EXPECT_NE(out.find("1-3 BCM2837: booted: "), std::string::npos) << out;
+    EXPECT_NE(out.find("sent bootcode4.bin (105984 bytes from embedded:bootcode4.bin)"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("sent start4.elf (536536 bytes from embedded:start4.elf)"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("sent bootcode.bin (52624 bytes from embedded:bootcode.bin)"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("profile msd: no firmware directory " + empty +
+                       "/msd; serving the embedded firmware (bootcode.bin, bootcode4.bin, "
+                       "start.elf, start4.elf) as the last resort"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("1-4 BCM2712: error: "), std::string::npos) << out;
+    EXPECT_NE(out.find(empty + "/mass-storage-gadget64 is not a directory"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("rpibootd-fetch-firmware installs the firmware sets"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("4 board(s): 0 booting, 3 done, 1 failed"), std::string::npos) << out;
+}
+
+TEST_F(DaemonProcessTest, EmbeddedFirmwareCanBeTurnedOff) {
+    const std::string empty = scratch_.mkdir("nothing-installed").string();
+    const auto config = scratch_.write("rpibootd.json", R"({"embedded_firmware": false})");
+    Daemon d({"--no-udev", "--bus", "none", "--firmware-dir", empty, "-c", config, "--virtual",
+              "2711:1", "--exit-when-done"});
+    EXPECT_EQ(d.exitStatus(), 1) << d.output();
+    EXPECT_NE(d.output().find("1-1 BCM2711: error: "), std::string::npos) << d.output();
+    EXPECT_NE(d.output().find(empty + "/msd is not a directory"), std::string::npos) << d.output();
+    EXPECT_EQ(d.output().find("embedded:"), std::string::npos) << d.output();
+}
+
 TEST_F(DaemonProcessTest, ExitsOneWhenABoardFailed) {
     const auto config = scratch_.write("rpibootd.json", R"({"default_profile": "recovery"})");
     Daemon d(withFirmware({"-c", config, "--virtual", "2711:1", "--exit-when-done"}));
@@ -214,6 +259,13 @@ TEST_F(DaemonProcessTest, CheckConfigListsProfilesOrNamesTheError) {
     Daemon good(withFirmware({"--check-config"}));
     EXPECT_EQ(good.exitStatus(), 0) << good.output();
     EXPECT_NE(good.output().find("mass-storage-gadget"), std::string::npos);
+    // Per profile, whether its set is complete (this tree has no recovery.bin).
+    EXPECT_NE(good.output().find("firmware: complete (2835, 2837, 2711: 6 files)"),
+              std::string::npos)
+        << good.output();
+    EXPECT_NE(good.output().find("firmware: INCOMPLETE: missing 2711/bootcode4.bin"),
+              std::string::npos)
+        << good.output();
 
     const auto config = scratch_.write("bad.json", R"({"default_profile": "nope"})");
     Daemon bad(withFirmware({"--check-config", "-c", config}));

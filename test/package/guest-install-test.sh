@@ -77,18 +77,28 @@ check "rpibootd owns io.rpibootd1 on the system bus" busctl --system status io.r
 
 # ---- firmware
 fw=/usr/share/rpibootd/firmware
-if rpibootd-fetch-firmware --mirror "file://$share/mirror-tampered" >"$results/fetch-tampered.txt" 2>&1; then
+if rpibootd-fetch-firmware --pins "$share/pins.txt" --mirror "file://$share/mirror-tampered" >"$results/fetch-tampered.txt" 2>&1; then
     fail "rpibootd-fetch-firmware accepted a mirror with a changed start.elf"
 else
     ok "rpibootd-fetch-firmware refuses a tampered mirror: $(tail -n1 "$results/fetch-tampered.txt")"
 fi
 check "a refused download installs nothing" test -z "$(find "$fw" -type f -o -type l)"
-if rpibootd-fetch-firmware --mirror "file://$share/mirror" >"$results/fetch.txt" 2>&1; then
+if rpibootd-fetch-firmware --pins "$share/pins.txt" --mirror "file://$share/mirror" >"$results/fetch.txt" 2>&1; then
     ok "rpibootd-fetch-firmware installed the pinned files from the file:// mirror"
 else
     fail "rpibootd-fetch-firmware: $(cat "$results/fetch.txt")"
 fi
+if rpibootd-fetch-firmware --pins "$share/pins.txt" --mirror "file://$share/mirror" 2>&1 | grep -q "up to date"; then
+    ok "rpibootd-fetch-firmware run again: up to date"
+else
+    fail "rpibootd-fetch-firmware run again did not say up to date"
+fi
 check "rpibootd --check-config accepts the installed configuration" rpibootd --check-config
+rpibootd --check-config >"$results/check-config.txt" 2>&1 || true
+for p in msd mass-storage-gadget recovery; do
+    check "rpibootd --check-config: the $p set is complete" \
+        bash -c "grep -A1 '^  $p ' '$results/check-config.txt' | grep -q 'firmware: complete'"
+done
 check "systemctl reload rpibootd" systemctl reload rpibootd.service
 check "still active after reload" active
 

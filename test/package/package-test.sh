@@ -43,19 +43,16 @@ cp "$debs"/rpibootd_*.deb "$debs"/rpibootd-cli_*.deb "$share/debs/" 2>/dev/null 
 # The root file system (cached; minutes the first time).
 root=$("$here/make-root.sh") || { rc=$?; [ "$rc" = 77 ] && skip "no Debian root"; die "make-root.sh failed"; }
 
-# A file:// mirror laid out as the upstream release, from the fixtures.
+# A file:// mirror laid out as the upstream release (usbboot tree with its rpi-eeprom
+# submodule), from the fixtures plus stand-ins, and the pins that match it (computed from
+# those files; the helper takes them with --pins, the real pins stay as they are).
 m=$share/mirror
-mkdir -p "$m/msd" "$m/firmware/2711" "$m/secure-boot-msd" "$m/mass-storage-gadget64" "$m/recovery"
-cp "$fixtures/msd/bootcode.bin" "$fixtures/msd/start.elf" "$m/msd/"
-cp "$fixtures/2711/bootcode4.bin" "$m/firmware/2711/"
-cp "$fixtures/bootfiles.bin" "$m/firmware/"
-cp "$fixtures/mass-storage-gadget64/boot-secure-msd.img" "$m/secure-boot-msd/boot.img"
-cp "$fixtures/mass-storage-gadget64/config.txt" "$m/mass-storage-gadget64/"
-cp "$fixtures/recovery/config.txt" "$m/recovery/"
+"$src/firmware/make-test-mirror" "$m" "$share/pins.txt" "$fixtures" ||
+    die "firmware/make-test-mirror failed"
 # The same with one byte of start.elf changed: the helper must refuse it and install nothing.
 cp -r "$m" "$share/mirror-tampered"
 printf 'X' | dd of="$share/mirror-tampered/msd/start.elf" bs=1 seek=4096 conv=notrunc status=none
-# What each board must receive, by the name it asks for (fixture hashes).
+# What each board must receive, by the name it asks for (fixture hashes, and the stand-in's).
 sum() { awk -v want="./$1" '$2 == want { print $1 }' "$fixtures/SHA256SUMS"; }
 {
     echo "--sha256 bootcode.bin:$(sum msd/bootcode.bin)"
@@ -63,7 +60,7 @@ sum() { awk -v want="./$1" '$2 == want { print $1 }' "$fixtures/SHA256SUMS"; }
     echo "--sha256 start4.elf:$(sum msd/start.elf)"
     echo "--sha256 bootcode4.bin:$(sum 2711/bootcode4.bin)"
     echo "--sha256 config.txt:$(sum mass-storage-gadget64/config.txt)"
-    echo "--sha256 boot.img:$(sum mass-storage-gadget64/boot-secure-msd.img)"
+    echo "--sha256 boot.img:$(sha256sum <"$m/mass-storage-gadget64/boot.img" | cut -d' ' -f1)"
 } >"$share/board-hashes"
 
 # The USB/IP front-end (its libraries are all in the root).

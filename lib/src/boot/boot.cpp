@@ -32,7 +32,7 @@ BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& 
 StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
                           const FirmwareSet& firmware, const BoardContext& board,
                           const BootOptions& options, BootObserver* observer) {
-    Link link(transport, options.timeouts);
+    Link link(transport, options.timeouts, options.bulkTransfersInFlight);
     StageOutcome outcome;
     outcome.stage = identity.stage;
     if (identity.stage == BootStage::Rom) {
@@ -41,7 +41,7 @@ StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
             throw Error(Errc::NotFound,
                         std::string(bootcodeFileName(board.chip)) + " for " +
                             std::string(chipName(board.chip)) + " not found in " +
-                            firmware.config().root.string() +
+                            firmware.searchedPlaces() +
                             (loader.refusal.empty() ? std::string() : " (" + loader.refusal + ")"));
         }
         if (observer != nullptr) {

@@ -8,13 +8,13 @@
 namespace rpiboot {
 namespace {
 
-// protocol.md §1: boot-mode product IDs.
+// docs/protocol.md §2.1: boot-mode product IDs.
 constexpr std::uint16_t kPid2835 = 0x2763;
 constexpr std::uint16_t kPid2837 = 0x2764;
 constexpr std::uint16_t kPid2711 = 0x2711;
 constexpr std::uint16_t kPid2712 = 0x2712;
 
-// protocol.md §1: iSerialNumber index 0 or 3 means the boot ROM.
+// docs/protocol.md §2.2: iSerialNumber index 0 or 3 means the boot ROM.
 bool isRomSerialIndex(std::uint8_t index) {
     return index == 0 || index == 3;
 }
@@ -73,7 +73,7 @@ std::optional<DeviceIdentity> identifyDevice(const UsbDescriptorSummary& descrip
     identity.chip = *chip;
     identity.stage =
         isRomSerialIndex(descriptor.serialNumberIndex) ? BootStage::Rom : BootStage::SecondStage;
-    // protocol.md §1: with two interfaces the first is mass storage and the
+    // docs/protocol.md §2.3: with two interfaces the first is mass storage and the
     // protocol runs on interface 1, bulk OUT 3 / IN 4.
     if (descriptor.interfaceCount == 1) {
         identity.interface = BulkInterface{0, 0x01, 0x82};

@@ -107,7 +107,7 @@ class Session {
         log(LogLevel::Debug,
             std::string("received ") + commandName(request.command) + ": " + shown);
         if (!request.terminated) {
-            // protocol.md §5: a name without its NUL is refused, not guessed at.
+            // docs/protocol.md §6.3: a name without its NUL is refused, not guessed at.
             notFound(shown, "name is not NUL-terminated within 256 bytes");
             return std::nullopt;
         }
@@ -190,10 +190,13 @@ class Session {
         }
         open_.reset();
         const auto size = static_cast<std::uint32_t>(file->bytes.size());
+        // The reply (the announced length) goes out first: the observer may
+        // wake other threads, and the board is waiting for this answer.
+        link_.sendLength(size);
         if (observer_ != nullptr) {
             observer_->onTransferStarted(shown, size);
         }
-        link_.write(file->bytes, observer_);
+        link_.writeBulk(file->bytes, observer_);
         ++result_.filesServed;
         result_.bytesSent += size;
         if (observer_ != nullptr) {

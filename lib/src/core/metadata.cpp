@@ -14,7 +14,7 @@
 namespace rpiboot {
 namespace {
 
-// protocol.md §4, FACTORY_UUID: each 16-bit half holds three c40 values,
+// docs/protocol.md §5.6, FACTORY_UUID: each 16-bit half holds three c40 values,
 // h = 1600a + 40b + c + 1; values 4..13 are digits, 14..39 letters.
 constexpr unsigned kC40Digit0 = 4;
 constexpr unsigned kC40LetterA = 14;

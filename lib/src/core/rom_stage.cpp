@@ -48,7 +48,7 @@ void uploadBootcode(Link& link, std::span<const std::uint8_t> bootcode,
     if (observer != nullptr) {
         observer->onTransferFinished("bootcode", length);
     }
-    // protocol.md §3: the ROM answers a 4-byte return code; the control IN
+    // docs/protocol.md §4.4: the ROM answers a 4-byte return code; the control IN
     // simply waits until it is ready (no fixed sleep).
     std::array<std::uint8_t, 4> status{};
     link.read(status);

@@ -7,6 +7,7 @@
 
 #include "firmware/inside_root.hpp"
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/embedded_firmware.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 #include "rpiboot/firmware/request_name.hpp"
 #include "rpiboot/firmware/tar_archive.hpp"
@@ -93,7 +94,8 @@ struct FirmwareSet::Impl {
     FirmwareSetConfig config;
     std::shared_ptr<FileCache> cache;
     std::vector<std::unique_ptr<Root>> roots;
-    fs::path serialOverlayRoot;  // canonical; empty when unset
+    std::vector<fs::path> missing;  // roots skipped (config.embedded only)
+    fs::path serialOverlayRoot;     // canonical; empty when unset
     std::vector<fs::path> serialAllowed;
 
     // nullopt: nothing there, try the next source. A Lookup: found, or refused.
@@ -243,6 +245,12 @@ Lookup FirmwareSet::Impl::resolve(std::string_view requested, const BoardContext
             return *step;
         }
     }
+    if (config.embedded) {
+        if (const EmbeddedFile* file = findEmbeddedFirmware(name)) {
+            // Static storage: nothing to keep alive.
+            return served(nullptr, file->bytes, "embedded:" + std::string(file->name));
+        }
+    }
     return Lookup{};
 }
 
@@ -260,11 +268,17 @@ FirmwareSet::FirmwareSet(FirmwareSetConfig config, std::shared_ptr<FileCache> ca
         trusted.push_back(canonicalMaybeMissing(dir));
     }
     auto addRoot = [&](const fs::path& dir, std::string_view what) {
+        std::error_code ec;
+        if (cfg.embedded && (dir.empty() || !fs::is_directory(dir, ec))) {
+            if (!dir.empty()) {
+                impl_->missing.push_back(dir);
+            }
+            return;  // the embedded firmware stands in for what it would have held
+        }
         auto root = std::make_unique<Impl::Root>();
         root->dir = canonicalDirectory(dir, what);
         root->allowed.push_back(root->dir);
         root->allowed.insert(root->allowed.end(), trusted.begin(), trusted.end());
-        std::error_code ec;
         root->hasArchive = fs::exists(fs::symlink_status(root->dir / kArchiveName, ec));
         if (root->hasArchive) {
             // Load now so a broken archive is reported at start-up, not per request.
@@ -303,6 +317,27 @@ Lookup FirmwareSet::bootcode(const BoardContext& board) const {
 
 const FirmwareSetConfig& FirmwareSet::config() const noexcept {
     return impl_->config;
+}
+
+const std::vector<std::filesystem::path>& FirmwareSet::missingRoots() const noexcept {
+    return impl_->missing;
+}
+
+std::string FirmwareSet::searchedPlaces() const {
+    std::string places;
+    auto add = [&places](const std::string& place) {
+        places += (places.empty() ? "" : ", ") + place;
+    };
+    for (const auto& root : impl_->roots) {
+        add(root->dir.string());
+    }
+    for (const auto& dir : impl_->missing) {
+        add(dir.string() + " (missing)");
+    }
+    if (impl_->config.embedded) {
+        add("the embedded firmware (" + embeddedFirmwareNames() + ")");
+    }
+    return places;
 }
 
 }  // namespace rpiboot

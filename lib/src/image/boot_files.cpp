@@ -1,4 +1,4 @@
-// Gathering and pruning the files of a boot image (protocol-details.md §8.5).
+// Gathering and pruning the files of a boot image (docs/protocol.md §11).
 #include "rpiboot/image/boot_files.hpp"
 
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// EEPROM image section chain and in-place file replacement (protocol-details.md §8.2).
+// EEPROM image section chain and in-place file replacement (docs/protocol.md §10).
 #include "rpiboot/image/eeprom_image.hpp"
 
 #include <algorithm>

@@ -1,7 +1,8 @@
-// Writes a bare FAT12/16/32 boot image in memory (protocol.md §11).
+// Writes a bare FAT12/16/32 boot image in memory (docs/protocol.md §11).
 #include "rpiboot/image/fat_writer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -215,17 +216,26 @@ void assignAlias(Node& node, std::set<std::string>& used) {
         }
     }
     if (base.empty()) {
-        base = "_";
+        base.push_back('_');  // not `base = "_"`: GCC 12 -O3 warns -Wrestrict (GCC bug 105329)
     }
+    // The 8.3 name is composed in a fixed 11-byte field ("BASE~N  EXT"); the
+    // lengths are bounded here, so every copy has a size known to fit.
+    const std::size_t extLength = std::min<std::size_t>(ext.size(), 3);
     for (std::uint32_t n = 1; n < 1000000; ++n) {
-        std::string tail = "~" + std::to_string(n);
-        std::string candidate = base.substr(0, 8 - tail.size()) + tail;
-        std::string key = candidate;
-        key.append(".").append(ext);
+        const std::string number = std::to_string(n);  // at most 6 digits
+        const std::size_t keep = std::min<std::size_t>(base.size(), 8 - 1 - number.size());
+        std::array<char, 11> field;
+        field.fill(' ');
+        std::copy_n(base.begin(), keep, field.begin());
+        field[keep] = '~';
+        std::copy_n(number.begin(), number.size(),
+                    field.begin() + static_cast<std::ptrdiff_t>(keep) + 1);
+        std::copy_n(ext.begin(), extLength, field.begin() + 8);
+        std::string key(field.data(), keep + 1 + number.size());
+        key += '.';
+        key.append(ext, 0, extLength);
         if (used.insert(key).second) {
-            std::memset(node.shortName, ' ', 11);
-            std::memcpy(node.shortName, candidate.data(), candidate.size());
-            std::memcpy(node.shortName + 8, ext.data(), ext.size());
+            std::memcpy(node.shortName, field.data(), field.size());
             return;
         }
     }

@@ -155,7 +155,7 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     const std::filesystem::path base = std::filesystem::path(file).parent_path();
     ObjectReader r(doc, file, "",
                    {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms",
-                    "rules", "metrics", "state_dir"});
+                    "rules", "metrics", "state_dir", "embedded_firmware"});
     DaemonConfig c = defaultDaemonConfig();
     c.source = file;
     c.rules.clear();  // a file's rules replace the built-in ones entirely
@@ -173,6 +173,7 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     if (auto dir = r.string("state_dir")) {
         c.stateDir = resolveAgainst(base, *dir);
     }
+    c.embeddedFirmware = r.boolean("embedded_firmware").value_or(c.embeddedFirmware);
     if (const nlohmann::json* rules = r.member("rules")) {
         if (!rules->is_array()) {
             fail(file, "/rules", "expected an array of rule objects");
@@ -235,6 +236,16 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
             fail(daemon.source, rule.pointer + "/profile",
                  "no profile named \"" + rule.profile +
                      "\" (known: " + knownNames(config.profiles) + ")");
+        }
+    }
+    if (!daemon.embeddedFirmware) {
+        for (auto& [name, profile] : config.profiles) {
+            profile.firmware.embedded = false;
+        }
+    }
+    if (overrides.bulkTransfersInFlight) {
+        for (auto& [name, profile] : config.profiles) {
+            profile.bulkTransfersInFlight = *overrides.bulkTransfersInFlight;
         }
     }
     config.daemon = std::move(daemon);

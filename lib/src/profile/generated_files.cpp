@@ -128,16 +128,31 @@ std::vector<std::pair<Chip, fs::path>> eepromImages(const Profile& profile,
     return found;
 }
 
+// The boot.conf for one chip: a configuration directly in the set's root may be
+// overridden per chip by <root>/<chip folder>/<same name> (upstream keeps
+// separate recovery/ and recovery5/ configurations for BCM2711 and BCM2712).
+fs::path eepromConfigFor(const Profile& profile, const ProfileEeprom& eeprom, Chip chip) {
+    const fs::path& root = profile.firmware.root;
+    if (eeprom.config.parent_path() == root) {
+        fs::path perChip = root / chipFolder(chip) / eeprom.config.filename();
+        if (isRegularFile(perChip)) {
+            return perChip;
+        }
+    }
+    return eeprom.config;
+}
+
 void addEeprom(const Profile& profile, const ProfileEeprom& eeprom, std::int64_t timestamp,
                GeneratedFiles& out) {
-    const Bytes configBytes = withContext(profile, "boot.conf " + eeprom.config.string(),
-                                          [&] { return readFileBytes(eeprom.config); });
-    const std::string config(configBytes.begin(), configBytes.end());
     const OpenedSigning signing = openSigning(profile, eeprom.signing);
     // Plain variables, not structured bindings: clang 14 cannot capture those.
     for (const auto& entry : eepromImages(profile, eeprom)) {
         const Chip chip = entry.first;
         const fs::path& path = entry.second;
+        const fs::path configPath = eepromConfigFor(profile, eeprom, chip);
+        const Bytes configBytes = withContext(profile, "boot.conf " + configPath.string(),
+                                              [&] { return readFileBytes(configPath); });
+        const std::string config(configBytes.begin(), configBytes.end());
         const Bytes original = readImage(profile, path);
         RecoveryEeprom built = withContext(profile, "EEPROM image " + path.string(), [&] {
             return buildRecoveryEeprom(original, path.string(), config, timestamp,
@@ -146,7 +161,7 @@ void addEeprom(const Profile& profile, const ProfileEeprom& eeprom, std::int64_t
         });
         const std::string folder(chipFolder(chip));
         const std::string origin =
-            "generated from " + path.string() + " and " + eeprom.config.string();
+            "generated from " + path.string() + " and " + configPath.string();
         out[folder + "/pieeprom.bin"] = served(std::move(built.image), origin);
         out[folder + "/pieeprom.sig"] = servedText(built.digest, origin);
     }

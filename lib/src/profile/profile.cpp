@@ -1,5 +1,6 @@
 #include "rpiboot/profile/profile.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -37,13 +38,56 @@ bool isValidProfileName(std::string_view name) {
     return true;
 }
 
+// "requires": { "<chip>": ["NAME", ...], ... }
+std::vector<std::pair<Chip, std::vector<std::string>>> readRequired(ObjectReader& firmware) {
+    std::vector<std::pair<Chip, std::vector<std::string>>> out;
+    const nlohmann::json* node = firmware.member("requires");
+    if (node == nullptr) {
+        return out;
+    }
+    const std::string pointer = firmware.pointerOf("requires");
+    if (!node->is_object()) {
+        fail(firmware.label(), pointer, "expected an object of chip -> file names");
+    }
+    for (const auto& [key, names] : node->items()) {
+        const std::string where = profile_detail::appendPointer(pointer, key);
+        const auto chip = parseChip(key);
+        if (!chip) {
+            fail(firmware.label(), where, "\"" + key + "\" is not a chip (2835, 2837, 2711, 2712)");
+        }
+        for (const auto& [other, unused] : out) {
+            if (other == *chip) {
+                fail(firmware.label(), where, "chip listed twice");
+            }
+        }
+        if (!names.is_array() || names.empty()) {
+            fail(firmware.label(), where, "expected a non-empty array of file names");
+        }
+        std::vector<std::string> files;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const auto& item = names[i];
+            if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
+                fail(firmware.label(), profile_detail::appendPointer(where, std::to_string(i)),
+                     "expected a file name");
+            }
+            files.push_back(item.get<std::string>());
+        }
+        out.emplace_back(*chip, std::move(files));
+    }
+    // In chip order, whatever the spelling of the keys.
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
+}
+
 ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& firmwareBase) {
     const nlohmann::json* node = parent.member("firmware");
     if (node == nullptr) {
         fail(parent.label(), "/firmware", "missing: every profile names its firmware set");
     }
     ObjectReader r(*node, parent.label(), "/firmware",
-                   {"root", "port_overlays", "serial_overlays", "fallback", "trusted"});
+                   {"root", "port_overlays", "serial_overlays", "fallback", "trusted", "embedded",
+                    "requires"});
     ProfileFirmware fw;
     const auto root = r.string("root");
     if (!root) {
@@ -51,6 +95,7 @@ ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& 
     }
     fw.root = resolveAgainst(firmwareBase, *root);
     fw.portOverlays = r.boolean("port_overlays").value_or(false);
+    fw.embedded = r.boolean("embedded").value_or(false);
     if (auto serial = r.string("serial_overlays")) {
         fw.serialOverlays = resolveAgainst(firmwareBase, *serial);
     }
@@ -60,6 +105,7 @@ ProfileFirmware readFirmware(ObjectReader& parent, const std::filesystem::path& 
     for (const auto& p : r.stringArray("trusted").value_or(std::vector<std::string>{})) {
         fw.trusted.push_back(resolveAgainst(firmwareBase, p));
     }
+    fw.required = readRequired(r);
     // The firmware tree itself is trusted: sets commonly link into shared
     // files next to them (msd/bootcode4.bin -> ../2711/bootcode4.bin).
     fw.trusted.push_back(resolveAgainst(firmwareBase, "."));
@@ -198,6 +244,7 @@ FirmwareSetConfig Profile::firmwareSetConfig() const {
     c.portOverlays = firmware.portOverlays;
     c.serialOverlayRoot = firmware.serialOverlays;
     c.fallbackRoots = firmware.fallback;
+    c.embedded = firmware.embedded;
     return c;
 }
 
@@ -207,6 +254,7 @@ BootOptions Profile::bootOptions() const {
     o.timeouts.bulkChunk = timeouts.bulk;
     o.timeouts.controlIn = timeouts.request;
     o.signedBoot = signedBoot;
+    o.bulkTransfersInFlight = bulkTransfersInFlight;
     return o;
 }
 

@@ -115,7 +115,13 @@ void writeFileBytes(const std::filesystem::path& path, ByteView data) {
     std::string tmp;
     int rawFd = -1;
     for (int attempt = 0; attempt < 16 && rawFd < 0; ++attempt) {
-        tmp = (dir / ("." + path.filename().string() + ".tmp" + std::to_string(random()))).string();
+        // Appended piece by piece: `"." + std::string` trips GCC 12's bogus
+        // -Wrestrict at -O3 (GCC bug 105329).
+        std::string name(1, '.');
+        name += path.filename().string();
+        name += ".tmp";
+        name += std::to_string(random());
+        tmp = (dir / name).string();
         rawFd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (rawFd < 0 && errno != EEXIST) {
             break;

@@ -1,4 +1,4 @@
-// Signing through an external HSM wrapper program (protocol.md §9).
+// Signing through an external HSM wrapper program (docs/protocol.md §9.2).
 #include "rpiboot/signing/hsm_signer.hpp"
 
 #include <fcntl.h>

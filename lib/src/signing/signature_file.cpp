@@ -1,4 +1,4 @@
-// `.sig` files: formatting, parsing, creation and verification (protocol.md §9).
+// `.sig` files: formatting, parsing, creation and verification (docs/protocol.md §9.1).
 #include "rpiboot/signing/signature_file.hpp"
 
 #include <cstdlib>

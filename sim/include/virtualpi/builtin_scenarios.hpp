@@ -1,5 +1,5 @@
 // The built-in scenarios: what each chip asks for under each upstream
-// profile, as reconstructed from real board logs (protocol-details.md §7).
+// profile, as reconstructed from real board logs (docs/protocol.md §7).
 // Pure data; hashes are left unset (tests add them with expectHashes()).
 #pragma once
 

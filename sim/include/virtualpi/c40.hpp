@@ -1,5 +1,5 @@
-// The FACTORY_UUID c40 encoding as the device writes it (protocol.md §4,
-// protocol-details.md §4.7): the model's own encoder and a decoder used only
+// The FACTORY_UUID c40 encoding as the device writes it (docs/protocol.md §5.6):
+// the model's own encoder and a decoder used only
 // to check it. Pure functions.
 #pragma once
 

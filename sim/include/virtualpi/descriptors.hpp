@@ -1,5 +1,5 @@
 // USB descriptors of the virtual Raspberry Pi, as real byte arrays
-// (protocol-details.md §1.3, §1.6).
+// (docs/protocol.md §12, §12.4).
 //
 // One DescriptorSet describes one enumeration of a board: the ROM, the second
 // stage, or the identity the board takes after booting (mass-storage gadget).
@@ -32,7 +32,7 @@ struct DescriptorSet {
     // as the device returns it for a full read.
     std::vector<std::uint8_t> configuration;
     // wTotalLength as written in the configuration header. Equals
-    // configuration.size() except with the ROM "55/32" quirk (§1.3), where the
+    // configuration.size() except with the ROM "55/32" quirk (docs/protocol.md §12.3), where the
     // header claims 55 bytes but a full read returns only 32.
     std::uint16_t advertisedTotalLength = 0;
     // String descriptors by index (index 0, the language list, is implicit).
@@ -51,7 +51,7 @@ struct DescriptorSet {
     std::uint16_t productId() const;
     std::uint8_t serialNumberIndex() const;
     // Interfaces actually present in the returned configuration bytes (what
-    // libusb reports as bNumInterfaces, §1.3).
+    // libusb reports as bNumInterfaces, docs/protocol.md §12.3).
     std::uint8_t interfaceCount() const;
     // The string at iSerialNumber, or "" when the index is 0 or unknown.
     std::string serialString() const;
@@ -64,7 +64,7 @@ struct DescriptorSet {
     std::vector<std::uint8_t> bulkEndpoints() const;
 };
 
-// Overrides of the second stage's shape; unset fields follow §1.3.
+// Overrides of the second stage's shape; unset fields follow docs/protocol.md §12.2.
 struct SecondStageShape {
     int serialNumberIndex = -1;  // -1: 1 on 2835/2837, 4 on 2711/2712
     int interfaceCount = -1;     // -1: 2 on BCM2837 (0x2764), else 1
@@ -81,7 +81,7 @@ DescriptorSet romDescriptors(rpiboot::Chip chip, std::string_view serial, bool c
 // string reads "Broadcom", as on real boards.
 DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial,
                                      const SecondStageShape& shape = {});
-// Linux mass-storage gadget of mass-storage-gadget64 (§1.6): 0a5c:0104,
+// Linux mass-storage gadget of mass-storage-gadget64 (docs/protocol.md §12.4): 0a5c:0104,
 // bcdDevice 0x0100, one mass-storage interface per disk, serial 16 hex digits.
 DescriptorSet massStorageGadgetDescriptors(std::string_view serial16,
                                            const std::vector<std::string>& disks);

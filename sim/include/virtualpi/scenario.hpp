@@ -3,9 +3,8 @@
 //
 // A Scenario is plain data, loaded from JSON (format in
 // sim/README.md), built with ScenarioBuilder or taken from the
-// built-in profiles (builtin_scenarios.hpp). It follows protocol.md and
-// protocol-details.md (§1, §2.4, §3, §4, §7), never the host code. It holds no
-// threads and does no I/O except loadScenario().
+// built-in profiles (builtin_scenarios.hpp). It follows docs/protocol.md (§2, §3.5, §4, §5, §7),
+// never the host code. It holds no threads and does no I/O except loadScenario().
 #pragma once
 
 #include <chrono>
@@ -23,7 +22,7 @@
 
 namespace virtualpi {
 
-// Second-stage request commands (protocol.md §4).
+// Second-stage request commands (docs/protocol.md §5).
 inline constexpr std::uint32_t kCommandGetFileSize = 0;
 inline constexpr std::uint32_t kCommandReadFile = 1;
 inline constexpr std::uint32_t kCommandDone = 2;
@@ -78,7 +77,7 @@ struct Step {
     // Metadata: the value; unset sends "*KEY" with no value. Supports the
     // placeholders {serial} and {sha256:NAME} (hash of a received file).
     std::optional<std::string> value;
-    // Metadata: send the value c40-encoded (FACTORY_UUID, §4.7); records keep
+    // Metadata: send the value c40-encoded (FACTORY_UUID, docs/protocol.md §5.6); records keep
     // the decoded text.
     bool c40 = false;
     // File: a size of 0 (missing) is acceptable.
@@ -112,7 +111,7 @@ struct RomScript {
     std::vector<std::uint32_t> returnCodes{0};
     // Status answered to a rejected upload (wrong length, hash or signature).
     std::uint32_t rejectCode = 0xffffffff;
-    // Reproduce the 55/32 configuration length quirk (§1.3).
+    // Reproduce the 55/32 configuration length quirk (docs/protocol.md §12.3).
     bool configQuirk = false;
     Fault fault;
 };

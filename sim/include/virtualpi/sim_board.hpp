@@ -4,9 +4,8 @@
 // The board presents one UsbDevice per enumeration (ROM, second stage, final
 // identity) and tells its listener when it attaches and detaches. It records
 // everything it received (boot message, bootcode hash, each file and metadata
-// message) and ends with an outcome. It follows protocol.md and
-// protocol-details.md, never the host code, and never trusts the host: any
-// unexpected transfer is recorded as a protocol violation.
+// message) and ends with an outcome. It follows docs/protocol.md, never the host code, and never
+// trusts the host: any unexpected transfer is recorded as a protocol violation.
 #pragma once
 
 #include <chrono>

@@ -3,7 +3,7 @@
 // A front-end (the in-process fake Transport, a USB/IP server) drives a
 // UsbDevice exactly as a USB host controller would: control transfers on
 // endpoint 0 (standard requests are answered from the descriptors, vendor
-// requests carry the boot protocol, protocol-details.md §2.4) and bulk
+// requests carry the boot protocol, docs/protocol.md §3.5) and bulk
 // transfers. Calls block like a NAKing endpoint until the device can answer,
 // the deadline passes or the caller cancels. A UsbDevice never outlives its
 // enumeration: once the board disconnects, every call returns Disconnected,
@@ -38,7 +38,7 @@ struct SetupPacket {
     static SetupPacket fromBytes(std::span<const std::uint8_t, 8> bytes) noexcept;
 };
 
-// The boot protocol's two vendor requests (protocol.md §2).
+// The boot protocol's two vendor requests (docs/protocol.md §3).
 inline constexpr std::uint8_t kVendorOut = 0x40;
 inline constexpr std::uint8_t kVendorIn = 0xC0;
 

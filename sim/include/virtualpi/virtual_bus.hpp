@@ -31,6 +31,9 @@ struct BusOptions {
     // Budget shared by all boards of one controller (bus number); 0 =
     // unlimited. E.g. kHighSpeedBytesPerSecond.
     std::uint64_t controllerBytesPerSecond = 0;
+    // The host side of every transfer through open(): time from the device's
+    // last byte to the caller seeing the completion (FakeTransportOptions).
+    std::chrono::microseconds transferCompletionLatency{0};
 };
 
 struct BoardSpec {

@@ -24,6 +24,18 @@ TEST(Options, AcceptsUpstreamFlags) {
     EXPECT_EQ(r.options.metadataDir, "meta");
 }
 
+TEST(Options, BulkTransfersInFlightIsAHiddenNumberFromOneTo64) {
+    EXPECT_FALSE(parse({}).options.bulkTransfersInFlight.has_value());
+    EXPECT_EQ(parse({"--bulk-transfers-in-flight", "1"}).options.bulkTransfersInFlight, 1u);
+    EXPECT_EQ(parse({"--bulk-transfers-in-flight", "64"}).options.bulkTransfersInFlight, 64u);
+    for (const char* bad : {"0", "65", "x"}) {
+        EXPECT_EQ(parse({"--bulk-transfers-in-flight", bad}).error,
+                  "--bulk-transfers-in-flight needs a number from 1 to 64")
+            << bad;
+    }
+    EXPECT_NE(parse({"--bulk-transfers-in-flight"}).error, "");
+}
+
 TEST(Options, LaterVerboseFlagWins) {
     EXPECT_EQ(parse({"-vv", "-v"}).options.verbosity, 1);
 }

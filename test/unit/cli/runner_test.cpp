@@ -8,12 +8,14 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 
 #include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
+#include "virtualpi/scenario.hpp"
 #include "virtualpi/scenario_builder.hpp"
 #include "virtualpi/virtual_bus.hpp"
 
@@ -264,6 +266,136 @@ TEST(RpibootCli, DefaultDirectoryIsUsedWithoutDashD) {
     EXPECT_NE(run.out.find("Directory not specified - trying default"), std::string::npos);
     EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
               virtualpi::Outcome::Succeeded);
+}
+
+TEST(RpibootCli, EmbeddedFirmwareWhenNothingIsInstalled) {
+    ScratchDir base;  // an empty firmware base: nothing installed
+    virtualpi::VirtualBus bus;
+    const auto pi4 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    const auto pi3 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2837, virtualpi::Profile::Msd), "1-2", {}});
+    CliRun run = runCli({"-l"}, bus, base.path().string());
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_NE(run.out.find("no firmware installed in " + base.path().string() +
+                           " - using the embedded firmware (bootcode.bin, bootcode4.bin, "
+                           "start.elf, start4.elf)"),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:bootcode4.bin"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:start4.elf"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Loading: embedded:bootcode.bin"), std::string::npos) << run.out;
+    const auto sums = virtualpi::readSha256Sums(kFixtures / "SHA256SUMS");
+    for (const auto& port : {pi4, pi3}) {
+        const auto board = bus.board(port);
+        EXPECT_EQ(board->waitForOutcome(std::chrono::seconds(5)), virtualpi::Outcome::Succeeded);
+        const auto record = board->record();
+        ASSERT_FALSE(record.romAttempts.empty());
+        EXPECT_EQ(record.romAttempts[0].bootcodeSha256,
+                  sums.at(port == pi4 ? "bootcode4.bin" : "bootcode.bin"));
+    }
+}
+
+TEST(RpibootCli, EmbeddedFirmwareHasNoPi5LoaderAndSaysSo) {
+    ScratchDir base;
+    virtualpi::VirtualBus bus;
+    bus.plug({virtualpi::builtinScenario(Chip::Bcm2712, virtualpi::Profile::MassStorageGadget),
+              "1-1",
+              {}});
+    CliRun run = runCli({}, bus, base.path().string());
+    EXPECT_EQ(run.status, 1) << run.out << run.err;
+    EXPECT_NE((run.out + run.err)
+                  .find("bootcode5.bin for BCM2712 not found in the embedded "
+                        "firmware (bootcode.bin, bootcode4.bin, start.elf, "
+                        "start4.elf)"),
+              std::string::npos)
+        << run.out << run.err;
+}
+
+// An installed base as rpibootd-fetch-firmware lays it out, without the -d.
+struct InstalledBase {
+    ScratchDir dir;
+    fs::path base = dir.path();
+    explicit InstalledBase(bool withGadget = true, bool withMsd = true) {
+        fs::copy_file(kFixtures / "bootfiles.bin", base / "bootfiles.bin");
+        if (withGadget) {
+            fs::create_directories(base / "mass-storage-gadget64");
+            fs::copy_file(kFixtures / "mass-storage-gadget64/config.txt",
+                          base / "mass-storage-gadget64/config.txt");
+            std::ofstream(base / "mass-storage-gadget64/boot.img") << "gadget boot image";
+        }
+        if (withMsd) {
+            fs::create_directories(base / "msd");
+            for (const char* name : {"bootcode.bin", "bootcode4.bin", "start.elf", "start4.elf"}) {
+                fs::copy_file(kFixtures / "msd" / name, base / "msd" / name);
+            }
+        }
+    }
+};
+
+std::size_t tarMemberSize(const std::string& member) {
+    std::ifstream in(kFixtures / "bootfiles.bin", std::ios::binary);
+    const std::string archive((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+    for (std::size_t at = 0; at + 512 <= archive.size(); at += 512) {
+        const std::string name(archive.c_str() + at);
+        const std::size_t size = std::stoul(archive.substr(at + 124, 12), nullptr, 8);
+        if (name == member) {
+            return size;
+        }
+        at += (size + 511) / 512 * 512;
+    }
+    return 0;
+}
+
+TEST(RpibootCli, WithoutDashDEveryChipFindsItsLoaderInTheInstalledBase) {
+    InstalledBase installed;
+    virtualpi::VirtualBus bus;
+    const auto pi5 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2712, virtualpi::Profile::MassStorageGadget),
+                  "1-1",
+                  {}});
+    const auto cm4 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::MassStorageGadget),
+                  "1-2",
+                  {}});
+    const auto cm3 =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2837, virtualpi::Profile::Msd), "1-3", {}});
+    CliRun run = runCli({"-l"}, bus, installed.base.string());
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    for (auto port : {pi5, cm4, cm3}) {
+        EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+                  virtualpi::Outcome::Succeeded)
+            << run.out << run.err;
+    }
+    // BCM2711/2712 loaders are the base's bootfiles.bin members, not msd's copy.
+    ASSERT_FALSE(bus.board(pi5)->record().romAttempts.empty());
+    EXPECT_EQ(bus.board(pi5)->record().romAttempts.back().bootcodeLength,
+              tarMemberSize("2712/bootcode5.bin"));
+    ASSERT_FALSE(bus.board(cm4)->record().romAttempts.empty());
+    EXPECT_EQ(bus.board(cm4)->record().romAttempts.back().bootcodeLength,
+              tarMemberSize("2711/bootcode4.bin"));
+    EXPECT_NE(run.out.find("trying default " + (installed.base / "mass-storage-gadget64").string()),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("trying default " + (installed.base / "msd").string()),
+              std::string::npos)
+        << run.out;
+}
+
+TEST(RpibootCli, WithoutDashDABaseWithOnlyBootfilesStillServesTheLoaders) {
+    InstalledBase installed(false, false);
+    virtualpi::VirtualBus bus;
+    auto scenario =
+        virtualpi::ScenarioBuilder(Chip::Bcm2712).file("bootmain").endWithEmptyName().build();
+    const auto port = bus.plug({scenario, "1-1", {}});
+    CliRun run = runCli({}, bus, installed.base.string());
+    EXPECT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
+    ASSERT_FALSE(bus.board(port)->record().romAttempts.empty());
+    EXPECT_EQ(bus.board(port)->record().romAttempts.back().bootcodeLength,
+              tarMemberSize("2712/bootcode5.bin"));
 }
 
 }  // namespace

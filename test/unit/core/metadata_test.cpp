@@ -16,7 +16,7 @@ TEST(FactoryUuid, DecodesTheDocumentedExample) {
 }
 
 TEST(FactoryUuid, DecodesTheSpecHalfWordExample) {
-    // protocol.md §4: the half 0x4E8D gives '8', 'I', 'O'.
+    // docs/protocol.md §5.6: the half 0x4E8D gives '8', 'I', 'O'.
     EXPECT_EQ(decodeFactoryUuid("4e8d"), "8IO");
 }
 

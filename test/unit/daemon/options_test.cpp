@@ -49,6 +49,16 @@ TEST(Options, ReadsEveryOption) {
     EXPECT_TRUE(p.options.exitWhenDone);
 }
 
+TEST(Options, BulkTransfersInFlightIsANumberFromOneTo64) {
+    EXPECT_FALSE(parse({}).options.bulkTransfersInFlight.has_value());
+    EXPECT_EQ(parse({"--bulk-transfers-in-flight", "1"}).options.bulkTransfersInFlight, 1u);
+    EXPECT_EQ(parse({"--bulk-transfers-in-flight=64"}).options.bulkTransfersInFlight, 64u);
+    for (const char* bad : {"0", "65", "two", "4x", ""}) {
+        const ParsedOptions p = parse({"--bulk-transfers-in-flight", bad});
+        EXPECT_EQ(p.error, "--bulk-transfers-in-flight needs a number from 1 to 64") << bad;
+    }
+}
+
 TEST(Options, VirtualControlAloneIsSomethingToBoot) {
     const ParsedOptions p = parse({"--no-udev", "--virtual-control", "/run/rpibootd-virtual"});
     ASSERT_EQ(p.error, "");

@@ -41,7 +41,7 @@ TEST(UdevDescriptors, RomWithSerialIndexThreeIsTheRomStage) {
 }
 
 TEST(UdevDescriptors, RomClaimingTwoInterfacesButDeliveringOneCountsOne) {
-    // protocol-details §1.3: header says 55 bytes and 2 interfaces, the ROM
+    // docs/protocol.md §12.3: header says 55 bytes and 2 interfaces, the ROM
     // returns 32 bytes; the host must use interface 0 / EP 0x01.
     auto raw = deviceDescriptor(3);
     appendConfiguration(raw, 55, 2);

@@ -145,6 +145,30 @@ TEST_F(VirtualBootTest, BootsEveryChipFromTheRealFirmwareWithTheRightBytes) {
     EXPECT_EQ(sink_.finished.size(), 5U);
 }
 
+TEST_F(VirtualBootTest, EmptyFirmwareDirectoryBootsFromTheEmbeddedSet) {
+    firmware_ = scratch_.mkdir("nothing-installed");
+    configure();
+    ASSERT_TRUE(run(parseVirtualSpec("2711:1,2837:1,2835:1"),
+                    [](const BoardRegistry& r) { return allSettled(r, 3); }));
+    for (const auto& status : registry_->boards()) {
+        EXPECT_EQ(status.stage, kStageDone) << status.port << ": " << status.lastError;
+        EXPECT_EQ(record(status.port).outcome, virtualpi::Outcome::Succeeded)
+            << status.port << ": " << record(status.port).reason;
+    }
+    const auto& pi4 = record("1-1");
+    ASSERT_FALSE(pi4.romAttempts.empty());
+    EXPECT_EQ(pi4.romAttempts[0].bootcodeSha256, fixtureHash("bootcode4.bin"));
+    ASSERT_NE(pi4.file("start4.elf"), nullptr);
+    EXPECT_EQ(pi4.file("start4.elf")->sha256, fixtureHash("start.elf"));
+    for (const char* port : {"1-2", "1-3"}) {
+        const auto& pi = record(port);
+        ASSERT_FALSE(pi.romAttempts.empty()) << port;
+        EXPECT_EQ(pi.romAttempts[0].bootcodeSha256, fixtureHash("bootcode.bin")) << port;
+        ASSERT_NE(pi.file("start.elf"), nullptr) << port;
+        EXPECT_EQ(pi.file("start.elf")->sha256, fixtureHash("start.elf")) << port;
+    }
+}
+
 TEST_F(VirtualBootTest, StuckBoardDoesNotDelayTheOthers) {
     // One board goes silent in its second stage (as if flashing for ten
     // minutes); two others must finish meanwhile.

@@ -1,4 +1,4 @@
-// EEPROM image parsing and in-place configuration replacement (protocol-details.md §8.2).
+// EEPROM image parsing and in-place configuration replacement (docs/protocol.md §10).
 #include "rpiboot/image/eeprom_image.hpp"
 
 #include <gmock/gmock.h>
@@ -72,7 +72,7 @@ TEST(EepromImageTest, Parses2712LayoutAndLooksOnlyInsideThePartition) {
     EXPECT_EQ(image.sections().back().offset, 0x107000u);  // padding to 0x1fe000
 }
 
-// protocol-details.md §8.2 worked example: recovery/boot.conf into a 2711 image.
+// docs/protocol.md §10.3 worked example: recovery/boot.conf into a 2711 image.
 TEST(EepromImageTest, RecoveryBootConfIntoA2711ImageMatchesTheWorkedExample) {
     const Bytes original = makeEeprom2711();
     const std::string conf = readConf();
@@ -151,7 +151,7 @@ TEST(EepromImageTest, ShorterConfigErasesTheOldText) {
     EXPECT_TRUE(allFf(image.bytes(), 0x72e18 + 6, 0x7f000));
 }
 
-// protocol-details.md §8.2 signed variant: pubkey.bin and bootconf.sig are
+// docs/protocol.md §10.5 signed variant: pubkey.bin and bootconf.sig are
 // followed by padding sections reaching the next section.
 TEST(EepromImageTest, EmbeddingKeyAndSignatureAddsPaddingAsTheWorkedExample) {
     ASSERT_TRUE(testKeys().ok) << testKeys().log;

@@ -76,6 +76,21 @@ TEST(DaemonConfig, BuiltInDefaultsBootBcm2712WithTheGadgetAndEverythingElseWithM
     EXPECT_EQ(c.daemon.firmwareDir, defaultFirmwareDir());
 }
 
+TEST(DaemonConfig, TheBulkQueueOverrideReachesEveryProfilesBootOptions) {
+    DaemonConfig d = defaultDaemonConfig();
+    d.profilesDir.clear();
+    const Configuration plain = buildConfiguration(d, kBuiltins);
+    EXPECT_EQ(plain.profiles.at("msd").bootOptions().bulkTransfersInFlight,
+              rpiboot::kDefaultBulkTransfersInFlight);
+    ConfigurationOverrides overrides;
+    overrides.bulkTransfersInFlight = 1;
+    const Configuration one = buildConfiguration(std::move(d), kBuiltins, overrides);
+    ASSERT_FALSE(one.profiles.empty());
+    for (const auto& [name, profile] : one.profiles) {
+        EXPECT_EQ(profile.bootOptions().bulkTransfersInFlight, 1u) << name;
+    }
+}
+
 TEST(DaemonConfig, RulesInAFileReplaceTheBuiltInRule) {
     const Configuration c = configFrom(R"({"default_profile": "recovery"})");
     EXPECT_TRUE(c.daemon.rules.empty());

@@ -207,6 +207,25 @@ TEST(GeneratedProfile, MissingBootConfIsReported) {
     expectGenerationError(shippedProfile("recovery", tree.dir.path()), Errc::NotFound, "boot.conf");
 }
 
+TEST(GeneratedProfile, ChipFolderBootConfOverridesTheSetsOwnForThatChipOnly) {
+    // Upstream keeps a BCM2712 configuration apart (recovery5/boot.conf); the
+    // installed set has it as recovery/2712/boot.conf.
+    RecoveryTree tree;
+    const std::string conf2712 = "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf2461\n";
+    tree.dir.write("recovery/2712/boot.conf", conf2712);
+    const Profile profile = shippedProfile("recovery", tree.dir.path());
+    const auto generated = generateProfileFiles(profile, kTimestamp);
+    auto embedded = [&](const std::string& key) {
+        const std::string bytes = text(generated.at(key));
+        return EepromImage::parse(Bytes(bytes.begin(), bytes.end()), key).bootConfig();
+    };
+    EXPECT_EQ(embedded("2712/pieeprom.bin"), conf2712);
+    EXPECT_EQ(embedded("2711/pieeprom.bin"), readText(kFixtureBootConf));
+    EXPECT_NE(generated.at("2712/pieeprom.bin").origin.find("recovery/2712/boot.conf"),
+              std::string::npos)
+        << generated.at("2712/pieeprom.bin").origin;
+}
+
 TEST(GeneratedProfile, BadSigningKeyIsReportedWithItsPath) {
     RecoveryTree tree;
     const fs::path key = tree.dir.write("keys/private.pem", "not a key");

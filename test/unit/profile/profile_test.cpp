@@ -186,6 +186,36 @@ TEST(Profile, LoadingAMissingFileSaysNotFound) {
     }
 }
 
+TEST(Profile, RequiredFilesAreReadPerChip) {
+    const Profile p = parseProfile(R"({"name": "x", "firmware": {"root": "a", "requires": {
+        "2712": ["bootcode5.bin", "boot.img"], "BCM2711": ["bootcode4.bin"]}}})",
+                                   "p.json", kBase);
+    ASSERT_EQ(p.firmware.required.size(), 2u);
+    EXPECT_EQ(p.firmware.required[0].first, Chip::Bcm2711);
+    EXPECT_EQ(p.firmware.required[0].second, std::vector<std::string>{"bootcode4.bin"});
+    EXPECT_EQ(p.firmware.required[1].first, Chip::Bcm2712);
+    EXPECT_EQ(p.firmware.required[1].second,
+              (std::vector<std::string>{"bootcode5.bin", "boot.img"}));
+    EXPECT_TRUE(parseProfile(R"({"name": "x", "firmware": {"root": "a"}})", "p.json", kBase)
+                    .firmware.required.empty());
+}
+
+TEST(Profile, InvalidRequiredFilesAreRejectedWithPointer) {
+    EXPECT_EQ(profileError(R"({"name": "x", "firmware": {"root": "a", "requires": ["a"]}})"),
+              "p.json: /firmware/requires: expected an object of chip -> file names");
+    EXPECT_EQ(
+        profileError(R"({"name": "x", "firmware": {"root": "a", "requires": {"2999": ["a"]}}})"),
+        "p.json: /firmware/requires/2999: \"2999\" is not a chip (2835, 2837, 2711, 2712)");
+    EXPECT_EQ(profileError(R"({"name": "x", "firmware": {"root": "a", "requires": {"2711": []}}})"),
+              "p.json: /firmware/requires/2711: expected a non-empty array of file names");
+    EXPECT_EQ(
+        profileError(R"({"name": "x", "firmware": {"root": "a", "requires": {"2711": ["", 1]}}})"),
+        "p.json: /firmware/requires/2711/0: expected a file name");
+    EXPECT_EQ(profileError(R"({"name": "x", "firmware": {"root": "a",
+                               "requires": {"2711": ["a"], "0x2711": ["b"]}}})"),
+              "p.json: /firmware/requires/2711: chip listed twice");
+}
+
 TEST(Profile, ShippedProfilesAreValidAndNamedAfterTheirFiles) {
     const std::filesystem::path dir = std::filesystem::path(RPIBOOT_SOURCE_DIR) / "config/profiles";
     for (const char* name : {"msd", "recovery", "mass-storage-gadget"}) {

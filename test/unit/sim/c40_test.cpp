@@ -1,4 +1,4 @@
-// The model's FACTORY_UUID encoder against protocol-details.md §4.7.
+// The model's FACTORY_UUID encoder against docs/protocol.md §5.6.
 #include "virtualpi/c40.hpp"
 
 #include <gtest/gtest.h>
@@ -27,7 +27,7 @@ TEST(VirtualPiC40, DecodesTheHarnessCases) {
 TEST(VirtualPiC40, LettersRoundTrip) {
     const std::string text = "8IOABCXYZ";
     EXPECT_EQ(c40Decode(c40Encode(text)), text);
-    EXPECT_EQ(c40Encode("8IO"), "00004e8d");  // the half 0x4E8D of protocol.md §4
+    EXPECT_EQ(c40Encode("8IO"), "00004e8d");  // the half 0x4E8D of docs/protocol.md §5.6
 }
 
 TEST(VirtualPiC40, RefusesWhatC40CannotCarry) {

@@ -1,4 +1,4 @@
-// Descriptor bytes of the virtual boards against protocol-details.md §1.3.
+// Descriptor bytes of the virtual boards against docs/protocol.md §12.
 #include "virtualpi/descriptors.hpp"
 
 #include <gtest/gtest.h>

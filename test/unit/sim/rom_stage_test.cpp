@@ -1,4 +1,4 @@
-// The virtual ROM stage (protocol.md §3) driven by a tiny host over the fake
+// The virtual ROM stage (docs/protocol.md §4) driven by a tiny host over the fake
 // transport.
 #include <gtest/gtest.h>
 

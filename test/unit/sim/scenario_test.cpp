@@ -1,4 +1,4 @@
-// Scenario JSON, builder and built-in profiles (protocol-details.md §7).
+// Scenario JSON, builder and built-in profiles (docs/protocol.md §7).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-// The virtual second stage's request script (protocol.md §4) against a tiny
+// The virtual second stage's request script (docs/protocol.md §5) against a tiny
 // host over the fake transport.
 #include <gtest/gtest.h>
 #include <openssl/sha.h>

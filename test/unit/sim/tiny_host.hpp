@@ -1,6 +1,6 @@
 // A deliberately tiny host for the virtual-board tests: the two transfer
-// primitives of protocol.md §2 and a file-server loop, written straight from
-// protocol.md so the model is checked against the spec, not against the
+// primitives of docs/protocol.md §3 and a file-server loop, written straight from
+// docs/protocol.md so the model is checked against the spec, not against the
 // engine in lib/.
 #pragma once
 
@@ -71,7 +71,7 @@ class TinyHost {
         return buffer;
     }
 
-    // ROM stage (protocol.md §3): boot message, bootcode, status.
+    // ROM stage (docs/protocol.md §4): boot message, bootcode, status.
     std::uint32_t boot(const Bytes& bootcode, std::uint32_t announced,
                        const Bytes& signature = {}) {
         Bytes message(24, 0);
@@ -91,7 +91,7 @@ class TinyHost {
         return boot(bootcode, static_cast<std::uint32_t>(bootcode.size()));
     }
 
-    // Second stage (protocol.md §4), serving `files` by name.
+    // Second stage (docs/protocol.md §5), serving `files` by name.
     SessionResult serve(const std::map<std::string, Bytes>& files) {
         SessionResult result;
         const Bytes* opened = nullptr;

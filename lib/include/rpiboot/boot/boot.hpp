@@ -6,6 +6,7 @@
 // not know about udev, D-Bus or libusb: callers own discovery and threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -20,6 +21,9 @@ namespace rpiboot {
 
 struct BootOptions {
     TransferTimeouts timeouts;
+    // Bulk OUT transfers kept queued per board (Link); 1 waits for every
+    // 16 KiB chunk before sending the next.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
     FileServerOptions fileServer;
     // Signed boot for the BCM2835 family (upstream -s): the boot message
     // carries the first 20 bytes of bootcode.sig from the firmware set.
@@ -32,7 +36,7 @@ struct StageOutcome {
     std::optional<FileServerResult> files;  // second stage: the session's result
 };
 
-// The 20-byte signature for the boot message (protocol.md §3): zero unless
+// The 20-byte signature for the boot message (docs/protocol.md §4.3): zero unless
 // `signedBoot` and the chip is of the BCM2835 family. Throws Errc::NotFound or
 // Errc::Corrupt when bootcode.sig is missing or shorter than 20 bytes.
 BootSignature bootSignatureFor(const FirmwareSet& firmware, const BoardContext& board,

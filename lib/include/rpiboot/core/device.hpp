@@ -1,4 +1,4 @@
-// Telling boot-mode devices apart (protocol.md §1).
+// Telling boot-mode devices apart (docs/protocol.md §2).
 //
 // Pure functions from what the USB descriptors say (VID/PID, the index of
 // iSerialNumber, the number of interfaces) to which chip is on the bus, which
@@ -51,7 +51,7 @@ std::optional<DeviceIdentity> identifyDevice(const UsbDescriptorSummary& descrip
 
 // "BCM2835", "BCM2837", "BCM2711", "BCM2712".
 std::string_view chipName(Chip chip) noexcept;
-// Firmware subfolder: "2710" for the BCM2835 family, "2711", "2712" (protocol.md §5).
+// Firmware subfolder: "2710" for the BCM2835 family, "2711", "2712" (docs/protocol.md §6.1).
 std::string_view chipFolder(Chip chip) noexcept;
 // The second-stage loader the ROM wants: bootcode.bin, bootcode4.bin, bootcode5.bin.
 std::string_view bootcodeFileName(Chip chip) noexcept;

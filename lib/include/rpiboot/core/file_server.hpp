@@ -1,4 +1,4 @@
-// Second-stage file server (protocol.md §4).
+// Second-stage file server (docs/protocol.md §5).
 //
 // Answers a board's GetFileSize / ReadFile / Done requests from a FileSource
 // and collects its metadata messages, until the board says it is done or

@@ -1,4 +1,4 @@
-// Board metadata sent by the second stage as `*KEY*VALUE` (protocol.md §4).
+// Board metadata sent by the second stage as `*KEY*VALUE` (docs/protocol.md §5.5).
 //
 // Parses the messages, decodes FACTORY_UUID from its c40 form, and renders one
 // JSON object per board. Never trusts the device: keys and values are escaped
@@ -24,7 +24,7 @@ struct MetadataEntry {
 std::optional<MetadataEntry> parseMetadataMessage(std::string_view name);
 bool isMetadataMessage(std::string_view name) noexcept;
 
-// c40 decoding of FACTORY_UUID (protocol.md §4). Throws Errc::Protocol for a
+// c40 decoding of FACTORY_UUID (docs/protocol.md §5.6). Throws Errc::Protocol for a
 // value that is not valid c40 (no partial result).
 std::string decodeFactoryUuid(std::string_view encoded);
 // The inverse, for device models and tests: "001000911006186073" -> "19a519a6_...".

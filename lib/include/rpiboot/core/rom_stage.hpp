@@ -1,4 +1,4 @@
-// ROM stage (protocol.md §3): hand the boot ROM its second-stage loader.
+// ROM stage (docs/protocol.md §4): hand the boot ROM its second-stage loader.
 //
 // Sends the 24-byte boot message, the loader, then reads the ROM's 4-byte
 // return code. Never sleeps: the status read simply waits (control IN) until

@@ -1,4 +1,4 @@
-// The process-wide cache of firmware file contents (protocol.md §5).
+// The process-wide cache of firmware file contents (docs/protocol.md §6.8).
 //
 // Every board served from the same file shares one read-only buffer: a file
 // is read once per version, keyed by what fstat says of it (device, inode,

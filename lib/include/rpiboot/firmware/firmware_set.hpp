@@ -1,4 +1,4 @@
-// Firmware resolution (protocol.md §5): which bytes a board gets for a name.
+// Firmware resolution (docs/protocol.md §6): which bytes a board gets for a name.
 //
 // A FirmwareSet is one configured boot set (a profile's root directory, its
 // overlays, files generated in memory) and is immutable after construction,
@@ -49,6 +49,11 @@ struct FirmwareSetConfig {
     std::map<std::string, ServedFile, std::less<>> generated;
     // A file larger than this is refused (the protocol carries 32-bit sizes).
     std::uint64_t maxFileSize = std::uint64_t{1} << 30;
+    // The firmware compiled in (embedded_firmware.hpp) answers, as the last
+    // resort, what no directory has. Then `root` may be empty (no directory)
+    // and a root or fallback that is not a directory is skipped (see
+    // missingRoots()) instead of failing the set.
+    bool embedded = false;
 };
 
 class FirmwareSet {
@@ -70,8 +75,10 @@ class FirmwareSet {
     //     member falls through, as upstream);
     //  4. <root>/<portPath>/NAME when portOverlays (not for bootcode names);
     //  5. <root>/C/NAME, then <root>/NAME;
-    //  6. each fallback root in turn, with steps 3-5.
-    // Steps 3-5 are upstream's order for one directory (protocol-details §5.2).
+    //  6. each fallback root in turn, with steps 3-5;
+    //  7. when config.embedded: the embedded firmware, by exact name (origin
+    //     "embedded:NAME").
+    // Steps 3-5 are upstream's order for one directory (docs/protocol.md §6.1).
     // A source that exists but is refused (symlink leading outside the trusted
     // roots, not a regular file, over maxFileSize, unreadable) ends the lookup
     // with `refusal` set rather than falling through to a lower source. Never
@@ -81,6 +88,12 @@ class FirmwareSet {
     Lookup bootcode(const BoardContext& board) const;
 
     const FirmwareSetConfig& config() const noexcept;
+    // Roots and fallbacks skipped because they were not directories (only
+    // with config.embedded; otherwise the constructor throws).
+    const std::vector<std::filesystem::path>& missingRoots() const noexcept;
+    // Where lookups search, for messages: "/fw/msd, /fw (missing), the
+    // embedded firmware (bootcode.bin, ...)".
+    std::string searchedPlaces() const;
 
   private:
     struct Impl;

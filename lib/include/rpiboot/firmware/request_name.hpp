@@ -1,4 +1,4 @@
-// Checking the file name a board asks for (protocol.md §4 and §5).
+// Checking the file name a board asks for (docs/protocol.md §5 and §6.3).
 //
 // A requested name is untrusted input from the device. These pure functions
 // decide whether it may be looked up at all and, when not, say which rule

@@ -1,5 +1,5 @@
 // Reading a POSIX tar (ustar) archive held in memory, such as bootfiles.bin
-// (protocol.md §5, protocol-details.md §5.3).
+// (docs/protocol.md §6, §6.5).
 //
 // The archive is walked and checked once, when it is opened, and indexed by
 // member name; lookups afterwards cost a hash lookup. Every header is

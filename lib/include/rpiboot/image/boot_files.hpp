@@ -1,4 +1,4 @@
-// The files of a boot partition (protocol.md §11): read from a directory and
+// The files of a boot partition (docs/protocol.md §11): read from a directory and
 // pruned the way make-boot-image does for a board and kernel architecture.
 #pragma once
 

@@ -1,5 +1,5 @@
-// Raspberry Pi bootloader EEPROM images (`pieeprom*.bin`, protocol.md §10,
-// protocol-details.md §8.2): reading the section chain, and replacing the
+// Raspberry Pi bootloader EEPROM images (`pieeprom*.bin`, docs/protocol.md §10):
+// reading the section chain, and replacing the
 // configuration (`bootconf.txt`), its signature (`bootconf.sig`) and the
 // customer public key (`pubkey.bin`) in place.
 //
@@ -72,7 +72,7 @@ class EepromImage {
     // bootconf.txt as text; Errc::NotFound if the image has none.
     std::string bootConfig() const;
 
-    // Replaces a named file's content in place (protocol.md §10). Throws
+    // Replaces a named file's content in place (docs/protocol.md §10.3). Throws
     // Errc::NotFound if the image has no such file, Errc::TooLarge if the
     // content is over 4076 bytes or does not fit before the next section.
     void replaceFile(std::string_view name, ByteView content);
@@ -91,7 +91,7 @@ class EepromImage {
     std::vector<EepromSection> sections_;
 };
 
-// What the recovery / secure-boot-recovery profiles serve (protocol-details.md §8.3).
+// What the recovery / secure-boot-recovery profiles serve (docs/protocol.md §10.5).
 struct RecoveryEeprom {
     Bytes image;         // pieeprom.bin
     std::string digest;  // pieeprom.sig (hash + ts, unsigned)

@@ -1,4 +1,4 @@
-// Boot images (`boot.img`, protocol.md §11): a bare FAT12/16/32 file system
+// Boot images (`boot.img`, docs/protocol.md §11): a bare FAT12/16/32 file system
 // holding a boot partition, built entirely in memory from a list of files
 // without root, loop devices or mounts.
 #pragma once
@@ -17,7 +17,7 @@ namespace rpiboot {
 enum class FatType { Fat12, Fat16, Fat32 };
 std::string_view toString(FatType type) noexcept;  // "FAT12", ...
 
-// The layout knobs of Raspberry Pi's make-boot-image (protocol-details.md §8.5).
+// The layout knobs of Raspberry Pi's make-boot-image (docs/protocol.md §11).
 struct BootImageOptions {
     std::uint32_t sectorSize = 512;       // 512, 1024, 2048 or 4096
     std::uint32_t sectorsPerCluster = 1;  // power of two, 1..128

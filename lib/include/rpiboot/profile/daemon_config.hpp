@@ -59,6 +59,8 @@ struct DaemonConfig {
     MetricsConfig metrics;
     // Where the daemon keeps what must survive a restart (held ports).
     std::filesystem::path stateDir = kDefaultStateDir;
+    // "embedded_firmware": false keeps every profile to its directories.
+    bool embeddedFirmware = true;
 };
 
 // What a rule looks at: known when a board shows up.
@@ -103,6 +105,9 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional);
 struct ConfigurationOverrides {
     std::optional<std::filesystem::path> firmwareDir;
     std::optional<std::filesystem::path> profilesDir;
+    // Bulk OUT transfers kept queued per board, for every profile (1: one at
+    // a time, the reference the benchmarks compare against).
+    std::optional<std::size_t> bulkTransfersInFlight;
 };
 
 // Parses the built-in profiles, then every *.json in the profile directory

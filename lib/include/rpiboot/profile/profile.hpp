@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rpiboot/boot/boot.hpp"
@@ -48,6 +49,14 @@ struct ProfileFirmware {
     std::filesystem::path serialOverlays;  // empty: none
     std::vector<std::filesystem::path> fallback;
     std::vector<std::filesystem::path> trusted;
+    // "embedded": the firmware compiled in (embedded_firmware.hpp) answers
+    // what no directory has. Only a mass-storage set may ask for it: the
+    // embedded loaders are the mass-storage ones. Cleared for every profile
+    // when the daemon configuration says "embedded_firmware": false.
+    bool embedded = false;
+    // "requires": per chip the names the set must answer for a board of that
+    // chip (what `rpibootd --check-config` checks). Empty: not declared.
+    std::vector<std::pair<Chip, std::vector<std::string>>> required;
 };
 
 // How generated files are signed: a private key in a PEM file, or an HSM
@@ -65,8 +74,10 @@ struct ProfileEeprom {
     // As written. Absolute: one image, its size says the chip. Relative: looked
     // up per chip as <root>/<chip folder>/IMAGE, then <root>/IMAGE.
     std::filesystem::path image;
-    std::filesystem::path config;  // absolute after parsing (relative: to the root)
-    ProfileSigning signing;        // config signed and public key embedded when enabled
+    // Absolute after parsing (relative: to the root). One directly in the root
+    // is overridden per chip by <root>/<chip folder>/<its name> when that exists.
+    std::filesystem::path config;
+    ProfileSigning signing;  // config signed and public key embedded when enabled
 };
 
 // "sign_boot_image": boot.img served with a boot.sig made in memory (secure-boot-msd).
@@ -86,6 +97,9 @@ struct Profile {
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
+    // Not read from profile files: the daemon's --bulk-transfers-in-flight
+    // (ConfigurationOverrides) sets it for every profile.
+    std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
 
     // Without generated files; see generateProfileFiles().
     FirmwareSetConfig firmwareSetConfig() const;

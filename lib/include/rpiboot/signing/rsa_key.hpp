@@ -1,4 +1,4 @@
-// SHA-256 digests and RSA-2048 keys (protocol.md §9).
+// SHA-256 digests and RSA-2048 keys (docs/protocol.md §9).
 //
 // Everything works on byte buffers so the daemon can sign pieeprom.bin,
 // bootconf.txt or boot.img in memory; file helpers are thin wrappers. A key
@@ -19,10 +19,10 @@
 
 namespace rpiboot {
 
-// The only key size the bootloader verifies (protocol.md §9).
+// The only key size the bootloader verifies (docs/protocol.md §9.2).
 inline constexpr int kRsaKeyBits = 2048;
 inline constexpr std::size_t kRsaSignatureSize = kRsaKeyBits / 8;  // 256
-// pubkey.bin: modulus (256 bytes LE) then exponent (8 bytes LE), protocol.md §10.
+// pubkey.bin: modulus (256 bytes LE) then exponent (8 bytes LE), docs/protocol.md §10.4.
 inline constexpr std::size_t kPubkeyBinSize = kRsaSignatureSize + 8;  // 264
 
 std::array<std::uint8_t, 32> sha256(ByteView data);

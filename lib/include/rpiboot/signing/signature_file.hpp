@@ -1,4 +1,4 @@
-// `.sig` files (protocol.md §9): making them, with or without a signer, and
+// `.sig` files (docs/protocol.md §9.1): making them, with or without a signer, and
 // checking them against the bytes they cover.
 #pragma once
 
@@ -22,7 +22,7 @@ class KeySigner final : public Signer {
     RsaKey key_;
 };
 
-// A `.sig` file (protocol.md §9): "<sha256 hex>\nts: N\n[target-soc: S\n][rsa2048: HEX\n]".
+// A `.sig` file (docs/protocol.md §9.1): "<sha256 hex>\nts: N\n[target-soc: S\n][rsa2048: HEX\n]".
 struct SignatureFile {
     std::string sha256;                    // 64 lower-case hex digits
     std::int64_t timestamp = 0;            // ts:

@@ -7,6 +7,7 @@
 // daemon); both describe devices with UsbDeviceInfo.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,7 +24,7 @@ struct libusb_device_handle;
 namespace rpiboot {
 
 struct UsbDeviceInfo {
-    std::string portPath;  // "<bus>-<port>[.<port>...]" (protocol.md §1)
+    std::string portPath;  // "<bus>-<port>[.<port>...]" (docs/protocol.md §2.5)
     std::uint8_t busNumber = 0;
     std::uint8_t deviceAddress = 0;
     std::uint8_t portNumber = 0;  // port on the parent hub (upstream -0..-98)
@@ -51,9 +52,11 @@ UsbDeviceInfo describeDevice(libusb_device* device);
 
 class LibusbTransport final : public Transport {
   public:
-    // Opens `device` (from a libusb device list or hotplug callback). Throws
-    // Errc::DeviceGone, Errc::Refused (permission) or Errc::Io.
-    static std::unique_ptr<LibusbTransport> open(libusb_device* device);
+    // Opens `device` (from a libusb device list or hotplug callback of
+    // `context`). Throws Errc::DeviceGone, Errc::Refused (permission) or
+    // Errc::Io. Without the context, bulk OUT is one transfer at a time.
+    static std::unique_ptr<LibusbTransport> open(libusb_device* device,
+                                                 libusb_context* context = nullptr);
     // Wraps a usbfs node (/dev/bus/usb/BBB/DDD) reported by udev.
     static std::unique_ptr<LibusbTransport> openNode(LibusbContext& context,
                                                      const std::string& devnode);
@@ -62,7 +65,7 @@ class LibusbTransport final : public Transport {
     LibusbTransport& operator=(const LibusbTransport&) = delete;
 
     // VID/PID and iSerialNumber index from the device descriptor; interface
-    // count from the active configuration as libusb parsed it (protocol.md §1).
+    // count from the active configuration as libusb parsed it (docs/protocol.md §2).
     UsbDescriptorSummary summary();
     // The string at iSerialNumber, "" when the index is 0 or unreadable.
     std::string serialString();
@@ -73,12 +76,31 @@ class LibusbTransport final : public Transport {
     std::size_t controlIn(std::span<std::uint8_t> buffer, Milliseconds timeout) override;
     void bulkOut(std::span<const std::uint8_t> chunk, Milliseconds timeout) override;
 
+    // Queued bulk OUT: libusb asynchronous transfers, whose completions are
+    // handled on the calling (worker) thread with
+    // libusb_handle_events_timeout_completed, which takes libusb's event lock
+    // in turn with every other thread handling events on the same context.
+    std::size_t bulkOutSlots() const noexcept override;
+    void submitBulkOut(std::span<const std::uint8_t> chunk) override;
+    void reapBulkOut(Milliseconds timeout) override;
+    void cancelBulkOut() noexcept override;
+
+    // Transfers allocated for the queue (the most bulkOutSlots() allows).
+    static constexpr std::size_t kMaxQueuedTransfers = 16;
+
   private:
-    LibusbTransport(libusb_device_handle* handle, int fd) : handle_(handle), fd_(fd) {}
+    struct Slot;
+    LibusbTransport(libusb_device_handle* handle, int fd, libusb_context* context);
+    // Handles events until `slot` completed or `until` passed; false on timeout.
+    bool waitFor(Slot& slot, std::chrono::steady_clock::time_point until);
     libusb_device_handle* handle_ = nullptr;
     int fd_ = -1;  // owned when we opened the node ourselves
     int claimed_ = -1;
     std::uint8_t outEndpoint_ = 0x01;
+    libusb_context* context_ = nullptr;  // for event handling; null: no queue
+    std::vector<std::unique_ptr<Slot>> slots_;
+    std::size_t head_ = 0;     // oldest pending slot
+    std::size_t pending_ = 0;  // slots submitted and not yet reaped
 };
 
 }  // namespace rpiboot
