@@ -75,6 +75,19 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
                 runtimes.emplace(name, std::move(runtime));
                 continue;
             }
+            runtime->profile.expectedReports =
+                rpiboot::expectedReports(profile, setConfig.generated);
+            if (profile.irreversible() && log != nullptr && isInUse(configuration, name)) {
+                LogFields fields;
+                fields.profile = name;
+                const auto& e = *profile.eeprom;
+                log->warning("profile " + name + " changes boards for good:" +
+                                 (e.programPubkey ? " program_pubkey" : "") +
+                                 (e.revokeDevkey ? " revoke_devkey" : "") +
+                                 (e.programJtagLock ? " program_jtag_lock" : "") +
+                                 "; only boards on the ports or serials its rules name get it",
+                             fields);
+            }
             try {
                 runtime->firmware =
                     std::make_shared<rpiboot::FirmwareSet>(std::move(setConfig), cache);

@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dbus dbus-daemon systemd udev openssl
   mtools dosfstools valgrind
+  libengine-pkcs11-openssl softhsm2 opensc
   qemu-system-x86 busybox-static cpio kmod xz-utils
   dpkg-dev debhelper lintian debootstrap curl
   # promtool checks the metrics file in test_rpibootctl (the test's own strict

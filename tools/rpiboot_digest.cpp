@@ -25,7 +25,7 @@ void usage() {
     std::cout << "Usage:\n"
                  "  "
               << kName
-              << " -i FILE -o SIG [-k PRIVATE.pem | -H WRAPPER] [-c 2711|2712]\n"
+              << " -i FILE -o SIG [-k KEY [-P MODULE] | -H WRAPPER] [-c 2711|2712]\n"
                  "  "
               << kName
               << " -i FILE -k PUBLIC.pem -v SIG\n"
@@ -35,7 +35,10 @@ void usage() {
                  "\n"
                  "  -i FILE      the file to digest or verify\n"
                  "  -o SIG       where to write the signature file\n"
-                 "  -k KEY.pem   RSA-2048 private key to sign with, or public key with -v\n"
+                 "  -k KEY       RSA-2048 private key to sign with (PEM file, or a pkcs11: URI\n"
+                 "               of a key in a token), or public key PEM with -v\n"
+                 "  -P MODULE    PKCS#11 module for a pkcs11: key (default:\n"
+                 "               $RPIBOOT_PKCS11_MODULE)\n"
                  "  -H WRAPPER   sign through an HSM: runs 'WRAPPER -a rsa2048-sha256 FILE',\n"
                  "               which must print the signature as hex\n"
                  "  -c SOC       add a 'target-soc:' line (2711 or 2712)\n"
@@ -48,6 +51,7 @@ struct Options {
     std::string output;
     std::string key;
     std::string hsm;
+    std::string module;
     std::string verify;
     std::optional<std::string> soc;
     bool help = false;
@@ -57,7 +61,7 @@ Options parse(int argc, char** argv) {
     Options o;
     int c = 0;
     opterr = 0;
-    while ((c = getopt(argc, argv, ":i:o:k:H:c:v:h")) != -1) {
+    while ((c = getopt(argc, argv, ":i:o:k:H:P:c:v:h")) != -1) {
         switch (c) {
             case 'i':
                 o.input = optarg;
@@ -67,6 +71,9 @@ Options parse(int argc, char** argv) {
                 break;
             case 'k':
                 o.key = optarg;
+                break;
+            case 'P':
+                o.module = optarg;
                 break;
             case 'H':
                 o.hsm = optarg;
@@ -92,9 +99,6 @@ Options parse(int argc, char** argv) {
     }
     if (o.input.empty()) {
         throw UsageError("no input file: give it with -i FILE");
-    }
-    if (o.key.rfind("pkcs11:", 0) == 0) {
-        throw UsageError("PKCS#11 URIs are not supported; sign through an HSM wrapper with -H");
     }
     if (!o.verify.empty()) {
         if (o.key.empty()) {
@@ -129,12 +133,7 @@ int run(int argc, char** argv) {
         std::cout << "Verified OK\n";
         return 0;
     }
-    std::unique_ptr<Signer> signer;
-    if (!o.key.empty()) {
-        signer = std::make_unique<KeySigner>(RsaKey::loadPem(o.key));
-    } else if (!o.hsm.empty()) {
-        signer = std::make_unique<HsmSigner>(o.hsm);
-    }
+    std::unique_ptr<Signer> signer = tools::openSigner(o.key, o.hsm, o.module);
     SignatureFile sig = makeSignatureFile(data, signatureTimestamp(), signer.get(), o.soc);
     std::string text = sig.toText();
     writeFileBytes(o.output,

@@ -73,14 +73,14 @@ Scenario recovery(rpiboot::Chip chip) {
     const bool pi5 = chip == rpiboot::Chip::Bcm2712;
     b.metadata("USER_SERIAL_NUM", "{serial}");
     b.metadata("MAC_ADDR", pi5 ? "2c:cf:67:70:76:f3" : "d8:3a:dd:05:ee:78");
-    b.metadata("EEPROM_UPDATE", "success");
+    b.metadata("EEPROM_UPDATE", "{eeprom_update}");
     b.metadata("EEPROM_HASH", "{sha256:pieeprom.bin}");
-    b.metadata("SECURE_BOOT_PROVISION", "success");
-    b.metadata("CUSTOMER_KEY_HASH", std::string(64, '0'));
+    b.metadata("SECURE_BOOT_PROVISION", "{provision}");
+    b.metadata("CUSTOMER_KEY_HASH", "{customer_key_hash}");
     b.metadata("BOOT_ROM", pi5 ? "0000000a" : "0000c8b0");
     b.metadata("BOARD_ATTR", "00000000");
     b.metadata("USER_BOARDREV", pi5 ? "b04170" : "c03141");
-    b.metadata("JTAG_LOCKED", "0");
+    b.metadata("JTAG_LOCKED", "{jtag_locked}");
     if (pi5) {
         b.metadata("SIGNATURE_MODE", "0");
         b.metadata("MAC_WIFI_ADDR", "2c:cf:67:70:76:f4");

@@ -493,8 +493,30 @@ Step stepFromJson(const json& j, const std::string& where) {
 Scenario scenarioFromJson(const json& j) {
     onlyKeys(j, "top level",
              {"name", "chip", "serial", "startStage", "rom", "secondStage", "steps", "final",
-              "timing", "bulkBytesPerSecond", "maxFileSize", "comment"});
+              "timing", "bulkBytesPerSecond", "maxFileSize", "secureBoot", "comment"});
     Scenario s;
+    if (j.contains("secureBoot")) {
+        const json& b = j.at("secureBoot");
+        onlyKeys(b, "secureBoot", {"otpKeyHash", "eepromPubkey", "jtagLocked", "devkeyRevoked"});
+        if (b.contains("otpKeyHash")) {
+            s.secureBoot.otpKeyHash = detail::normaliseSha256(
+                toString(b.at("otpKeyHash"), "secureBoot.otpKeyHash"), "secureBoot.otpKeyHash");
+        }
+        if (b.contains("eepromPubkey")) {
+            s.secureBoot.eepromPubkey = toString(b.at("eepromPubkey"), "secureBoot.eepromPubkey");
+            if (s.secureBoot.eepromPubkey.size() != 528 ||
+                s.secureBoot.eepromPubkey.find_first_not_of("0123456789abcdefABCDEF") !=
+                    std::string::npos) {
+                bad("secureBoot.eepromPubkey", "expected 528 hex digits (a 264-byte pubkey.bin)");
+            }
+        }
+        if (b.contains("jtagLocked")) {
+            s.secureBoot.jtagLocked = toBool(b.at("jtagLocked"), "secureBoot.jtagLocked");
+        }
+        if (b.contains("devkeyRevoked")) {
+            s.secureBoot.devkeyRevoked = toBool(b.at("devkeyRevoked"), "secureBoot.devkeyRevoked");
+        }
+    }
     if (!j.contains("chip")) {
         bad("top level", "\"chip\" is required (2835, 2837, 2711 or 2712)");
     }
@@ -756,6 +778,16 @@ json scenarioToJson(const Scenario& s) {
         j["serial"] = s.serial;
     }
     j["startStage"] = s.startStage == StartStage::Rom ? "rom" : "second-stage";
+    if (s.secureBoot.locked() || !s.secureBoot.eepromPubkey.empty() || s.secureBoot.jtagLocked ||
+        s.secureBoot.devkeyRevoked) {
+        j["secureBoot"] = {{"otpKeyHash", s.secureBoot.otpKeyHash},
+                           {"eepromPubkey", s.secureBoot.eepromPubkey},
+                           {"jtagLocked", s.secureBoot.jtagLocked},
+                           {"devkeyRevoked", s.secureBoot.devkeyRevoked}};
+        if (s.secureBoot.otpKeyHash.empty()) {
+            j["secureBoot"].erase("otpKeyHash");
+        }
+    }
     json rom{{"bootcode", s.rom.bootcodeName},
              {"returnCodes", s.rom.returnCodes},
              {"rejectCode", s.rom.rejectCode}};

@@ -1,11 +1,13 @@
 #include "virtualpi/sim_board.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 
 #include "board_core.hpp"
 #include "rpiboot/core/error.hpp"
 #include "scenario_internal.hpp"
+#include "secure_boot.hpp"
 #include "sha256.hpp"
 #include "virtualpi/c40.hpp"
 
@@ -76,7 +78,8 @@ class Firmware {
           serial_(serial),
           port_(port),
           listener_(listener),
-          stop_(std::move(stop)) {}
+          stop_(std::move(stop)),
+          secure_(scenario.secureBoot) {}
 
     void run() {
         try {
@@ -379,8 +382,9 @@ class Firmware {
             strike(fault.kind == FaultKind::StallControl ? fault : Fault{}, FaultPoint::Bootcode,
                    s_.rom.bootcodeName);
             const std::uint32_t length = awaitLength("the " + s_.rom.bootcodeName + " length");
+            const bool checkSignature = s_.chip == rpiboot::Chip::Bcm2712 && secure_.locked();
             const Received code = receive(length, fault, FaultPoint::Bootcode, s_.rom.bootcodeName,
-                                          0, [&](const Received& part) {
+                                          checkSignature ? length : 0, [&](const Received& part) {
                                               // Keep what arrived before the fault in the record.
                                               RomAttempt partial = attempt;
                                               partial.bootcodeLength = part.bytes;
@@ -392,6 +396,13 @@ class Firmware {
             attempt.bootcodeLength = code.bytes;
             attempt.bootcodeSha256 = code.sha256;
             attempt.reason = checkUpload(attempt);
+            if (attempt.reason.empty() && checkSignature) {
+                // The locked BCM2712 ROM runs only loaders counter-signed with the OTP key.
+                const std::string problem = detail::check2712Loader(code.head, secure_.otpKeyHash);
+                if (!problem.empty()) {
+                    attempt.reason = "secure boot: " + problem;
+                }
+            }
             attempt.accepted = attempt.reason.empty();
             if (attempt.accepted) {
                 const auto& codes = s_.rom.returnCodes;
@@ -544,13 +555,19 @@ class Firmware {
             }
             return;
         }
+        const bool keep = step.name == "config.txt" || step.name == "pieeprom.bin" ||
+                          step.name == "boot.sig" || (step.name == "boot.img" && secure_.locked());
         const Received data =
-            receive(length, step.fault, FaultPoint::Data, step.name, 0, [&](const Received& part) {
-                updateFile(index, [&](FileRecord& f) { f.receivedBytes = part.bytes; });
-            });
+            receive(length, step.fault, FaultPoint::Data, step.name, keep ? length : 0,
+                    [&](const Received& part) {
+                        updateFile(index, [&](FileRecord& f) { f.receivedBytes = part.bytes; });
+                    });
         {
             std::lock_guard lock(core_.mutex);
             received_[step.name] = data.sha256;
+        }
+        if (keep) {
+            contents_[step.name] = data.head;
         }
         updateFile(index, [&](FileRecord& f) {
             f.receivedBytes = data.bytes;
@@ -582,6 +599,14 @@ class Firmware {
             const std::string key = value.substr(open + 1, close - open - 1);
             if (key == "serial") {
                 out += serial_;
+            } else if (key == "provision" || key == "eeprom_update" || key == "customer_key_hash" ||
+                       key == "jtag_locked") {
+                const detail::ProvisionOutcome& o = recoveryOutcome();
+                out += key == "provision"       ? o.provision
+                       : key == "eeprom_update" ? o.eepromUpdate
+                       : key == "customer_key_hash"
+                           ? (secure_.locked() ? secure_.otpKeyHash : std::string(64, '0'))
+                           : std::string(secure_.jtagLocked ? "1" : "0");
             } else if (key.rfind("sha256:", 0) == 0) {
                 std::lock_guard lock(core_.mutex);
                 const auto it = received_.find(key.substr(7));
@@ -649,6 +674,76 @@ class Firmware {
         }
     }
 
+    // What recovery.bin does once it has its files: flash, then act on the
+    // config.txt switches (docs/protocol.md §7.3, §7.4). Runs once.
+    const detail::ProvisionOutcome& recoveryOutcome() {
+        if (!recovery_) {
+            recovery_.emplace();
+            const auto image = contents_.find("pieeprom.bin");
+            if (image == contents_.end()) {
+                recovery_->eepromUpdate = "failed";
+                recovery_->notes.push_back("no pieeprom.bin was received");
+            } else {
+                const auto config = contents_.find("config.txt");
+                const std::string configTxt =
+                    config == contents_.end()
+                        ? std::string()
+                        : std::string(config->second.begin(), config->second.end());
+                recovery_ = detail::applyRecovery(secure_, configTxt, image->second);
+            }
+            std::lock_guard lock(core_.mutex);
+            for (const auto& n : recovery_->notes) {
+                core_.record.log.push_back(n);
+            }
+            core_.record.secureBoot = secure_;
+        }
+        return *recovery_;
+    }
+
+    // A locked board's second stage boots boot.img only with a boot.sig that
+    // verifies with its EEPROM key of the OTP hash; otherwise it stops (the
+    // host sees no further request).
+    void checkSignedBootImage(const Step& step) {
+        if (!secure_.locked() || (step.name != "boot.img" && step.name != "boot.sig")) {
+            return;
+        }
+        if (step.name == "boot.sig") {
+            bootSigStepDone_ = true;
+        }
+        const bool sigAsked = std::any_of(s_.steps.begin(), s_.steps.end(),
+                                          [](const Step& st) { return st.name == "boot.sig"; });
+        const auto img = contents_.find("boot.img");
+        if (img == contents_.end() || (sigAsked && !bootSigStepDone_)) {
+            return;  // the other one is still to come
+        }
+        const auto sig = contents_.find("boot.sig");
+        std::string problem;
+        if (sig == contents_.end()) {
+            problem = "boot.img came without boot.sig";
+        } else if (secure_.eepromPubkey.empty()) {
+            problem = "the board's EEPROM holds no public key";
+        } else {
+            std::vector<std::uint8_t> key;
+            for (std::size_t i = 0; i + 1 < secure_.eepromPubkey.size(); i += 2) {
+                key.push_back(static_cast<std::uint8_t>(
+                    std::stoi(secure_.eepromPubkey.substr(i, 2), nullptr, 16)));
+            }
+            if (detail::sha256Of(key) != secure_.otpKeyHash) {
+                problem = "the EEPROM's public key does not match the hash in OTP";
+            } else {
+                const std::string sigText(sig->second.begin(), sig->second.end());
+                const std::string why = detail::checkSigFile(img->second, sigText, key);
+                if (!why.empty()) {
+                    problem = "boot.sig: " + why;
+                }
+            }
+        }
+        if (!problem.empty()) {
+            hang("secure boot: refused boot.img: " + problem);
+        }
+        note("secure boot: boot.sig verified with the key in OTP");
+    }
+
     // Returns false when the step ended the session (Disconnect).
     bool runStep(const Step& step) {
         if (step.kind == StepKind::Pause) {
@@ -661,6 +756,7 @@ class Firmware {
             case StepKind::GetFileSize:
             case StepKind::ReadFile:
                 runFile(step);
+                checkSignedBootImage(step);
                 break;
             case StepKind::Metadata:
                 runMetadata(step);
@@ -722,6 +818,10 @@ class Firmware {
     std::stop_token stop_;
     std::string failure_;
     std::map<std::string, std::string> received_;  // file name -> sha256 (guarded by mutex)
+    SecureBootState secure_;                       // OTP and EEPROM as they are now
+    std::map<std::string, std::vector<std::uint8_t>> contents_;  // files secure boot looks at
+    std::optional<detail::ProvisionOutcome> recovery_;
+    bool bootSigStepDone_ = false;
 };
 
 // ------------------------------------------------------------------ SimBoard
@@ -733,6 +833,7 @@ SimBoard::SimBoard(Scenario scenario, BoardOptions options)
               : !scenario_.serial.empty() ? scenario_.serial
                                           : std::string("00000000");
     core_ = std::make_shared<BoardCore>(scenario_.bulkBytesPerSecond, options_.controllerBudget);
+    core_->record.secureBoot = scenario_.secureBoot;
 }
 
 SimBoard::~SimBoard() {
@@ -846,6 +947,10 @@ nlohmann::json recordToJson(const BoardRecord& r) {
     j["enumerations"] = r.enumerations;
     j["outcome"] = outcomeName(r.outcome);
     j["reason"] = r.reason;
+    j["secureBoot"] = {{"otpKeyHash", r.secureBoot.otpKeyHash},
+                       {"eepromPubkey", r.secureBoot.eepromPubkey},
+                       {"jtagLocked", r.secureBoot.jtagLocked},
+                       {"devkeyRevoked", r.secureBoot.devkeyRevoked}};
     j["romAttempts"] = json::array();
     for (const auto& a : r.romAttempts) {
         j["romAttempts"].push_back({{"announcedLength", a.announcedLength},

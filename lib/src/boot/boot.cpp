@@ -1,6 +1,7 @@
 #include "rpiboot/boot/boot.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <string>
 
 #include "rpiboot/core/error.hpp"
@@ -56,7 +57,36 @@ StageOutcome runBootStage(Transport& transport, const DeviceIdentity& identity,
     BoardFileSource source(firmware, board);
     FileServer server(link, source, observer, options.fileServer);
     outcome.files = server.run();
+    if (auto unmet = unmetReport(options.expectedReports, outcome.files->metadata, board.chip)) {
+        throw Error(Errc::Refused, *unmet);
+    }
     return outcome;
+}
+
+std::optional<std::string> unmetReport(const std::vector<ExpectedReport>& expected,
+                                       const std::map<std::string, std::string>& metadata,
+                                       Chip chip) {
+    auto lower = [](std::string text) {
+        for (char& c : text) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        return text;
+    };
+    for (const auto& report : expected) {
+        if (report.chip && *report.chip != chip) {
+            continue;
+        }
+        const auto it = metadata.find(report.key);
+        if (it == metadata.end()) {
+            return "the board did not report " + report.key + " (expected " + report.key + "=" +
+                   report.value + "): " + report.meaning;
+        }
+        if (lower(it->second) != lower(report.value)) {
+            return "the board reported " + report.key + "=" + it->second + " instead of " +
+                   report.value + ": " + report.meaning;
+        }
+    }
+    return std::nullopt;
 }
 
 }  // namespace rpiboot

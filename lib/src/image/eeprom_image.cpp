@@ -6,6 +6,7 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/bootcode_signature.hpp"
 #include "rpiboot/signing/signature_file.hpp"
 
 namespace rpiboot {
@@ -145,9 +146,15 @@ void EepromImage::replaceFile(std::string_view name, ByteView content) {
         throw Error(Errc::NotFound,
                     origin_ + " has no " + std::string(name) + " section to replace");
     }
-    const EepromSection section = *found;
-    const std::string what = std::string(name) + " in " + origin_;
-    if (content.size() > kEepromMaxFileSize) {
+    replaceSection(*found, content, kEepromMaxFileSize);
+}
+
+void EepromImage::replaceSection(const EepromSection& sectionRef, ByteView content,
+                                 std::size_t maxSize) {
+    const EepromSection section = sectionRef;
+    const std::string& name = section.name;
+    const std::string what = name + " in " + origin_;
+    if (content.size() > maxSize) {
         throw Error(Errc::TooLarge, "the new " + what + " is " + std::to_string(content.size()) +
                                         " bytes; at most " + std::to_string(kEepromMaxFileSize) +
                                         " bytes fit in an EEPROM file section");
@@ -201,6 +208,103 @@ void EepromImage::replaceFile(std::string_view name, ByteView content) {
     reparse();
 }
 
+Bytes EepromImage::bootcode() const {
+    const EepromSection& s = sections_.front();
+    auto begin = image_.begin() + static_cast<std::ptrdiff_t>(s.offset + 8);
+    return Bytes(begin, begin + static_cast<std::ptrdiff_t>(s.length));
+}
+
+bool EepromImage::isAbImage() const {
+    for (const auto& s : sections_) {
+        if (s.offset == kEepromPartitionStart) {
+            return s.isFile() && s.name == "bootsys";
+        }
+    }
+    return false;
+}
+
+void EepromImage::replaceBootcode(ByteView loader) {
+    const EepromSection first = sections_.front();
+    std::size_t next = image_.size() - kEepromReservedTail;
+    for (std::size_t i = 1; i < sections_.size(); ++i) {
+        if (!sections_[i].isPadding()) {
+            next = sections_[i].offset;
+            break;
+        }
+    }
+    if (!isAbImage() && next < 128 * 1024) {
+        throw Error(Errc::TooLarge, origin_ + " keeps only " + std::to_string(next) +
+                                        " bytes for its bootcode; replacing it needs 128 KiB");
+    }
+    const std::size_t end = first.offset + 8 + loader.size();
+    if (end > next) {
+        throw Error(Errc::TooLarge, "the new bootcode of " + origin_ + " is " +
+                                        std::to_string(loader.size()) + " bytes but only " +
+                                        std::to_string(next - first.offset - 8) +
+                                        " bytes fit before the section at " + hex(next));
+    }
+    writeBe32(image_, first.offset + 4, static_cast<std::uint32_t>(loader.size()));
+    std::copy(loader.begin(), loader.end(),
+              image_.begin() + static_cast<std::ptrdiff_t>(first.offset + 8));
+    const std::size_t aligned = std::min(align8(end), next);
+    std::fill(image_.begin() + static_cast<std::ptrdiff_t>(end),
+              image_.begin() + static_cast<std::ptrdiff_t>(aligned), 0xff);
+    std::size_t fillFrom = aligned;
+    if (next - aligned >= 8) {
+        writeBe32(image_, aligned, kEepromMagicPadding);
+        writeBe32(image_, aligned + 4, static_cast<std::uint32_t>(next - aligned - 8));
+        fillFrom = aligned + 8;
+    }
+    std::fill(image_.begin() + static_cast<std::ptrdiff_t>(fillFrom),
+              image_.begin() + static_cast<std::ptrdiff_t>(next), 0xff);
+    reparse();
+}
+
+void EepromImage::replaceBootsys(ByteView loader) {
+    const EepromSection* found = findFile("bootsys");
+    if (found == nullptr || !isAbImage()) {
+        throw Error(Errc::NotFound, origin_ + " is not an A/B image: it has no bootsys section");
+    }
+    replaceSection(*found, loader, image_.size());
+}
+
+void EepromImage::setUpdateTimestamp(std::uint32_t timestamp) {
+    const EepromSection* readOnly = nullptr;
+    for (const auto& s : sections_) {
+        if (s.isFile() && s.name == "updatetime" && s.offset < kEepromPartitionStart) {
+            readOnly = &s;
+            break;
+        }
+    }
+    auto put = [&](std::size_t at) {
+        const std::uint32_t inverse = ~timestamp;
+        for (int i = 0; i < 4; ++i) {
+            image_[at + static_cast<std::size_t>(i)] =
+                static_cast<std::uint8_t>(inverse >> (8 * i));
+            image_[at + 4 + static_cast<std::size_t>(i)] =
+                static_cast<std::uint8_t>(timestamp >> (8 * i));
+        }
+    };
+    if (readOnly == nullptr) {
+        put(image_.size() - 8);
+        return;
+    }
+    const EepromSection* inPartition = findFile("updatetime");
+    if (inPartition == nullptr) {
+        throw Error(Errc::NotFound, origin_ +
+                                        " has an updatetime file in its read-only area "
+                                        "but none in its configuration partition");
+    }
+    for (const EepromSection* s : {readOnly, inPartition}) {
+        if (s->contentSize() < 8) {
+            throw Error(Errc::Corrupt, origin_ + ": the updatetime file at " + hex(s->offset) +
+                                           " is shorter than 8 bytes");
+        }
+    }
+    put(readOnly->contentOffset());
+    put(inPartition->contentOffset());
+}
+
 void EepromImage::setBootConfig(std::string_view text) {
     replaceFile("bootconf.txt",
                 ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
@@ -215,22 +319,68 @@ void EepromImage::setPublicKey(const RsaKey& key) {
     replaceFile("pubkey.bin", key.pubkeyBin());
 }
 
+std::optional<std::int64_t> eepromBuildTimestamp(ByteView image) {
+    static constexpr std::string_view kTag = "BUILD_TIMESTAMP=";
+    const auto* begin = reinterpret_cast<const char*>(image.data());
+    const std::string_view text(begin, image.size());
+    for (std::size_t at = text.find(kTag); at != std::string_view::npos;
+         at = text.find(kTag, at + 1)) {
+        std::size_t end = at + kTag.size();
+        std::int64_t value = 0;
+        std::size_t digits = 0;
+        while (end < text.size() && digits < 12 && text[end] >= '0' && text[end] <= '9') {
+            value = value * 10 + (text[end] - '0');
+            ++end;
+            ++digits;
+        }
+        if (digits > 0) {
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
 RecoveryEeprom buildRecoveryEeprom(ByteView original, std::string_view originName,
                                    std::string_view config, std::int64_t timestamp,
-                                   const Signer* signer, const RsaKey* publicKey) {
+                                   const Signer* signer, const RsaKey* publicKey,
+                                   bool counterSign) {
     EepromImage image =
         EepromImage::parse(Bytes(original.begin(), original.end()), std::string(originName));
-    image.setBootConfig(config);
+    const RsaKey* key = nullptr;
     if (signer != nullptr) {
-        const auto* keySigner = dynamic_cast<const KeySigner*>(signer);
-        const RsaKey* key = publicKey != nullptr   ? publicKey
-                            : keySigner != nullptr ? &keySigner->key()
-                                                   : nullptr;
+        if (auto built = eepromBuildTimestamp(original);
+            built && *built < kSecureBootMinBuildTimestamp) {
+            throw Error(Errc::InvalidArgument,
+                        std::string(originName) + " was built at " + std::to_string(*built) +
+                            " (BUILD_TIMESTAMP), before the bootloader supported secure boot "
+                            "(" +
+                            std::to_string(kSecureBootMinBuildTimestamp) +
+                            ", 2021-09-20); use a newer image");
+        }
+        key = publicKey != nullptr ? publicKey : signer->publicKey();
         if (key == nullptr) {
             throw Error(Errc::InvalidArgument,
                         "signing the boot configuration through an HSM needs the public key "
                         "as well, to embed it in the EEPROM image");
         }
+    }
+    if (counterSign) {
+        if (key == nullptr) {
+            throw Error(Errc::InvalidArgument,
+                        "counter-signing the EEPROM's bootcode needs a signing key");
+        }
+        if (image.bytes().size() != kEepromSize2712) {
+            throw Error(Errc::InvalidArgument,
+                        std::string(originName) +
+                            " is a BCM2711 image; only BCM2712 loaders are counter-signed");
+        }
+        image.replaceBootcode(signBootcode2712(image.bootcode(), *signer, *key));
+        if (image.isAbImage()) {
+            image.replaceBootsys(signBootcode2712(*image.file("bootsys"), *signer, *key));
+        }
+    }
+    image.setBootConfig(config);
+    if (signer != nullptr) {
         ByteView configBytes(reinterpret_cast<const std::uint8_t*>(config.data()), config.size());
         SignatureFile sig = makeSignatureFile(configBytes, timestamp, signer);
         verifySignatureFile(configBytes, sig, *key, "the boot configuration", "its new signature");

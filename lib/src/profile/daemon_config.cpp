@@ -194,6 +194,41 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& file, bool optional) 
     return parseDaemonConfig(readWholeFile(file, "daemon configuration"), file.string());
 }
 
+namespace {
+
+// A pattern that names something: not empty and not only wildcards.
+bool namesSomething(const std::string& pattern) {
+    return pattern.find_first_not_of("*?") != std::string::npos;
+}
+
+// A profile that programs OTP or locks JTAG may only reach boards a rule
+// picks by port or serial: never as the default, never through a catch-all.
+void checkIrreversibleSelection(const std::map<std::string, Profile>& profiles,
+                                const DaemonConfig& daemon) {
+    for (const auto& [name, profile] : profiles) {
+        if (!profile.irreversible()) {
+            continue;
+        }
+        if (daemon.defaultProfile == name) {
+            fail(daemon.source, "/default_profile",
+                 "profile \"" + name +
+                     "\" changes boards for good (OTP or JTAG) and cannot be the default; "
+                     "select it with rules that name ports or serials");
+        }
+        for (const auto& rule : daemon.rules) {
+            if (rule.profile == name && !namesSomething(rule.port) &&
+                !namesSomething(rule.serial)) {
+                fail(daemon.source, rule.pointer,
+                     "profile \"" + name +
+                         "\" changes boards for good (OTP or JTAG); a rule selecting it must "
+                         "name a port or a serial, not match every board");
+            }
+        }
+    }
+}
+
+}  // namespace
+
 Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileText>& builtins,
                                  const ConfigurationOverrides& overrides) {
     if (overrides.firmwareDir) {
@@ -248,6 +283,7 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
             profile.bulkTransfersInFlight = *overrides.bulkTransfersInFlight;
         }
     }
+    checkIrreversibleSelection(config.profiles, daemon);
     config.daemon = std::move(daemon);
     return config;
 }

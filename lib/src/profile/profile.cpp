@@ -6,6 +6,7 @@
 
 #include "profile/json_reader.hpp"
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/signing/pkcs11_signer.hpp"
 
 #ifndef RPIBOOT_DEFAULT_FIRMWARE_DIR
 #define RPIBOOT_DEFAULT_FIRMWARE_DIR "/usr/share/rpibootd/firmware"
@@ -168,7 +169,21 @@ std::filesystem::path absolutePath(ObjectReader& r, std::string_view key) {
 
 ProfileSigning readSigning(ObjectReader& r, const std::string& pointer, bool required) {
     ProfileSigning s;
-    s.signingKey = absolutePath(r, "signing_key");
+    if (auto key = r.string("signing_key"); key && isPkcs11Uri(*key)) {
+        s.signingKey = *key;
+    } else {
+        s.signingKey = absolutePath(r, "signing_key");
+    }
+    s.pkcs11Module = absolutePath(r, "pkcs11_module");
+    if (isPkcs11Uri(s.signingKey.string()) && s.pkcs11Module.empty()) {
+        fail(r.label(), pointer + "/pkcs11_module",
+             "missing: a pkcs11: signing_key needs the PKCS#11 module (for example "
+             "/usr/lib/softhsm/libsofthsm2.so)");
+    }
+    if (!s.pkcs11Module.empty() && !isPkcs11Uri(s.signingKey.string())) {
+        fail(r.label(), pointer + "/pkcs11_module",
+             "a PKCS#11 module is only used with a pkcs11: signing_key");
+    }
     s.hsmWrapper = absolutePath(r, "hsm_wrapper");
     s.publicKey = absolutePath(r, "public_key");
     if (!s.signingKey.empty() && !s.hsmWrapper.empty()) {
@@ -204,13 +219,32 @@ std::filesystem::path imagePath(ObjectReader& r, const std::string& pointer) {
     return path.is_absolute() ? resolveAgainst("/", path) : path.lexically_normal();
 }
 
+// A file name inside the firmware root, looked up like "image".
+std::filesystem::path relativeName(ObjectReader& r, const std::string& pointer,
+                                   std::string_view key, const char* fallback) {
+    const auto value = r.string(key);
+    const std::filesystem::path path(value.value_or(fallback));
+    if (path.is_absolute()) {
+        return resolveAgainst("/", path);
+    }
+    for (const auto& part : path) {
+        if (part == "..") {
+            fail(r.label(), pointer + "/" + std::string(key),
+                 "\"" + path.string() + "\" must not climb out of the firmware root with \"..\"");
+        }
+    }
+    return path.lexically_normal();
+}
+
 std::optional<ProfileEeprom> readEeprom(ObjectReader& parent, const std::filesystem::path& root) {
     const nlohmann::json* node = parent.member("eeprom");
     if (node == nullptr || node->is_null()) {
         return std::nullopt;
     }
     ObjectReader r(*node, parent.label(), "/eeprom",
-                   {"image", "config", "signing_key", "hsm_wrapper", "public_key"});
+                   {"image", "config", "signing_key", "pkcs11_module", "hsm_wrapper", "public_key",
+                    "counter_sign", "counter_sign_recovery", "program_pubkey", "revoke_devkey",
+                    "program_jtag_lock", "eeprom_write_protect", "recovery_config"});
     ProfileEeprom e;
     e.image = imagePath(r, "/eeprom");
     const auto config = r.string("config");
@@ -219,6 +253,23 @@ std::optional<ProfileEeprom> readEeprom(ObjectReader& parent, const std::filesys
     }
     e.config = resolveAgainst(root, *config);
     e.signing = readSigning(r, "/eeprom", false);
+    e.counterSign = r.boolean("counter_sign").value_or(false);
+    e.counterSignRecovery = r.boolean("counter_sign_recovery").value_or(false);
+    e.programPubkey = r.boolean("program_pubkey").value_or(false);
+    e.revokeDevkey = r.boolean("revoke_devkey").value_or(false);
+    e.programJtagLock = r.boolean("program_jtag_lock").value_or(false);
+    e.eepromWriteProtect = r.boolean("eeprom_write_protect").value_or(false);
+    e.recoveryConfig = relativeName(r, "/eeprom", "recovery_config", "config.txt");
+    const std::pair<bool, const char*> needSigning[] = {
+        {e.counterSign, "counter_sign"},          {e.counterSignRecovery, "counter_sign_recovery"},
+        {e.programPubkey, "program_pubkey"},      {e.revokeDevkey, "revoke_devkey"},
+        {e.programJtagLock, "program_jtag_lock"}, {e.eepromWriteProtect, "eeprom_write_protect"}};
+    for (const auto& [on, key] : needSigning) {
+        if (on && !e.signing.enabled()) {
+            fail(r.label(), std::string("/eeprom/") + key,
+                 "needs the customer key: give signing_key or hsm_wrapper");
+        }
+    }
     return e;
 }
 
@@ -227,11 +278,13 @@ std::optional<ProfileBootImage> readBootImage(ObjectReader& parent) {
     if (node == nullptr || node->is_null()) {
         return std::nullopt;
     }
-    ObjectReader r(*node, parent.label(), "/sign_boot_image",
-                   {"image", "signing_key", "hsm_wrapper", "public_key"});
+    ObjectReader r(
+        *node, parent.label(), "/sign_boot_image",
+        {"image", "signing_key", "pkcs11_module", "hsm_wrapper", "public_key", "counter_sign"});
     ProfileBootImage b;
     b.image = imagePath(r, "/sign_boot_image");
     b.signing = readSigning(r, "/sign_boot_image", true);
+    b.counterSign = r.boolean("counter_sign").value_or(false);
     return b;
 }
 
@@ -255,6 +308,7 @@ BootOptions Profile::bootOptions() const {
     o.timeouts.controlIn = timeouts.request;
     o.signedBoot = signedBoot;
     o.bulkTransfersInFlight = bulkTransfersInFlight;
+    o.expectedReports = expectedReports;
     return o;
 }
 

@@ -144,6 +144,22 @@ struct FinalIdentity {
 
 enum class StartStage { Rom, SecondStage };
 
+// The board's secure-boot state (docs/protocol.md §7.4, §10): what its OTP
+// and EEPROM hold. A board whose OTP holds a customer key hash is locked: a
+// BCM2712 ROM then only runs loaders whose outer signature block (§10.6) is
+// by that key, and the second stage only accepts a boot.img whose boot.sig
+// (§9) verifies with the EEPROM's pubkey.bin of that hash. Recovery
+// (config.txt program_pubkey=1 ...) programs OTP from the pubkey.bin of the
+// EEPROM image it flashes, once its bootconf.sig verifies with it.
+struct SecureBootState {
+    std::string otpKeyHash;    // 64 hex digits; empty: OTP not programmed
+    std::string eepromPubkey;  // pubkey.bin in the board's EEPROM, hex; empty: none
+    bool jtagLocked = false;
+    bool devkeyRevoked = false;
+
+    bool locked() const noexcept { return !otpKeyHash.empty(); }
+};
+
 struct Scenario {
     std::string name;
     rpiboot::Chip chip = rpiboot::Chip::Bcm2711;
@@ -160,6 +176,10 @@ struct Scenario {
     std::uint64_t bulkBytesPerSecond = 0;
     // Device-wide limit on a file's size (its memory); unset = unlimited.
     std::optional<std::uint64_t> maxFileSize;
+    // OTP and EEPROM at power-on. Metadata values may use {provision},
+    // {customer_key_hash}, {jtag_locked} and {eeprom_update}, which reflect it
+    // after the files received so far were acted on.
+    SecureBootState secureBoot;
 
     // Sets the expected SHA-256 of every File/ReadFile step named `name` and
     // of the bootcode when rom.bootcodeName is `name`.

@@ -80,6 +80,8 @@ struct BoardRecord {
     std::vector<std::string> log;
     Outcome outcome = Outcome::Running;
     std::string reason;  // why it failed; "" while running or on success
+    // OTP and EEPROM as the session left them (starts as the scenario's).
+    SecureBootState secureBoot;
 
     const FileRecord* file(std::string_view name) const;  // last record of that name
 };

@@ -389,8 +389,9 @@ TEST_F(RegistryTest, ListsPublishedBoardsAndTheProfilesOfItsConfiguration) {
     ASSERT_EQ(registry_.boards().size(), 1U);
     EXPECT_EQ(registry_.boards()[0].port, "1-1");
     EXPECT_EQ(registry_.configuration().profileNames(),
-              (std::vector<std::string>{"mass-storage-gadget", "msd", "recovery", "secure-boot-msd",
-                                        "secure-boot-recovery"}));
+              (std::vector<std::string>{"eeprom-erase", "mass-storage-gadget", "msd", "recovery",
+                                        "secure-boot-msd", "secure-boot-recovery",
+                                        "secure-boot-recovery5"}));
 }
 
 }  // namespace

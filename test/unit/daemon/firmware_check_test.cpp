@@ -45,6 +45,8 @@ fs::path makeInstalledBase(const ScratchDir& scratch) {
     scratch.write("fw/recovery/2711/bootcode4.bin", "recovery.bin 2711");
     scratch.write("fw/recovery/2712/bootcode5.bin", "recovery.bin 2712");
     scratch.write("fw/secure-boot-recovery/config.txt", "config");
+    // eeprom-erase: its config.txt (erase_eeprom=1); the loaders come from recovery/.
+    scratch.write("fw/eeprom-erase/config.txt", "erase_eeprom=1\n");
     scratch.write("fw/secure-boot-recovery/boot.conf", "[all]\n");
     copy("2711/bootcode4.bin", "secure-boot-msd/2711/bootcode4.bin");
     for (const char* chip : {"2711", "2712"}) {
@@ -77,7 +79,7 @@ class FirmwareCheckTest : public ::testing::Test {
 
 TEST_F(FirmwareCheckTest, EveryBuiltInProfileDeclaresItsFilesAndIsCompleteWhenInstalled) {
     const auto profiles = builtins(base_);
-    ASSERT_EQ(profiles.size(), 5u);
+    ASSERT_EQ(profiles.size(), 7u);
     for (const auto& [name, profile] : profiles) {
         const FirmwareCompleteness result = checkFirmwareSet(profile, cache_);
         EXPECT_TRUE(result.declared()) << name;
@@ -93,8 +95,7 @@ TEST_F(FirmwareCheckTest, AMissingFileMakesOnlyItsProfilesIncompleteAndIsNamed) 
     fs::remove(base_ / "mass-storage-gadget64/config.txt");
     const FirmwareCompleteness gadget = check("mass-storage-gadget");
     EXPECT_FALSE(gadget.complete());
-    EXPECT_EQ(gadget.missing,
-              (std::vector<std::string>{"2711/config.txt", "2712/config.txt"}));
+    EXPECT_EQ(gadget.missing, (std::vector<std::string>{"2711/config.txt", "2712/config.txt"}));
     EXPECT_EQ(describe(gadget), "INCOMPLETE: missing 2711/config.txt, 2712/config.txt");
     EXPECT_TRUE(check("msd").complete());
     EXPECT_TRUE(check("recovery").complete());

@@ -3,7 +3,9 @@
 // fixture firmware. Checks what the boards received, not just what we say.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -258,6 +260,105 @@ TEST_F(VirtualBootTest, RecoveryBoardGetsTheEepromBuiltAtLoadAndReportsItsMetada
     EXPECT_EQ(s.metadata.at("EEPROM_UPDATE"), "success");
     EXPECT_EQ(s.metadata.at("MAC_ADDR"), "d8:3a:dd:05:ee:78");
     EXPECT_EQ(s.metadata.count("USER_SERIAL_NUM"), 1U);
+}
+
+// Secure-boot provisioning through the daemon: the board's own reports decide
+// the outcome, and the reason is what D-Bus shows as the board's last error.
+TEST_F(VirtualBootTest, ProvisioningSucceedsOnlyWhenTheBoardReportsTheKeyProgrammed) {
+    const auto key = scratch_.path() / "private.pem";
+    ASSERT_EQ(std::system(("openssl genrsa -out '" + key.string() + "' 2048 2>/dev/null").c_str()),
+              0);
+    configure(
+        R"({"rules": [{"port": "1-1", "profile": "lock"}, {"port": "1-2", "profile": "lock"}]})",
+        {{"test:lock", R"({"name": "lock", "firmware": {"root": "recovery", "fallback": ["."]},
+                                 "eeprom": {"image": "pieeprom.original.bin", "config": "boot.conf",
+                                            "signing_key": ")" +
+                           key.string() + R"(", "program_pubkey": true}})"}});
+    auto boards = parseVirtualSpec("2711:2:recovery");
+    // The second board is locked to another key already.
+    boards[1].scenario.secureBoot.otpKeyHash = std::string(64, 'a');
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 2); }));
+
+    const BoardStatus& good = registry_->board("1-1")->status();
+    EXPECT_EQ(good.stage, kStageDone) << good.lastError;
+    EXPECT_EQ(good.metadata.at("SECURE_BOOT_PROVISION"), "success");
+    EXPECT_EQ(record("1-1").secureBoot.otpKeyHash, good.metadata.at("CUSTOMER_KEY_HASH"));
+
+    const BoardStatus& bad = registry_->board("1-2")->status();
+    EXPECT_EQ(bad.stage, kStageFailed);
+    EXPECT_NE(bad.lastError.find("SECURE_BOOT_PROVISION=failed"), std::string::npos)
+        << bad.lastError;
+    EXPECT_NE(bad.lastError.find("the customer key was not programmed"), std::string::npos)
+        << bad.lastError;
+    EXPECT_EQ(bad.metadata.at("SECURE_BOOT_PROVISION"), "failed");  // still shown
+    EXPECT_EQ(record("1-2").secureBoot.otpKeyHash, std::string(64, 'a'));
+}
+
+// pubkey.bin of a PEM key, from `openssl rsa -modulus` (modulus and 65537, little-endian).
+std::string pubkeyBinHex(const std::filesystem::path& pem, const std::filesystem::path& scratch) {
+    const auto out = scratch / "modulus.txt";
+    EXPECT_EQ(std::system(("openssl rsa -in '" + pem.string() + "' -noout -modulus > '" +
+                           out.string() + "' 2>/dev/null")
+                              .c_str()),
+              0);
+    std::ifstream in(out);
+    std::string line;
+    std::getline(in, line);
+    line = line.substr(line.find('=') + 1, 512);
+    std::string hex;
+    for (std::size_t i = line.size(); i >= 2; i -= 2) {
+        hex += line.substr(i - 2, 2);
+    }
+    for (char& c : hex) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return hex + "0100010000000000";
+}
+
+// A locked BCM2711 boots the signed gadget only with boot.sig made with the key
+// in its OTP; with another key it stops after boot.img and the daemon reports
+// the board failed (the reason in its LastError).
+TEST_F(VirtualBootTest, LockedBoardBootsTheSignedGadgetOnlyWithItsKey) {
+    const auto key = scratch_.path() / "private.pem";
+    const auto other = scratch_.path() / "other.pem";
+    for (const auto& k : {key, other}) {
+        ASSERT_EQ(
+            std::system(("openssl genrsa -out '" + k.string() + "' 2048 2>/dev/null").c_str()), 0);
+    }
+    auto profile = [](const std::string& name, const std::filesystem::path& k) {
+        return rpiboot::ProfileText{
+            "test:" + name,
+            R"({"name": ")" + name +
+                R"(", "firmware": {"root": "mass-storage-gadget64", "fallback": ["."]},
+                "sign_boot_image": {"image": "boot.img", "signing_key": ")" +
+                k.string() + R"("}, "timeouts": {"request_ms": 300}})"};
+    };
+    configure(
+        R"({"rules": [{"port": "1-1", "profile": "right"}, {"port": "1-2", "profile": "wrong"}]})",
+        {profile("right", key), profile("wrong", other)});
+    virtualpi::BuiltinOptions options;
+    options.secureBoot = true;
+    auto boards = parseVirtualSpec("2711:2:mass-storage-gadget");
+    const std::string pubkey = pubkeyBinHex(key, scratch_.path());
+    for (auto& b : boards) {
+        b.scenario = virtualpi::builtinScenario(rpiboot::Chip::Bcm2711,
+                                                virtualpi::Profile::MassStorageGadget, options);
+        b.scenario.secureBoot.eepromPubkey = pubkey;
+        b.scenario.secureBoot.otpKeyHash = rpiboot::sha256Hex(rpiboot::fromHex(pubkey, "pubkey"));
+    }
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 2); }));
+
+    const BoardStatus& good = registry_->board("1-1")->status();
+    EXPECT_EQ(good.stage, kStageDone) << good.lastError;
+    EXPECT_EQ(record("1-1").outcome, virtualpi::Outcome::Succeeded) << record("1-1").reason;
+
+    const BoardStatus& bad = registry_->board("1-2")->status();
+    EXPECT_EQ(bad.stage, kStageFailed);
+    EXPECT_FALSE(bad.lastError.empty());
+    EXPECT_NE(record("1-2").reason.find("refused boot.img: boot.sig: its rsa2048 signature does "
+                                        "not verify"),
+              std::string::npos)
+        << record("1-2").reason;
 }
 
 TEST_F(VirtualBootTest, ProfileInUseWhoseEepromCannotBeBuiltFailsTheLoad) {

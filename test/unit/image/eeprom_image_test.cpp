@@ -315,6 +315,30 @@ TEST(EepromImageTest, HsmSigningWithoutAPublicKeyIsRefused) {
     EXPECT_THAT(e.what(), HasSubstr("needs the public key"));
 }
 
+// Upstream's update-pieeprom.sh refuses images built before secure boot
+// existed (BUILD_TIMESTAMP below 1632136573, 2021-09-20); so does a signed build.
+TEST(EepromImageTest, SignedBuildRefusesImagesOlderThanSecureBoot) {
+    ASSERT_TRUE(testKeys().ok) << testKeys().log;
+    KeySigner signer(RsaKey::loadPem(testKeys().private2048));
+    auto withTimestamp = [](const std::string& stamp) {
+        Bytes image = makeEeprom2711();
+        const std::string text = "BUILD_TIMESTAMP=" + stamp + std::string(1, '\0');
+        std::copy(text.begin(), text.end(), image.begin() + 0x100);  // inside the bootcode
+        return image;
+    };
+    EXPECT_EQ(eepromBuildTimestamp(withTimestamp("1632136572")), 1632136572);
+    EXPECT_EQ(eepromBuildTimestamp(makeEeprom2711()), std::nullopt);
+    Error e = thrownBy([&] {
+        buildRecoveryEeprom(withTimestamp("1632136572"), "old.bin", "[all]\n", 1, &signer);
+    });
+    EXPECT_EQ(e.code(), Errc::InvalidArgument);
+    EXPECT_THAT(e.what(), HasSubstr("old.bin was built at 1632136572"));
+    EXPECT_NO_THROW(
+        buildRecoveryEeprom(withTimestamp("1632136573"), "new.bin", "[all]\n", 1, &signer));
+    // Unsigned recovery images are not concerned.
+    EXPECT_NO_THROW(buildRecoveryEeprom(withTimestamp("1600000000"), "old.bin", "[all]\n", 1));
+}
+
 TEST(EepromImageTest, SignatureFromTheWrongKeyIsNotEmbedded) {
     ASSERT_TRUE(testKeys().ok) << testKeys().log;
     KeySigner signer(RsaKey::loadPem(testKeys().private2048));

@@ -359,6 +359,7 @@ TEST(GeneratedProfile, SecureBootMsdServesBootImgWithASignatureOpensslAccepts) {
     fs::copy_file(fixtureImage, dir.path() / "secure-boot-msd/boot.img");
     Profile profile = shippedProfile("secure-boot-msd", dir.path());
     profile.firmware.fallback.clear();
+    profile.signBootImage->counterSign = false;  // no BCM2712 loader here
     profile.signBootImage->signing.signingKey = key.privatePem;
     profile.signBootImage->signing.publicKey = key.publicPem;
     FirmwareSetConfig config = profile.firmwareSetConfig();

@@ -144,3 +144,29 @@ TEST(VirtualPiScenario, BuilderModifiesTheLastStep) {
 
 }  // namespace
 }  // namespace virtualpi
+
+namespace virtualpi {
+namespace {
+
+TEST(ScenarioSecureBoot, JsonCarriesTheBoardsOtpAndEepromKey) {
+    const std::string key(528, 'a');
+    const Scenario s =
+        parseScenario(R"({"chip": "2712", "secureBoot": {"otpKeyHash": ")" + std::string(64, 'B') +
+                      R"(", "eepromPubkey": ")" + key + R"(", "jtagLocked": true}})");
+    EXPECT_TRUE(s.secureBoot.locked());
+    EXPECT_EQ(s.secureBoot.otpKeyHash, std::string(64, 'b'));
+    EXPECT_EQ(s.secureBoot.eepromPubkey, key);
+    EXPECT_TRUE(s.secureBoot.jtagLocked);
+    EXPECT_FALSE(s.secureBoot.devkeyRevoked);
+    const Scenario back = scenarioFromJson(scenarioToJson(s));
+    EXPECT_EQ(back.secureBoot.otpKeyHash, s.secureBoot.otpKeyHash);
+    EXPECT_EQ(back.secureBoot.eepromPubkey, key);
+    EXPECT_TRUE(back.secureBoot.jtagLocked);
+    EXPECT_FALSE(parseScenario(R"({"chip": "2711"})").secureBoot.locked());
+    EXPECT_THROW(parseScenario(R"({"chip": "2711", "secureBoot": {"eepromPubkey": "abc"}})"),
+                 rpiboot::Error);
+    EXPECT_THROW(parseScenario(R"({"chip": "2711", "secureBoot": {"otp": "00"}})"), rpiboot::Error);
+}
+
+}  // namespace
+}  // namespace virtualpi

@@ -48,6 +48,43 @@ expect_same "private or public PEM embed the same key" signed.bin signed2.bin
 expect_fail "a signature of another configuration is refused" 1 "does not match" \
   "$config" --config shipped.txt --digest boot.sig --pubkey pub.pem --out x.bin in2711.bin
 
+# Loaders, timestamp, extraction: compared with the Python model of the format.
+ref="python3 $(dirname "$0")/eeprom_reference.py"
+head -c 26516 /dev/urandom >bootcode.bin
+expect_ok "replaces the 2712 bootcode" "$config" --bootcode bootcode.bin -o bc2712.bin in2712.bin
+$ref in2712.bin ref-bc2712.bin bootcode bootcode.bin
+expect_same "bootcode replacement matches the reference model" bc2712.bin ref-bc2712.bin
+head -c 78864 /dev/urandom >bootsys.bin
+expect_ok "replaces bootsys of an A/B image" "$config" -s bootsys.bin -o bs2712.bin in2712.bin
+$ref in2712.bin ref-bs2712.bin bootsys bootsys.bin
+expect_same "bootsys replacement matches the reference model" bs2712.bin ref-bs2712.bin
+expect_ok "sets the update timestamp (2712: both copies)" "$config" -t 1700000000 -o ts2712.bin in2712.bin
+$ref in2712.bin ref-ts2712.bin timestamp 1700000000
+expect_same "timestamp matches the reference model (2712)" ts2712.bin ref-ts2712.bin
+expect_ok "sets the update timestamp (2711)" "$config" --timestamp 1700000000 -o ts2711.bin in2711.bin
+$ref in2711.bin ref-ts2711.bin timestamp 1700000000
+expect_same "timestamp matches the reference model (2711)" ts2711.bin ref-ts2711.bin
+mkdir extracted
+expect_ok "extracts the files" "$config" -x -o extracted out2711.bin
+expect_same "extracted bootconf.txt" extracted/bootconf.txt boot.conf
+python3 -c "
+import struct; d = open('in2711.bin','rb').read(); n = struct.unpack_from('>I', d, 4)[0]
+open('ref-bootcode.bin','wb').write(d[8:8+n])"
+expect_same "extracted bootcode.bin is the first section's body" extracted/bootcode.bin ref-bootcode.bin
+head -c 140000 /dev/urandom >huge.bin
+expect_fail "a bootcode that does not fit is refused" 1 "fit before" \
+  "$config" --bootcode huge.bin -o x.bin in2712.bin
+expect_fail "bootcode replacement in a 2711 image keeps 128 KiB for the loader" 1 "128 KiB" \
+  "$config" --bootcode bootcode.bin -o x.bin in2711.bin
+# --edit runs $EDITOR on the current configuration.
+printf '#!/bin/sh\nprintf "BOOT_ORDER=0xf41\\n" >>"$1"\n' >editor.sh
+chmod +x editor.sh
+expect_ok "--edit runs the editor" env EDITOR="$PWD/editor.sh" VISUAL= "$config" --edit -o edited.bin in2711.bin
+{ cat shipped.txt; printf 'BOOT_ORDER=0xf41\n'; } >expected-edit.txt
+"$config" edited.bin >edited.txt
+expect_same "the edited configuration is stored" edited.txt expected-edit.txt
+expect_fail "a failing editor leaves no image" 1 "editor" env EDITOR=false VISUAL= "$config" -e -o x.bin in2711.bin
+
 # Rejections.
 expect_fail "a file that is not an EEPROM image is refused" 1 "is not an EEPROM image" \
   "$config" boot.conf

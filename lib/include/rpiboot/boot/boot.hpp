@@ -8,7 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "rpiboot/core/device.hpp"
 #include "rpiboot/core/file_server.hpp"
@@ -19,6 +22,22 @@
 
 namespace rpiboot {
 
+// One metadata entry a board must send (protocol.md §5.5) for its session to
+// count as a success, such as SECURE_BOOT_PROVISION=success after recovery.
+struct ExpectedReport {
+    std::string key;
+    std::string value;         // exact; hex digests compared case-insensitively
+    std::optional<Chip> chip;  // only for boards of this chip; nullopt: all
+    std::string meaning;       // the failure in words: "the customer key was not programmed"
+};
+
+// The first expected report a board's metadata does not satisfy, as a
+// message for the operator ("board reported SECURE_BOOT_PROVISION=failed: ..."),
+// or nullopt when all are met.
+std::optional<std::string> unmetReport(const std::vector<ExpectedReport>& expected,
+                                       const std::map<std::string, std::string>& metadata,
+                                       Chip chip);
+
 struct BootOptions {
     TransferTimeouts timeouts;
     // Bulk OUT transfers kept queued per board (Link); 1 waits for every
@@ -28,6 +47,9 @@ struct BootOptions {
     // Signed boot for the BCM2835 family (upstream -s): the boot message
     // carries the first 20 bytes of bootcode.sig from the firmware set.
     bool signedBoot = false;
+    // Checked after the second stage: an unmet one fails the session with
+    // Errc::Refused (the metadata is still reported to the observer).
+    std::vector<ExpectedReport> expectedReports;
 };
 
 struct StageOutcome {

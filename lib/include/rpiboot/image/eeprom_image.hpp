@@ -82,14 +82,38 @@ class EepromImage {
     // Embeds the 264-byte pubkey.bin encoding of `key`'s public half.
     void setPublicKey(const RsaKey& key);
 
+    // The EEPROM's own second-stage loader: the body of the first section.
+    Bytes bootcode() const;
+    // Replaces it (a counter-signed loader, BCM2712): writes the new length
+    // and body, then padding up to the next non-padding section. Throws
+    // Errc::TooLarge if it does not fit before that section, or if an image
+    // without A/B partitions would keep less than 128 KiB for the loader.
+    void replaceBootcode(ByteView loader);
+    // A/B images (BCM2712) carry a second loader as the named file `bootsys`
+    // at the start of the configuration partition.
+    bool isAbImage() const;
+    // Replaces `bootsys` like replaceFile() does, without the 4076-byte limit.
+    void replaceBootsys(ByteView loader);
+    // Sets the self-update time (`updatetime`, protocol.md §10.4) in the
+    // read-only area and in the partition, or, without such a file, in the
+    // last 8 bytes of the image. Errc::NotFound if only one copy exists.
+    void setUpdateTimestamp(std::uint32_t timestamp);
+
   private:
     EepromImage(Bytes image, std::string origin);
     void reparse();
+    void replaceSection(const EepromSection& section, ByteView content, std::size_t maxSize);
 
     Bytes image_;
     std::string origin_;
     std::vector<EepromSection> sections_;
 };
+
+// The first secure-boot capable bootloader was built at this time (2021-09-20).
+inline constexpr std::int64_t kSecureBootMinBuildTimestamp = 1632136573;
+
+// The "BUILD_TIMESTAMP=N" a bootloader image carries as text, if any.
+std::optional<std::int64_t> eepromBuildTimestamp(ByteView image);
 
 // What the recovery / secure-boot-recovery profiles serve (docs/protocol.md §10.5).
 struct RecoveryEeprom {
@@ -98,13 +122,18 @@ struct RecoveryEeprom {
 };
 
 // Builds pieeprom.bin from `original` with `config` as bootconf.txt, and its
-// pieeprom.sig. With `signer`, also embeds bootconf.sig (config signed at
-// `timestamp`) and pubkey.bin; `publicKey` is required when the signer does
-// not hold the key itself (an HSM), and the signature is checked with it
-// before it is embedded.
+// pieeprom.sig. With a signer, an image whose BUILD_TIMESTAMP is older than
+// kSecureBootMinBuildTimestamp is refused (Errc::InvalidArgument). With `signer`, also embeds
+// bootconf.sig (config signed at `timestamp`) and pubkey.bin; `publicKey` is required when the
+// signer does not hold the key itself (an HSM), and the signature is checked with it before it is
+// embedded.
+//
+// With `counterSign` (BCM2712 images only; needs a signer), the EEPROM's
+// bootcode and, on A/B images, its bootsys are first counter-signed with the
+// customer key (key number 16, version 0), as secure-boot-recovery5 does.
 RecoveryEeprom buildRecoveryEeprom(ByteView original, std::string_view originName,
                                    std::string_view config, std::int64_t timestamp,
                                    const Signer* signer = nullptr,
-                                   const RsaKey* publicKey = nullptr);
+                                   const RsaKey* publicKey = nullptr, bool counterSign = false);
 
 }  // namespace rpiboot

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "rpiboot/firmware/firmware_set.hpp"
 #include "rpiboot/profile/profile.hpp"
@@ -20,5 +21,12 @@ namespace rpiboot {
 // image, an image of no known EEPROM size, a bad key, a failed signature).
 std::map<std::string, ServedFile, std::less<>> generateProfileFiles(const Profile& profile,
                                                                     std::int64_t timestamp);
+
+// The board reports a profile's session must end with (protocol.md §5.5):
+// EEPROM_UPDATE=success and EEPROM_HASH of the served pieeprom.bin for an
+// "eeprom" profile; with program_pubkey SECURE_BOOT_PROVISION=success and
+// CUSTOMER_KEY_HASH of the embedded key; with program_jtag_lock JTAG_LOCKED=1.
+std::vector<ExpectedReport> expectedReports(
+    const Profile& profile, const std::map<std::string, ServedFile, std::less<>>& generated);
 
 }  // namespace rpiboot

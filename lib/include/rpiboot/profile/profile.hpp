@@ -62,9 +62,10 @@ struct ProfileFirmware {
 // How generated files are signed: a private key in a PEM file, or an HSM
 // wrapper program (then `publicKey` is required to check what it returns).
 struct ProfileSigning {
-    std::filesystem::path signingKey;  // absolute; empty: none
-    std::filesystem::path hsmWrapper;  // absolute; empty: none
-    std::filesystem::path publicKey;   // absolute; empty: none
+    std::filesystem::path signingKey;    // absolute, or a "pkcs11:" URI; empty: none
+    std::filesystem::path pkcs11Module;  // absolute; required with a pkcs11: key
+    std::filesystem::path hsmWrapper;    // absolute; empty: none
+    std::filesystem::path publicKey;     // absolute; empty: none
     bool enabled() const noexcept { return !signingKey.empty() || !hsmWrapper.empty(); }
 };
 
@@ -78,12 +79,38 @@ struct ProfileEeprom {
     // is overridden per chip by <root>/<chip folder>/<its name> when that exists.
     std::filesystem::path config;
     ProfileSigning signing;  // config signed and public key embedded when enabled
+    // BCM2712 secure boot (need signing): counter-sign the EEPROM's bootcode
+    // and bootsys with the customer key ("counter_sign"), and serve the set's
+    // 2712 loader (recovery.bin) counter-signed ("counter_sign_recovery"; only
+    // for boards already locked to that key).
+    bool counterSign = false;
+    bool counterSignRecovery = false;
+    // The irreversible switches written into the generated recovery config.txt
+    // (need signing). Each defaults to off; a profile that turns one on may
+    // only be selected by rules naming ports or serials.
+    bool programPubkey = false;
+    bool revokeDevkey = false;
+    bool programJtagLock = false;
+    // eeprom_write_protect=1: protect the EEPROM's status register (effective
+    // with the board's nWP pin); not OTP. Off: the line is left out.
+    bool eepromWriteProtect = false;
+    // The config.txt the generated one starts from, resolved in the profile's
+    // firmware set per chip (default "config.txt"; a missing one starts empty).
+    // Generated whenever signing is enabled, so the switches above are always
+    // written explicitly, whatever the file on disk says.
+    std::filesystem::path recoveryConfig;
+
+    bool irreversible() const noexcept { return programPubkey || revokeDevkey || programJtagLock; }
 };
 
 // "sign_boot_image": boot.img served with a boot.sig made in memory (secure-boot-msd).
 struct ProfileBootImage {
     std::filesystem::path image;  // as written; relative ones are looked up like ProfileEeprom's
     ProfileSigning signing;       // required
+    // BCM2712 boards locked to the customer key only run loaders that carry
+    // its counter-signature: serve the set's 2712 loader (bootcode5.bin, from
+    // bootfiles.bin) counter-signed ("counter_sign").
+    bool counterSign = false;
 };
 
 struct Profile {
@@ -100,6 +127,12 @@ struct Profile {
     // Not read from profile files: the daemon's --bulk-transfers-in-flight
     // (ConfigurationOverrides) sets it for every profile.
     std::size_t bulkTransfersInFlight = kDefaultBulkTransfersInFlight;
+    // What the board must report for a session to count as a success; filled
+    // from the generated files by expectedReports() when the profile is activated.
+    std::vector<ExpectedReport> expectedReports;
+
+    // True if serving this profile changes a board for good (OTP, JTAG lock).
+    bool irreversible() const noexcept { return eeprom && eeprom->irreversible(); }
 
     // Without generated files; see generateProfileFiles().
     FirmwareSetConfig firmwareSetConfig() const;

@@ -67,6 +67,9 @@ class Signer {
   public:
     virtual ~Signer() = default;
     virtual Bytes sign(ByteView data) const = 0;
+    // The public half of the signing key when the signer knows it (a PEM
+    // private key, a PKCS#11 token); nullptr for an HSM wrapper.
+    virtual const RsaKey* publicKey() const noexcept { return nullptr; }
 };
 
 }  // namespace rpiboot

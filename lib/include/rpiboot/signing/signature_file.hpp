@@ -16,6 +16,7 @@ class KeySigner final : public Signer {
   public:
     explicit KeySigner(RsaKey key);  // throws Errc::Crypto unless it is a private key
     Bytes sign(ByteView data) const override;
+    const RsaKey* publicKey() const noexcept override { return &key_; }
     const RsaKey& key() const noexcept { return key_; }
 
   private:

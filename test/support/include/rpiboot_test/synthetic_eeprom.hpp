@@ -102,7 +102,7 @@ inline std::vector<std::uint8_t> makeEeprom2711() {
 }
 
 // The 2712 layout (A/B capable): bootcode, updatetime 0x67a0 outside the
-// partition, bootsys 0x10000, blobs, updatetime 0xa1d10, pubkey.bin 0xa1e00,
+// partition, bootsys 0x10000, padding to 0x23430, blobs, updatetime 0xa1d10, pubkey.bin 0xa1e00,
 // cacert.der 0xa2100, bootconf.sig 0xa2a00, bootconf.txt 0xa3000, padding to
 // 0x107000 and to 0x1fe000, then 8 KiB of 0xff.
 inline std::vector<std::uint8_t> makeEeprom2712() {
@@ -112,6 +112,7 @@ inline std::vector<std::uint8_t> makeEeprom2712() {
     e.file("updatetime", updatetime());
     e.padTo(0x10000);
     e.file("bootsys", std::vector<std::uint8_t>(78332, 0x5a));
+    e.padTo(0x23430);  // room for a counter-signed bootsys, as in shipped images
     e.blob(0x55aaf44f, 0xa1d10 - e.cursor() - 8, 0x55);
     e.file("updatetime", updatetime());
     e.padTo(0xa1e00);
