@@ -15,10 +15,10 @@ ActiveConfig::ActiveConfig(rpiboot::Configuration configuration,
 
 ActiveConfig::Selection ActiveConfig::select(const rpiboot::BoardMatchKey& board) const {
     const rpiboot::ProfileRule* rule = configuration_.matchingRule(board);
-    const std::string& name =
-        rule != nullptr ? rule->profile : configuration_.daemon.defaultProfile;
+    const bool byRule = rule != nullptr && !rule->ignore;
+    const std::string& name = byRule ? rule->profile : configuration_.daemon.defaultProfile;
     return Selection{runtimes_.at(name),
-                     rule != nullptr ? "rule " + rule->pointer : std::string("default_profile")};
+                     byRule ? "rule " + rule->pointer : std::string("default_profile")};
 }
 
 rpiboot::Configuration loadConfiguration(const ConfigLocation& where) {

@@ -45,6 +45,9 @@ class ActiveConfig {
                  std::map<std::string, std::shared_ptr<const ProfileRuntime>> runtimes);
 
     Selection select(const rpiboot::BoardMatchKey& board) const;
+    bool ignores(const rpiboot::BoardMatchKey& board) const {
+        return configuration_.ignores(board);
+    }
     const rpiboot::Configuration& configuration() const noexcept { return configuration_; }
     std::vector<std::string> profileNames() const { return configuration_.profileNames(); }
 

@@ -108,6 +108,35 @@ void Board::fail(const std::string& reason, std::uint64_t nowUsec) {
     phase_ = BoardPhase::Failed;
 }
 
+void Board::awaitRetry(const std::string& reason) {
+    status_.stage = kStageWaiting;
+    status_.lastError = reason;
+    status_.currentFile.clear();
+    status_.bytesSent = 0;
+    status_.bytesTotal = 0;
+    phase_ = BoardPhase::Idle;
+}
+
+void Board::hold(const std::string& chip, const std::string& serial) {
+    if (!chip.empty()) {
+        status_.chip = chip;
+    }
+    if (!serial.empty()) {
+        status_.serial = serial;
+    }
+    status_.stage = kStageHeld;
+    status_.currentFile.clear();
+    status_.bytesSent = 0;
+    status_.bytesTotal = 0;
+    phase_ = BoardPhase::Held;
+}
+
+void Board::expectReturn() {
+    status_.stage = kStageWaiting;
+    status_.currentFile.clear();
+    phase_ = BoardPhase::Idle;
+}
+
 void Board::disconnect(std::uint64_t nowUsec) {
     status_.stage = kStageDisconnected;
     if (status_.finishedUsec == 0) {

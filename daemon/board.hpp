@@ -25,6 +25,7 @@ enum class BoardPhase {
     Done,
     Failed,
     Disconnected,
+    Held,  // an operator holds its port: nothing is done to it
 };
 
 class Board {
@@ -63,6 +64,17 @@ class Board {
     // The device left the bus while nothing was in flight and the board was
     // neither done nor expected to re-enumerate.
     void disconnect(std::uint64_t nowUsec);
+
+    // An attempt failed and another one follows: the stage goes back to
+    // waiting, LastError says what happened to this attempt.
+    void awaitRetry(const std::string& reason);
+    // A retry on an enumeration that does not start with the ROM stage still
+    // counts as a boot attempt (BootCount + 1).
+    void countAttempt() { ++status_.bootCount; }
+    // The port is held: nothing is done to the board until it is released.
+    void hold(const std::string& chip, const std::string& serial);
+    // Released, or asked to retry, while it is not on the bus: wait for it.
+    void expectReturn();
 
   private:
     BoardStatus status_;

@@ -1,5 +1,7 @@
 #include "board_registry.hpp"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 
 namespace rpibootd {
@@ -24,6 +26,20 @@ std::string sessionEndText(rpiboot::SessionEnd end) {
     return "session ended";
 }
 
+std::string secondsText(std::chrono::milliseconds ms) {
+    const auto count = ms.count();
+    return count % 1000 == 0 ? std::to_string(count / 1000) + " s" : std::to_string(count) + " ms";
+}
+
+bool validGlob(const std::string& glob) {
+    if (glob.empty() || glob.size() > 256) {
+        return false;
+    }
+    return std::none_of(glob.begin(), glob.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == ' ';
+    });
+}
+
 }  // namespace
 
 BoardRegistry::BoardRegistry(Environment environment, std::shared_ptr<const ActiveConfig> config)
@@ -40,7 +56,10 @@ RegistryCounts BoardRegistry::counts() const {
     c.boards = entries_.size();
     for (const auto& [port, entry] : entries_) {
         const BoardPhase phase = entry->board.phase();
-        c.inFlight += entry->board.inFlight() || phase == BoardPhase::AwaitingSecondStage ? 1 : 0;
+        c.inFlight +=
+            entry->board.inFlight() || phase == BoardPhase::AwaitingSecondStage || entry->retrying
+                ? 1
+                : 0;
         c.done += phase == BoardPhase::Done ? 1 : 0;
         c.failed += phase == BoardPhase::Failed ? 1 : 0;
     }
@@ -54,12 +73,15 @@ const Board* BoardRegistry::board(const std::string& port) const {
 
 LogFields BoardRegistry::fieldsOf(const Entry& entry) const {
     const BoardStatus& s = entry.board.status();
-    return LogFields{s.port, s.chip, s.serial, s.stage, s.profile};
+    return LogFields{s.port, s.chip, s.serial, s.stage, s.profile, {}};
 }
 
 void BoardRegistry::countsChanged() {
     if (countsListener_) {
         countsListener_(counts());
+    }
+    if (bootListener_ != nullptr) {
+        bootListener_->boardsChanged();
     }
 }
 
@@ -171,6 +193,22 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
             entry = &moveEntry(*other, device.port);
         }
     }
+    const bool continuing =
+        entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
+    if (!continuing) {
+        const rpiboot::DeviceIdentity& identity = device.identity;
+        const bool romStage = identity.stage == BootStage::Rom;
+        const std::string serial =
+            romStage || chipHasRomSerial(identity.chip) ? device.serial : std::string();
+        if (config_->configuration().ignores({identity.chip, device.port, serial})) {
+            // Never opened: another program may want this board.
+            env_.log.info("ignoring the board on port " + device.port + " (" +
+                              std::string(rpiboot::chipName(identity.chip)) +
+                              "): a rule of the configuration says ignore",
+                          portFields(device.port));
+            return;
+        }
+    }
     Entry& e = entry != nullptr ? *entry : entryFor(device.port);
     portOfDevice_[device.id] = device.port;
     if (e.session != 0) {
@@ -192,11 +230,38 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
     e.reenumerateTimer.reset();
     e.deviceId = device.id;
     e.deviceGone = false;
+    e.device = device;
     e.chip = device.identity.chip;
+    if (isHeld(e.board.status().port)) {
+        holdEntry(e, &device);
+        return;
+    }
+    // A retry continues the boot it belongs to; anything else but the
+    // second stage of this board's own ROM stage begins a new boot.
+    const bool retry = e.retrying;
+    const bool newBoot =
+        !retry && (device.identity.stage == BootStage::Rom ||
+                   !(e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile));
+    e.retrying = false;
+    e.retryTimer.reset();
+    if (retry) {
+        ++e.attempt;
+    } else if (newBoot) {
+        e.attempt = 1;
+        e.bootStartUsec = now();
+        e.deadlinePassed = false;
+        e.deadlineTimer.reset();
+    }
     if (device.identity.stage == BootStage::Rom) {
-        beginRomStage(e, device);
+        beginRomStage(e, device, retry, newBoot);
     } else {
-        beginSecondStage(e, device);
+        beginSecondStage(e, device, retry, newBoot);
+    }
+    if (newBoot) {
+        armDeadline(e);
+        if (bootListener_ != nullptr) {
+            bootListener_->bootStarted(e.board.status());
+        }
     }
     e.session = ++nextSession_;
     StageRequest request;
@@ -209,7 +274,7 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
     env_.launcher.launch(std::move(request), *this);
 }
 
-void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device) {
+void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device, bool retry, bool newBoot) {
     const auto selection = config_->select({e.chip, e.board.status().port, device.serial});
     e.profile = selection.profile;
     update(e, [&](Board& b) {
@@ -217,12 +282,14 @@ void BoardRegistry::beginRomStage(Entry& e, const DeviceInfo& device) {
                         e.profile->profile.name, now());
     });
     env_.log.info("boot ROM found: sending " + std::string(rpiboot::bootcodeFileName(e.chip)) +
-                      " (profile " + e.profile->profile.name + ", by " + selection.reason + ")",
-                  fieldsOf(e));
+                      " (profile " + e.profile->profile.name + ", by " + selection.reason +
+                      (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
+                  fieldsOf(e).withMessageId(newBoot ? kMessageBootStarted : ""));
 }
 
-void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device) {
-    const bool continuing = e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
+void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device, bool retry, bool newBoot) {
+    const bool continuing =
+        !retry && e.board.phase() == BoardPhase::AwaitingSecondStage && e.profile;
     std::string serial = e.board.status().serial;
     std::string reason = "its ROM stage";
     if (!continuing) {
@@ -236,10 +303,14 @@ void BoardRegistry::beginSecondStage(Entry& e, const DeviceInfo& device) {
     update(e, [&](Board& b) {
         b.beginSecondStage(std::string(rpiboot::chipName(e.chip)), serial, e.profile->profile.name,
                            continuing, now());
+        if (retry) {
+            b.countAttempt();
+        }
     });
     env_.log.info("second stage found: serving files (profile " + e.profile->profile.name +
-                      ", by " + reason + ")",
-                  fieldsOf(e));
+                      ", by " + reason +
+                      (retry ? "; attempt " + std::to_string(e.attempt) : std::string()) + ")",
+                  fieldsOf(e).withMessageId(newBoot ? kMessageBootStarted : ""));
 }
 
 void BoardRegistry::deviceRemoved(const std::string& id) {
@@ -261,12 +332,21 @@ void BoardRegistry::deviceRemoved(const std::string& id) {
     if (e.deviceId != id) {
         return;
     }
+    if (e.device && e.device->id == id) {
+        e.device.reset();
+    }
     if (e.session != 0) {
         // Its worker fails fast now; the outcome decides the stage.
         e.deviceGone = true;
         return;
     }
+    if (e.retrying) {
+        return;  // between attempts: the retry waits for it to come back
+    }
     switch (e.board.phase()) {
+        case BoardPhase::Held:  // still held; the record goes after a while
+            armForget(e);
+            return;
         case BoardPhase::AwaitingSecondStage:  // the ROM resets on its way to the second stage
         case BoardPhase::Done:                 // it became what it was served
         case BoardPhase::Disconnected:
@@ -301,6 +381,9 @@ void BoardRegistry::stageProgress(std::uint64_t session, const StageProgress& p)
                 break;
         }
     });
+    if (p.kind == StageProgress::Kind::Finished && bootListener_ != nullptr) {
+        bootListener_->bytesServed(p.total);
+    }
 }
 
 void BoardRegistry::stageMetadata(std::uint64_t session, const std::string& key,
@@ -349,14 +432,17 @@ void BoardRegistry::romAccepted(Entry& e) {
 }
 
 void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
-    bool success = false;
-    update(e, [&](Board& b) { success = b.filesDone(*result.sessionEnd, now()); });
-    const std::string message = success
-                                    ? "booted: " + std::to_string(e.board.status().filesServed) +
-                                          " file(s), " + std::to_string(result.bytesSent) +
-                                          " bytes served; " + sessionEndText(*result.sessionEnd)
-                                    : e.board.status().lastError;
-    settle(e, success, message);
+    if (*result.sessionEnd == rpiboot::SessionEnd::DeviceGone &&
+        e.board.status().filesServed == 0) {
+        attemptFailed(e, "the board left the bus before it was served any file",
+                      FailureClass::DeviceGone);
+        return;
+    }
+    update(e, [&](Board& b) { b.filesDone(*result.sessionEnd, now()); });
+    settle(e, true,
+           "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
+               std::to_string(result.bytesSent) + " bytes served; " +
+               sessionEndText(*result.sessionEnd));
 }
 
 void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
@@ -370,19 +456,128 @@ void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
                                                std::to_string(status.bytesTotal) + " bytes)"
                                          : std::string()) +
                                 ": " + result.error;
-    update(e, [&](Board& b) { b.fail(message, now()); });
-    settle(e, false, message);
+    attemptFailed(e, message, classifyFailure(result.errc));
 }
 
-void BoardRegistry::settle(Entry& e, bool success, const std::string& message) {
+void BoardRegistry::settle(Entry& e, bool success, const std::string& message,
+                           FailureClass reason) {
+    e.retrying = false;
+    e.retryTimer.reset();
+    e.deadlineTimer.reset();
     if (success) {
-        env_.log.info(message, fieldsOf(e));
+        env_.log.info(message, fieldsOf(e).withMessageId(kMessageBootFinished));
     } else {
-        env_.log.error(message, fieldsOf(e));
+        env_.log.error(message, fieldsOf(e).withMessageId(kMessageBootFailed));
     }
     if (sink_ != nullptr) {
         sink_->bootFinished(e.board.status().port, success, message);
     }
+    if (bootListener_ != nullptr) {
+        const std::uint64_t end = now();
+        const double seconds =
+            end > e.bootStartUsec ? static_cast<double>(end - e.bootStartUsec) / 1e6 : 0.0;
+        bootListener_->bootFinished(e.board.status(), success, reason, seconds);
+    }
+}
+
+void BoardRegistry::attemptFailed(Entry& e, const std::string& message, FailureClass reason) {
+    const std::string port = e.board.status().port;
+    const rpiboot::ProfileRetries& retries = e.profile->profile.retries;
+    const bool again = isTransient(reason) && e.attempt <= retries.attempts && !e.deadlinePassed &&
+                       !isHeld(port) && !shuttingDown_;
+    if (!again) {
+        std::string verdict = message;
+        if (e.attempt > 1) {
+            verdict += " (attempt " + std::to_string(e.attempt) + " of " +
+                       std::to_string(retries.attempts + 1) + ")";
+        }
+        if (e.deadlinePassed && reason != FailureClass::Deadline) {
+            verdict += "; the boot's deadline of " + secondsText(e.profile->profile.timeouts.boot) +
+                       " has passed";
+        }
+        update(e, [&](Board& b) { b.fail(verdict, now()); });
+        if (bootListener_ != nullptr) {
+            bootListener_->attemptFailed(e.board.status(), reason);
+        }
+        settle(e, false, verdict, reason);
+        return;
+    }
+    e.attemptError = message;
+    const unsigned doublings = std::min(e.attempt - 1, 10U);
+    const auto backoff = retries.backoff * (1LL << doublings);
+    const std::string text = "attempt " + std::to_string(e.attempt) + " of " +
+                             std::to_string(retries.attempts + 1) + " failed: " + message +
+                             "; trying again in " + secondsText(backoff);
+    e.retrying = true;
+    e.reenumerateTimer.reset();
+    update(e, [&](Board& b) { b.awaitRetry(text); });
+    env_.log.warning(text, fieldsOf(e));
+    if (bootListener_ != nullptr) {
+        bootListener_->attemptFailed(e.board.status(), reason);
+    }
+    e.retryTimer = env_.timers.after(backoff, [this, port] { retryAttempt(port); });
+}
+
+void BoardRegistry::retryAttempt(const std::string& port) {
+    const auto it = entries_.find(port);
+    if (it == entries_.end() || !it->second->retrying || it->second->session != 0) {
+        return;
+    }
+    Entry& e = *it->second;
+    if (e.device && !e.pending) {
+        const DeviceInfo device = *e.device;
+        start(e, device);
+        return;
+    }
+    // Off the bus: the next attempt starts when it comes back on this port.
+    const auto wait = e.profile->profile.timeouts.reenumerate;
+    e.retryTimer = env_.timers.after(wait, [this, port, wait] {
+        const auto found = entries_.find(port);
+        if (found == entries_.end() || !found->second->retrying || found->second->session != 0) {
+            return;
+        }
+        Entry& entry = *found->second;
+        entry.retrying = false;
+        const std::string message =
+            "the board did not come back on port " + port + " within " + secondsText(wait) +
+            " for attempt " + std::to_string(entry.attempt + 1) + "; attempt " +
+            std::to_string(entry.attempt) + " failed: " + entry.attemptError;
+        update(entry, [&](Board& b) { b.fail(message, now()); });
+        settle(entry, false, message, FailureClass::DeviceGone);
+        armForget(entry);
+    });
+}
+
+void BoardRegistry::armDeadline(Entry& e) {
+    const auto deadline = e.profile->profile.timeouts.boot;
+    if (deadline.count() == 0) {
+        return;
+    }
+    const std::string port = e.board.status().port;
+    e.deadlineTimer = env_.timers.after(deadline, [this, port, deadline] {
+        const auto it = entries_.find(port);
+        if (it == entries_.end()) {
+            return;
+        }
+        Entry& entry = *it->second;
+        entry.deadlinePassed = true;
+        // A session in flight ends by itself (every transfer has a timeout);
+        // its failure then gets no retry. Anything else ends here.
+        const BoardPhase phase = entry.board.phase();
+        if (entry.session != 0 || (!entry.retrying && phase != BoardPhase::AwaitingSecondStage)) {
+            return;
+        }
+        entry.reenumerateTimer.reset();
+        const std::string message = "the boot took longer than its deadline of " +
+                                    secondsText(deadline) + " (" + std::to_string(entry.attempt) +
+                                    " attempt(s))";
+        entry.retrying = false;
+        update(entry, [&](Board& b) { b.fail(message, now()); });
+        settle(entry, false, message, FailureClass::Deadline);
+        if (!entry.device) {
+            armForget(entry);
+        }
+    });
 }
 
 void BoardRegistry::armReenumerationTimeout(Entry& e) {
@@ -394,10 +589,11 @@ void BoardRegistry::armReenumerationTimeout(Entry& e) {
         }
         const std::string message = "the board did not come back after bootcode within " +
                                     std::to_string(timeout.count()) + " ms";
-        update(*entry, [&](Board& b) { b.fail(message, now()); });
-        settle(*entry, false, message);
-        armForget(*entry);
         entry->reenumerateTimer.reset();
+        attemptFailed(*entry, message, FailureClass::Timeout);
+        if (entry->board.phase() == BoardPhase::Failed) {
+            armForget(*entry);
+        }
     });
 }
 
@@ -405,6 +601,173 @@ void BoardRegistry::armForget(Entry& e) {
     const std::string port = e.board.status().port;
     e.forgetTimer = env_.timers.after(config_->configuration().daemon.forgetAfter,
                                       [this, port] { forget(port); });
+}
+
+bool BoardRegistry::isHeld(const std::string& port) const {
+    return std::any_of(held_.begin(), held_.end(), [&port](const std::string& glob) {
+        return ::fnmatch(glob.c_str(), port.c_str(), 0) == 0;
+    });
+}
+
+void BoardRegistry::stopTimers(Entry& e) {
+    e.reenumerateTimer.reset();
+    e.retryTimer.reset();
+    e.deadlineTimer.reset();
+    e.forgetTimer.reset();
+    e.retrying = false;
+}
+
+void BoardRegistry::holdEntry(Entry& e, const DeviceInfo* device) {
+    stopTimers(e);
+    std::string chip;
+    std::string serial;
+    if (device != nullptr) {
+        const rpiboot::DeviceIdentity& identity = device->identity;
+        chip = std::string(rpiboot::chipName(identity.chip));
+        if (identity.stage == BootStage::Rom || chipHasRomSerial(identity.chip)) {
+            serial = device->serial;
+        }
+    }
+    const bool wasHeld = e.board.phase() == BoardPhase::Held;
+    update(e, [&](Board& b) { b.hold(chip, serial); });
+    if (!wasHeld) {
+        env_.log.info("port is held: the board is left untouched until it is released",
+                      fieldsOf(e).withMessageId(kMessageBoardHeld));
+    }
+}
+
+ControlResult BoardRegistry::retry(const std::string& port) {
+    const auto it = entries_.find(port);
+    if (it == entries_.end() || !it->second->published) {
+        return {ControlOutcome::UnknownPort, "no board on port " + port};
+    }
+    Entry& e = *it->second;
+    if (isHeld(port)) {
+        return {ControlOutcome::Held, "port " + port + " is held; release it first"};
+    }
+    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage) {
+        return {ControlOutcome::Busy, "the board on port " + port + " is booting right now"};
+    }
+    stopTimers(e);
+    if (e.device && !e.pending) {
+        const DeviceInfo device = *e.device;
+        env_.log.info("retry asked: booting the board again", fieldsOf(e));
+        start(e, device);
+        return {ControlOutcome::Ok, "booting the board on port " + port + " again"};
+    }
+    update(e, [](Board& b) { b.expectReturn(); });
+    env_.log.info("retry asked: the board is booted when it comes back", fieldsOf(e));
+    return {ControlOutcome::Ok, "the board on port " + port + " is booted when it comes back"};
+}
+
+ControlResult BoardRegistry::forgetBoard(const std::string& port) {
+    const auto it = entries_.find(port);
+    if (it == entries_.end() || !it->second->published) {
+        return {ControlOutcome::UnknownPort, "no board on port " + port};
+    }
+    const Entry& e = *it->second;
+    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage) {
+        return {ControlOutcome::Busy, "the board on port " + port + " is booting right now"};
+    }
+    env_.log.info("forgotten at an operator's request", fieldsOf(e));
+    forget(port);
+    return {ControlOutcome::Ok, "forgot the board on port " + port};
+}
+
+ControlResult BoardRegistry::holdPort(const std::string& glob) {
+    if (!validGlob(glob)) {
+        return {ControlOutcome::InvalidGlob,
+                ""
+                " + glob + "
+                " is not a port or port glob (1 to 256 printable characters)"};
+    }
+    if (std::find(held_.begin(), held_.end(), glob) != held_.end()) {
+        return {ControlOutcome::Ok, "port " + glob + " was already held"};
+    }
+    held_.insert(std::upper_bound(held_.begin(), held_.end(), glob), glob);
+    env_.log.info("holding port(s) " + glob, LogFields{}.withMessageId(kMessageBoardHeld));
+    for (auto& [port, entry] : entries_) {
+        Entry& e = *entry;
+        if (!isHeld(port) || e.session != 0 || e.board.phase() == BoardPhase::Held ||
+            e.board.phase() == BoardPhase::AwaitingSecondStage) {
+            continue;  // one in flight finishes its session, then is held
+        }
+        if (e.device) {
+            const DeviceInfo device = *e.device;
+            holdEntry(e, &device);
+        } else if (e.retrying) {
+            holdEntry(e, nullptr);
+        }
+    }
+    if (heldListener_) {
+        heldListener_(held_);
+    }
+    if (sink_ != nullptr) {
+        sink_->heldPortsChanged();
+    }
+    return {ControlOutcome::Ok, "holding port " + glob};
+}
+
+ControlResult BoardRegistry::releasePort(const std::string& glob) {
+    const auto it = std::find(held_.begin(), held_.end(), glob);
+    if (it == held_.end()) {
+        std::string known;
+        for (const auto& g : held_) {
+            known += (known.empty() ? "" : ", ") + g;
+        }
+        return {ControlOutcome::NotHeld,
+                "port " + glob + " is not held" +
+                    (known.empty() ? std::string(" (nothing is held)") : " (held: " + known + ")")};
+    }
+    held_.erase(it);
+    env_.log.info("released port(s) " + glob);
+    std::vector<std::string> released;
+    for (auto& [port, entry] : entries_) {
+        if (entry->board.phase() == BoardPhase::Held && !isHeld(port)) {
+            released.push_back(port);
+        }
+    }
+    for (const auto& port : released) {
+        Entry& e = *entries_.at(port);
+        if (e.device && e.session == 0) {
+            const DeviceInfo device = *e.device;
+            start(e, device);
+        } else {
+            update(e, [](Board& b) { b.expectReturn(); });
+            armForget(e);
+        }
+    }
+    if (heldListener_) {
+        heldListener_(held_);
+    }
+    if (sink_ != nullptr) {
+        sink_->heldPortsChanged();
+    }
+    return {ControlOutcome::Ok, "released port " + glob};
+}
+
+ControlResult BoardRegistry::holdBoard(const std::string& port) {
+    if (entries_.count(port) == 0) {
+        return {ControlOutcome::UnknownPort, "no board on port " + port};
+    }
+    return holdPort(port);
+}
+
+ControlResult BoardRegistry::releaseBoard(const std::string& port) {
+    if (entries_.count(port) == 0) {
+        return {ControlOutcome::UnknownPort, "no board on port " + port};
+    }
+    if (std::find(held_.begin(), held_.end(), port) == held_.end() && isHeld(port)) {
+        std::string globs;
+        for (const auto& g : held_) {
+            if (::fnmatch(g.c_str(), port.c_str(), 0) == 0) {
+                globs += (globs.empty() ? "" : ", ") + g;
+            }
+        }
+        return {ControlOutcome::NotHeld,
+                "port " + port + " is held by " + globs + "; release that instead"};
+    }
+    return releasePort(port);
 }
 
 std::vector<BoardStatus> BoardRegistry::boards() const {
@@ -415,6 +778,20 @@ std::vector<BoardStatus> BoardRegistry::boards() const {
         }
     }
     return out;
+}
+
+ControlResult BoardRegistry::control(const std::string& port, BoardAction action) {
+    switch (action) {
+        case BoardAction::Retry:
+            return retry(port);
+        case BoardAction::Forget:
+            return forgetBoard(port);
+        case BoardAction::Hold:
+            return holdBoard(port);
+        case BoardAction::Release:
+            return releaseBoard(port);
+    }
+    return {ControlOutcome::UnknownPort, "unknown action"};
 }
 
 }  // namespace rpibootd

@@ -19,6 +19,7 @@
 #include "active_config.hpp"
 #include "board.hpp"
 #include "board_status.hpp"
+#include "boot_listener.hpp"
 #include "device_source.hpp"
 #include "event_loop.hpp"
 #include "journal.hpp"
@@ -54,11 +55,34 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     // New boards get profiles from `config`; boards already started keep theirs.
     void setConfiguration(std::shared_ptr<const ActiveConfig> config);
     const ActiveConfig& configuration() const { return *config_; }
+    // Who hears about whole boots (the metrics file); null: nobody.
+    void setBootListener(BootListener* listener) { bootListener_ = listener; }
+    // Called with the new held set after every hold or release (to persist
+    // and publish it).
+    void setHeldListener(std::function<void(const std::vector<std::string>&)> listener) {
+        heldListener_ = std::move(listener);
+    }
     // Stops reacting to events (shutdown): workers' late outcomes are ignored.
     void shutDown() { shuttingDown_ = true; }
 
     RegistryCounts counts() const;
     const Board* board(const std::string& port) const;
+
+    // Operator control. Retry: boot the board again now if it is on the bus,
+    // else when it comes back (refused while it boots or is held). Forget:
+    // drop its record (refused while it boots). Hold/release a port glob
+    // (fnmatch on the port path): a board on a held port is never opened;
+    // one already booting finishes its current session first. Releasing
+    // boots a board that is still on the bus. Holds at start-up (restored
+    // from the state directory) go through holdPort() before any device.
+    ControlResult retry(const std::string& port);
+    ControlResult forgetBoard(const std::string& port);
+    ControlResult holdPort(const std::string& glob);
+    ControlResult releasePort(const std::string& glob);
+    ControlResult holdBoard(const std::string& port);
+    ControlResult releaseBoard(const std::string& port);
+    std::vector<std::string> heldPorts() const { return held_; }
+    bool isHeld(const std::string& port) const;
 
     // DeviceEvents
     void deviceAdded(const DeviceInfo& device) override;
@@ -72,6 +96,7 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
 
     // Every published board, sorted by port.
     std::vector<BoardStatus> boards() const;
+    ControlResult control(const std::string& port, BoardAction action);
 
   private:
     struct Entry {
@@ -86,6 +111,14 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
         bool published = false;  // boardAdded sent
         std::unique_ptr<Timer> reenumerateTimer;
         std::unique_ptr<Timer> forgetTimer;
+        std::optional<DeviceInfo> device;  // the enumeration on the bus now, if any
+        unsigned attempt = 0;              // attempts of the current boot so far
+        std::uint64_t bootStartUsec = 0;   // when its first attempt began
+        bool retrying = false;             // between two attempts of one boot
+        bool deadlinePassed = false;
+        std::string attemptError;  // why the last failed attempt failed
+        std::unique_ptr<Timer> retryTimer;
+        std::unique_ptr<Timer> deadlineTimer;
     };
 
     Entry& entryFor(const std::string& port);
@@ -93,8 +126,9 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     Entry* awaitingWithSerial(const std::string& serial, const std::string& exceptPort);
     Entry& moveEntry(Entry& from, const std::string& toPort);
     void start(Entry& entry, const DeviceInfo& device);
-    void beginRomStage(Entry& entry, const DeviceInfo& device);
-    void beginSecondStage(Entry& entry, const DeviceInfo& device);
+    // `retry`: another attempt of the boot in progress; `newBoot`: its first.
+    void beginRomStage(Entry& entry, const DeviceInfo& device, bool retry, bool newBoot);
+    void beginSecondStage(Entry& entry, const DeviceInfo& device, bool retry, bool newBoot);
     // The three outcomes of a stage session.
     void romAccepted(Entry& entry);
     void filesServed(Entry& entry, const StageResult& result);
@@ -102,7 +136,16 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     void armReenumerationTimeout(Entry& entry);
     void armForget(Entry& entry);
     void forget(const std::string& port);
-    void settle(Entry& entry, bool success, const std::string& message);
+    // The verdict of a boot: logged, BootFinished, listener; once per boot.
+    void settle(Entry& entry, bool success, const std::string& message,
+                FailureClass reason = FailureClass::Io);
+    // One attempt failed: another one after a back-off when the failure is
+    // transient and the profile's retries and deadline allow, else the verdict.
+    void attemptFailed(Entry& entry, const std::string& message, FailureClass reason);
+    void retryAttempt(const std::string& port);
+    void armDeadline(Entry& entry);
+    void holdEntry(Entry& entry, const DeviceInfo* device);
+    void stopTimers(Entry& entry);
     // Applies `change` and publishes what it changed.
     void update(Entry& entry, const std::function<void(Board&)>& change);
     LogFields fieldsOf(const Entry& entry) const;
@@ -113,6 +156,9 @@ class BoardRegistry final : public DeviceEvents, public StageEvents {
     std::shared_ptr<const ActiveConfig> config_;
     StatusSink* sink_ = nullptr;
     std::function<void(const RegistryCounts&)> countsListener_;
+    BootListener* bootListener_ = nullptr;
+    std::function<void(const std::vector<std::string>&)> heldListener_;
+    std::vector<std::string> held_;                          // held port globs, sorted
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by port path
     std::map<std::string, std::string> portOfDevice_;        // device id -> port
     std::uint64_t nextSession_ = 0;

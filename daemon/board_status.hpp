@@ -24,6 +24,8 @@ inline constexpr const char* kStageServingFiles = "serving-files";
 inline constexpr const char* kStageDone = "done";
 inline constexpr const char* kStageFailed = "failed";
 inline constexpr const char* kStageDisconnected = "disconnected";
+// An operator holds the port: a board there is left untouched.
+inline constexpr const char* kStageHeld = "held";
 
 struct BoardStatus {
     std::string port;     // USB port path, "1-1.3"
@@ -132,6 +134,8 @@ class StatusSink {
     virtual void boardRemoved(const std::string& port) = 0;
     virtual void bootFinished(const std::string& port, bool success,
                               const std::string& message) = 0;
+    // The set of held port globs changed.
+    virtual void heldPortsChanged() {}
 };
 
 struct ReloadResult {
@@ -139,12 +143,28 @@ struct ReloadResult {
     std::string message;  // on failure: file, key and reason
 };
 
+// The outcome of an operator's request (Retry, Forget, Hold, Release, ...).
+enum class ControlOutcome { Ok, UnknownPort, Busy, Held, NotHeld, InvalidGlob };
+
+struct ControlResult {
+    ControlOutcome outcome = ControlOutcome::Ok;
+    std::string message;  // for people; on success what was done
+    bool ok() const noexcept { return outcome == ControlOutcome::Ok; }
+};
+
+// What an operator may ask of one board (io.rpibootd1.Device methods).
+enum class BoardAction { Retry, Forget, Hold, Release };
+
 class ManagerControl {
   public:
     virtual ~ManagerControl() = default;
     virtual std::vector<BoardStatus> boards() const = 0;
     virtual std::vector<std::string> profileNames() const = 0;
     virtual ReloadResult reload() = 0;
+    virtual ControlResult control(const std::string& port, BoardAction action) = 0;
+    virtual ControlResult holdPort(const std::string& glob) = 0;
+    virtual ControlResult releasePort(const std::string& glob) = 0;
+    virtual std::vector<std::string> heldPorts() const = 0;
 };
 
 }  // namespace rpibootd

@@ -15,9 +15,11 @@
 #include "event_loop.hpp"
 #include "firmware_check.hpp"
 #include "journal.hpp"
+#include "metrics.hpp"
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/firmware/file_cache.hpp"
 #include "stage_worker.hpp"
+#include "state_files.hpp"
 #include "udev_watcher.hpp"
 #include "virtual/virtual_control.hpp"
 #include "virtual/virtual_source.hpp"
@@ -98,6 +100,15 @@ class Daemon final : public ManagerControl {
     std::vector<std::string> profileNames() const override {
         return registry_->configuration().profileNames();
     }
+    ControlResult control(const std::string& port, BoardAction action) override {
+        return registry_->control(port, action);
+    }
+    ControlResult holdPort(const std::string& glob) override { return registry_->holdPort(glob); }
+    ControlResult releasePort(const std::string& glob) override {
+        return registry_->releasePort(glob);
+    }
+    std::vector<std::string> heldPorts() const override { return registry_->heldPorts(); }
+
     ReloadResult reload() override {
         sd_notify(0, "RELOADING=1");
         ReloadResult result;
@@ -122,7 +133,28 @@ class Daemon final : public ManagerControl {
         std::unique_ptr<UdevWatcher> udev;
         std::unique_ptr<VirtualSource> virtualSource;
         std::unique_ptr<VirtualControl> virtualControl;
+        std::unique_ptr<MetricsWriter> metrics;
     };
+
+    // Holds survive a restart: read them before any board is seen, and keep
+    // the file up to date after each change.
+    void restoreHeldPorts(HeldPortsFile file) {
+        try {
+            for (const auto& glob : file.load()) {
+                registry_->holdPort(glob);
+            }
+        } catch (const std::exception& e) {
+            log_.warning(std::string("cannot read the held ports: ") + e.what());
+        }
+        registry_->setHeldListener([this, file](const std::vector<std::string>& globs) {
+            try {
+                file.save(globs);
+            } catch (const std::exception& e) {
+                log_.warning(std::string("cannot keep the held ports: ") + e.what() +
+                             "; they are forgotten when rpibootd restarts");
+            }
+        });
+    }
 
     int serve(std::shared_ptr<const ActiveConfig> config,
               std::vector<virtualpi::BoardSpec> virtualBoards) {
@@ -138,6 +170,8 @@ class Daemon final : public ManagerControl {
         // A client closing a pipe must not kill the daemon.
         ::signal(SIGPIPE, SIG_IGN);
         followCounts(loop, virtualBoards.size());
+        // Held ports and metrics follow the configuration rpibootd started with.
+        restoreHeldPorts(HeldPortsFile(registry_->configuration().configuration().daemon.stateDir));
 
         Adapters adapters;
         int status = 0;
@@ -167,6 +201,16 @@ class Daemon final : public ManagerControl {
     }
 
     void start(EventLoop& loop, Adapters& a, std::vector<virtualpi::BoardSpec> virtualBoards) {
+        const rpiboot::MetricsConfig& metrics =
+            registry_->configuration().configuration().daemon.metrics;
+        if (metrics.enabled) {
+            a.metrics = std::make_unique<MetricsWriter>(
+                MetricsWriter::Environment{loop, log_, [this] { return registry_->boards(); },
+                                           realtimeUsec},
+                metrics);
+            registry_->setBootListener(a.metrics.get());
+            log_.info("writing metrics to " + metrics.file.string());
+        }
         if (options_.bus != "none") {
             DbusOptions dbusOptions;
             dbusOptions.bus = options_.bus;
@@ -212,6 +256,8 @@ class Daemon final : public ManagerControl {
         // Workers may still be opening devices through the sources: join
         // them before the sources go.
         launcher.stopAll();
+        registry_->setBootListener(nullptr);
+        a.metrics.reset();  // its last write
         a.udev.reset();
         a.virtualSource.reset();
         a.dbus.reset();

@@ -29,7 +29,7 @@ bool lookupGroup(const std::string& name, gid_t& gid) {
     return true;
 }
 
-// Who sent a method call, as far as Reload cares.
+// Who sent a method call, as far as the privileged methods care.
 struct Caller {
     bool uidKnown = false;
     uid_t uid = 0;
@@ -125,16 +125,18 @@ void askSdBus(sd_bus_message* call, Caller& caller) {
 
 }  // namespace
 
-int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
+int checkCallerAllowed(sd_bus_message* call, const std::string& privilegedGroup,
                        sd_bus_error* error) {
+    const char* member = sd_bus_message_get_member(call);
+    const char* what = member != nullptr ? member : "the call";
     Caller caller;
     askBusDriver(call, caller);
     if (!caller.uidKnown || !caller.groupsKnown) {
         askSdBus(call, caller);
     }
     if (!caller.uidKnown) {
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Reload refused: the bus did not tell who the caller is");
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "%s refused: the bus did not tell who the caller is", what);
     }
     if (caller.uid == 0) {
         return 0;
@@ -145,7 +147,7 @@ int checkReloadAllowed(sd_bus_message* call, const std::string& privilegedGroup,
         return 0;
     }
     return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                             "Reload refused: user %u is neither root nor in group '%s'",
+                             "%s refused: user %u is neither root nor in group '%s'", what,
                              static_cast<unsigned>(caller.uid), privilegedGroup.c_str());
 }
 

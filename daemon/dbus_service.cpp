@@ -77,7 +77,36 @@ struct PublishedBoard {
     BoardStatus status;
     std::string path;
     BusSlotPtr vtable;
+    DbusService::Impl* owner = nullptr;  // for the board's methods
 };
+
+// Retry, Forget, Hold, Release on a board (after the caller check).
+int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
+
+// A refused control request as a D-Bus error.
+int controlError(const ControlResult& result, sd_bus_error* error) {
+    const char* name = SD_BUS_ERROR_FAILED;
+    switch (result.outcome) {
+        case ControlOutcome::Ok:
+            return 0;
+        case ControlOutcome::UnknownPort:
+            name = kErrorUnknownPort;
+            break;
+        case ControlOutcome::Busy:
+            name = kErrorBusy;
+            break;
+        case ControlOutcome::Held:
+            name = kErrorHeld;
+            break;
+        case ControlOutcome::NotHeld:
+            name = kErrorNotHeld;
+            break;
+        case ControlOutcome::InvalidGlob:
+            name = SD_BUS_ERROR_INVALID_ARGS;
+            break;
+    }
+    return sd_bus_error_set(error, name, result.message.c_str());
+}
 
 int deviceProperty(sd_bus*, const char*, const char*, const char* name, sd_bus_message* reply,
                    void* userdata, sd_bus_error* error) {
@@ -89,7 +118,9 @@ int deviceProperty(sd_bus*, const char*, const char*, const char* name, sd_bus_m
     return std::visit([&](auto member) { return append(reply, status.*member); }, property->member);
 }
 
-// The io.rpibootd1.Device vtable, one SD_BUS_PROPERTY per kBoardProperties row.
+// The io.rpibootd1.Device vtable: one SD_BUS_PROPERTY per kBoardProperties
+// row, then the operator's methods (UNPRIVILEGED only lifts sd-bus's
+// CAP_SYS_ADMIN default; boardControl() checks the caller like Reload).
 const sd_bus_vtable* deviceVtable() {
     static const std::vector<sd_bus_vtable> vtable = [] {
         std::vector<sd_bus_vtable> v{SD_BUS_VTABLE_START(0)};
@@ -101,6 +132,10 @@ const sd_bus_vtable* deviceVtable() {
                                                             SD_BUS_VTABLE_PROPERTY_CONST)
                             : sd_bus_vtable SD_BUS_PROPERTY(p.name, type, deviceProperty, 0,
                                                             SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE));
+        }
+        for (const char* method : {"Retry", "Forget", "Hold", "Release"}) {
+            v.push_back(sd_bus_vtable SD_BUS_METHOD(method, "", "", boardControl,
+                                                    SD_BUS_VTABLE_UNPRIVILEGED));
         }
         v.push_back(SD_BUS_VTABLE_END);
         return v;
@@ -183,6 +218,9 @@ struct DbusService::Impl {
                        void* userdata, sd_bus_error*);
     static int profiles(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
                         void* userdata, sd_bus_error* error);
+    static int heldPorts(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                         void* userdata, sd_bus_error* error);
+    static int portControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int listDevices(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int reload(sd_bus_message* call, void* userdata, sd_bus_error* error);
 };
@@ -193,10 +231,15 @@ const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
     SD_BUS_PROPERTY("Version", "s", version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Devices", "ao", devices, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Profiles", "as", profiles, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("HeldPorts", "as", heldPorts, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("ListDevices", "", "", "a(ossss)", SD_BUS_PARAM(devices),
                              listDevices, SD_BUS_VTABLE_UNPRIVILEGED),
     // UNPRIVILEGED only lifts sd-bus's CAP_SYS_ADMIN default; reload() checks the caller.
     SD_BUS_METHOD("Reload", "", "", reload, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("HoldPort", "s", SD_BUS_PARAM(glob), "", , portControl,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ReleasePort", "s", SD_BUS_PARAM(glob), "", , portControl,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("DeviceAdded", "o", SD_BUS_PARAM(path), 0),
     SD_BUS_SIGNAL_WITH_NAMES("DeviceRemoved", "o", SD_BUS_PARAM(path), 0),
     SD_BUS_SIGNAL_WITH_NAMES("BootFinished", "obs",
@@ -223,6 +266,7 @@ void DbusService::Impl::publish(const BoardStatus& status, bool announce) {
     auto board = std::make_unique<PublishedBoard>();
     board->status = status;
     board->path = devicePath(status.port);
+    board->owner = this;
     sd_bus_slot* slot = nullptr;
     int r = sd_bus_add_object_vtable(bus.get(), &slot, board->path.c_str(), kDeviceInterface,
                                      deviceVtable(), board.get());
@@ -343,7 +387,7 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
 
 int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error* error) {
     auto& self = *static_cast<Impl*>(userdata);
-    int r = checkReloadAllowed(call, self.options.privilegedGroup, error);
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
     if (r < 0) {
         return r;
     }
@@ -359,6 +403,75 @@ int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error
     self.emitManagerProperty("Profiles");
     return sd_bus_reply_method_return(call, "");
 }
+
+int DbusService::Impl::heldPorts(sd_bus*, const char*, const char*, const char*,
+                                 sd_bus_message* reply, void* userdata, sd_bus_error* error) {
+    std::vector<std::string> globs;
+    try {
+        globs = static_cast<Impl*>(userdata)->control.heldPorts();
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    int r = sd_bus_message_open_container(reply, 'a', "s");
+    for (auto it = globs.begin(); r >= 0 && it != globs.end(); ++it) {
+        r = sd_bus_message_append(reply, "s", it->c_str());
+    }
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+int DbusService::Impl::portControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
+    auto& self = *static_cast<Impl*>(userdata);
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
+    if (r < 0) {
+        return r;
+    }
+    const char* glob = nullptr;
+    r = sd_bus_message_read(call, "s", &glob);
+    if (r < 0) {
+        return r;
+    }
+    const bool hold = std::string_view(sd_bus_message_get_member(call)) == "HoldPort";
+    ControlResult result;
+    try {
+        result = hold ? self.control.holdPort(glob) : self.control.releasePort(glob);
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    if (!result.ok()) {
+        return controlError(result, error);
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
+namespace {
+
+int boardControl(sd_bus_message* call, void* userdata, sd_bus_error* error) {
+    auto& board = *static_cast<PublishedBoard*>(userdata);
+    DbusService::Impl& self = *board.owner;
+    int r = checkCallerAllowed(call, self.options.privilegedGroup, error);
+    if (r < 0) {
+        return r;
+    }
+    const std::string_view member = sd_bus_message_get_member(call);
+    const BoardAction action = member == "Retry"    ? BoardAction::Retry
+                               : member == "Forget" ? BoardAction::Forget
+                               : member == "Hold"   ? BoardAction::Hold
+                                                    : BoardAction::Release;
+    // Copied: Forget removes this object (and `board`) before it returns.
+    const std::string port = board.status.port;
+    ControlResult result;
+    try {
+        result = self.control.control(port, action);
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, e.what());
+    }
+    if (!result.ok()) {
+        return controlError(result, error);
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
+}  // namespace
 
 DbusService::DbusService(EventLoop& loop, const DbusOptions& options, ManagerControl& control,
                          Logger& log)
@@ -438,6 +551,10 @@ void DbusService::bootFinished(const std::string& port, bool success, const std:
     }
     impl_->emitSignal("BootFinished", "obs", path.c_str(), static_cast<int>(success),
                       message.c_str());
+}
+
+void DbusService::heldPortsChanged() {
+    impl_->emitManagerProperty("HeldPorts");
 }
 
 std::string DbusService::uniqueName() const {

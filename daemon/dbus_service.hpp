@@ -26,6 +26,10 @@ inline constexpr const char* kDevicePathPrefix = "/io/rpibootd1/device";
 inline constexpr const char* kManagerInterface = "io.rpibootd1.Manager";
 inline constexpr const char* kDeviceInterface = "io.rpibootd1.Device";
 inline constexpr const char* kErrorReloadFailed = "io.rpibootd1.Error.ReloadFailed";
+inline constexpr const char* kErrorUnknownPort = "io.rpibootd1.Error.UnknownPort";
+inline constexpr const char* kErrorBusy = "io.rpibootd1.Error.Busy";
+inline constexpr const char* kErrorHeld = "io.rpibootd1.Error.Held";
+inline constexpr const char* kErrorNotHeld = "io.rpibootd1.Error.NotHeld";
 inline constexpr const char* kPrivilegedGroup = "rpiboot";
 
 // The object path of the board on USB port path `port`: kDevicePathPrefix
@@ -63,6 +67,7 @@ class DbusService final : public StatusSink {
     void boardChanged(const BoardStatus& board, std::uint32_t changedFields) override;
     void boardRemoved(const std::string& port) override;
     void bootFinished(const std::string& port, bool success, const std::string& message) override;
+    void heldPortsChanged() override;
 
     // The unique name of our connection (":1.42"), for logs and tests.
     std::string uniqueName() const;

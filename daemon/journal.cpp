@@ -102,8 +102,9 @@ void Logger::toJournal(LogLevel level, std::string_view message, const LogFields
     entries.push_back("PRIORITY=" + std::to_string(syslogPriority(level)));
     entries.emplace_back("SYSLOG_IDENTIFIER=rpibootd");
     const std::pair<const char*, const std::string*> named[] = {
-        {"PORT=", &fields.port},   {"CHIP=", &fields.chip},       {"SERIAL=", &fields.serial},
-        {"STAGE=", &fields.stage}, {"PROFILE=", &fields.profile},
+        {"PORT=", &fields.port},       {"CHIP=", &fields.chip},
+        {"SERIAL=", &fields.serial},   {"STAGE=", &fields.stage},
+        {"PROFILE=", &fields.profile}, {"MESSAGE_ID=", &fields.messageId},
     };
     for (const auto& [key, value] : named) {
         if (!value->empty()) {

@@ -17,12 +17,27 @@ namespace rpibootd {
 
 using rpiboot::LogLevel;
 
+// Stable MESSAGE_IDs of the entries a station watches for, so that
+// `journalctl MESSAGE_ID=...` finds them; systemd/rpibootd.catalog explains
+// each one. Never change a value: scripts and alerts match on it.
+inline constexpr const char* kMessageBootStarted = "677b4c0471d14497a2a0d1ba921d1eae";
+inline constexpr const char* kMessageBootFinished = "8180813a1bcc4345860c058350c1cf22";
+inline constexpr const char* kMessageBootFailed = "8a00d4ce41064535b7083ce804913060";
+inline constexpr const char* kMessageBoardHeld = "73ddb0c50e1a49cda9882f9407542867";
+
 struct LogFields {
     std::string port;
     std::string chip;
     std::string serial;
     std::string stage;
     std::string profile;
+    std::string messageId;  // one of kMessage*, or empty
+
+    LogFields withMessageId(std::string id) const {
+        LogFields f = *this;
+        f.messageId = std::move(id);
+        return f;
+    }
 };
 
 inline LogFields portFields(std::string port) {

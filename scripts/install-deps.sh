@@ -14,6 +14,9 @@ packages=(
   libengine-pkcs11-openssl softhsm2 opensc
   qemu-system-x86 busybox-static cpio kmod xz-utils
   dpkg-dev debhelper lintian debootstrap curl
+  # promtool checks the metrics file in test_rpibootctl (the test's own strict
+  # parser runs either way).
+  prometheus
 )
 
 missing=()

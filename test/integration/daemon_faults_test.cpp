@@ -39,7 +39,8 @@ constexpr const char* kQuickProfile = R"({
   "name": "quick",
   "description": "msd with short timeouts, for fault tests",
   "firmware": { "root": "msd", "port_overlays": false },
-  "timeouts": { "control_ms": 500, "bulk_ms": 1500, "request_ms": 2000, "reenumerate_ms": 3000 }
+  "timeouts": { "control_ms": 500, "bulk_ms": 1500, "request_ms": 2000, "reenumerate_ms": 3000 },
+  "retries": 0
 }
 )";
 

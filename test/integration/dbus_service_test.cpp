@@ -41,6 +41,18 @@ class FakeControl : public ManagerControl {
         }
         return nextReload;
     }
+    ControlResult control(const std::string& port, BoardAction) override {
+        return {ControlOutcome::Busy, "the board on port " + port + " is booting right now"};
+    }
+    ControlResult holdPort(const std::string& glob) override {
+        held.push_back(glob);
+        return {};
+    }
+    ControlResult releasePort(const std::string& glob) override {
+        return {ControlOutcome::NotHeld, "port " + glob + " is not held"};
+    }
+    std::vector<std::string> heldPorts() const override { return held; }
+    std::vector<std::string> held;
 };
 
 BoardStatus board(const std::string& port, const std::string& chip, const std::string& profile) {
@@ -170,7 +182,7 @@ TEST_F(DbusServiceTest, BusctlIntrospectShowsEveryDocumentedMember) {
     // The Device properties documented are exactly those of kBoardProperties.
     std::vector<std::string> documentedDevice, declaredDevice;
     for (const auto& m : documented) {
-        if (m.interface == kDevice) {
+        if (m.interface == kDevice && m.kind == "property") {
             documentedDevice.push_back(m.member + " " + m.signature);
         }
     }
@@ -178,7 +190,8 @@ TEST_F(DbusServiceTest, BusctlIntrospectShowsEveryDocumentedMember) {
         declaredDevice.push_back(std::string(p.name) + " " + dbusSignature(p));
     }
     EXPECT_EQ(documentedDevice, declaredDevice) << "dbus/io.rpibootd1.xml vs kBoardProperties";
-    ASSERT_EQ(documented.size(), 3U + 2U + 3U + std::size(kBoardProperties))
+    // Manager: 4 properties, 4 methods, 3 signals; Device: its properties and 4 methods.
+    ASSERT_EQ(documented.size(), 4U + 4U + 3U + std::size(kBoardProperties) + 4U)
         << "dbus/io.rpibootd1.xml changed?";
 
     const CommandResult manager = busctl({"introspect", kBusName, kManagerPath});
@@ -510,6 +523,68 @@ TEST(DbusServiceConnect, UnreachableBusIsReportedAsAnError) {
 
     EXPECT_THROW(DbusService(loop, DbusOptions{"unix:path=/nonexistent/bus", "x"}, control, log),
                  rpiboot::Error);
+}
+
+TEST_F(DbusServiceTest, ControlCallsFromAnUnprivilegedUserAreRefusedByTheService) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root to run a client as nobody";
+    }
+    control.known = {board("1-1.3", "BCM2711", "msd")};
+    start();
+    const std::string path = devicePath("1-1.3");
+    const std::vector<std::vector<std::string>> calls = {
+        {"call", kBusName, kManagerPath, kManager, "HoldPort", "s", "1-1.*"},
+        {"call", kBusName, kManagerPath, kManager, "ReleasePort", "s", "1-1.*"},
+        {"call", kBusName, path, "io.rpibootd1.Device", "Retry"},
+        {"call", kBusName, path, "io.rpibootd1.Device", "Forget"},
+        {"call", kBusName, path, "io.rpibootd1.Device", "Hold"},
+        {"call", kBusName, path, "io.rpibootd1.Device", "Release"},
+    };
+    for (const auto& call : calls) {
+        const CommandResult refused = busctlAsNobody(call);
+        EXPECT_NE(refused.exitCode, 0) << call[4] << ": " << refused.output;
+        EXPECT_EQ(refused.output, "Call failed: Access denied\n") << call[4];
+    }
+    EXPECT_TRUE(control.held.empty());
+    const CommandResult reading =
+        busctlAsNobody({"get-property", kBusName, kManagerPath, kManager, "HeldPorts"});
+    EXPECT_EQ(reading.output, "as 0\n");
+}
+
+TEST_F(DbusServiceTest, HoldPortByRootReachesTheDaemonAndHeldPortsIsAnnounced) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "HoldPort is for root (or group rpiboot) only";
+    }
+    start();
+    client->recordSignals();
+    const CommandResult hold =
+        busctl({"call", kBusName, kManagerPath, kManager, "HoldPort", "s", "1-1.*"});
+    ASSERT_EQ(hold.exitCode, 0) << hold.output;
+    EXPECT_EQ(control.held, std::vector<std::string>{"1-1.*"});
+    service->heldPortsChanged();
+    EXPECT_TRUE(client->waitForSignal([](const SeenSignal& s) {
+        return s.member == "PropertiesChanged" && s.interface == "io.rpibootd1.Manager";
+    }));
+    EXPECT_EQ(client->getStrings(kManagerPath, kManager, "HeldPorts"),
+              std::vector<std::string>{"1-1.*"});
+
+    const CommandResult release =
+        busctl({"call", kBusName, kManagerPath, kManager, "ReleasePort", "s", "2-*"});
+    EXPECT_NE(release.exitCode, 0);
+    EXPECT_NE(release.output.find("port 2-* is not held"), std::string::npos) << release.output;
+}
+
+TEST_F(DbusServiceTest, RetryOfABoardThatIsBootingFailsWithBusy) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "Retry is for root (or group rpiboot) only";
+    }
+    control.known = {board("1-1.3", "BCM2711", "msd")};
+    start();
+    const rpiboot::test::CallResult r =
+        client->call(devicePath("1-1.3"), "io.rpibootd1.Device", "Retry");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.errorName, "io.rpibootd1.Error.Busy");
+    EXPECT_EQ(r.errorMessage, "the board on port 1-1.3 is booting right now");
 }
 
 }  // namespace

@@ -65,6 +65,13 @@ for f in /usr/sbin/rpibootd /usr/bin/rpiboot /usr/bin/rpiboot-digest /usr/sbin/r
 done
 check "man pages rpibootd(8) and rpiboot(1) are installed" \
     bash -c 'dpkg -L rpibootd | grep -q "man8/rpibootd.8" && dpkg -L rpibootd-cli | grep -q "man1/rpiboot.1"'
+for f in /usr/bin/rpibootctl /usr/share/bash-completion/completions/rpibootctl \
+    /usr/lib/systemd/catalog/rpibootd.catalog; do
+    check "installed $f" test -e "$f"
+done
+check "man page rpibootctl(1) is installed" bash -c 'dpkg -L rpibootd | grep -q "man1/rpibootctl.1"'
+check "journalctl knows rpibootd's catalog" \
+    bash -c 'journalctl --update-catalog && journalctl --list-catalog | grep -q "^8a00d4ce41064535b7083ce804913060 "'
 check "firmware layout directories" test -d /usr/share/rpibootd/firmware/msd
 check "rpibootd owns io.rpibootd1 on the system bus" busctl --system status io.rpibootd1
 
@@ -119,6 +126,28 @@ if [ -x "$boards" ] && [ -w /sys/devices/platform/vhci_hcd.0/attach ]; then
     journalctl --no-pager -o verbose PORT="$port" >"$results/journal-port.txt" 2>&1 || true
     check "journald: entries with PORT=$port carry the CHIP field" grep -q '^ *CHIP=BCM' "$results/journal-port.txt"
     check "journald: journalctl PORT=$port shows that board's boot" grep -q '^ *MESSAGE=booted: ' "$results/journal-port.txt"
+    check "journald: journalctl MESSAGE_ID= finds the boots that finished" \
+        bash -c 'journalctl --no-pager -o cat MESSAGE_ID=8180813a1bcc4345860c058350c1cf22 | grep -q "^booted: "'
+
+    # rpibootctl: reading is for everyone, control for root and group rpiboot.
+    # User nobody, without and then with group rpiboot (setpriv: no account to create).
+    gid=$(getent group rpiboot | cut -d: -f3)
+    as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+    as_member() { setpriv --reuid=nobody --regid=nogroup --groups="$gid" -- "$@"; }
+    as_nobody rpibootctl status >"$results/rpibootctl-status.txt" 2>&1
+    check "rpibootctl status works for an unprivileged user" grep -q "^$port .* done " "$results/rpibootctl-status.txt"
+    as_nobody rpibootctl status --json >"$results/rpibootctl-status.json" 2>&1
+    check "rpibootctl status --json as that user" grep -q '"schema": 1' "$results/rpibootctl-status.json"
+    refused=$(as_nobody rpibootctl retry "$port" 2>&1); rc=$?
+    if [ "$rc" -eq 1 ] && grep -q "permission denied: only root and members of group rpiboot" <<<"$refused"; then
+        ok "rpibootctl retry as an unprivileged user is refused: $refused"
+    else
+        fail "rpibootctl retry as an unprivileged user: exit $rc: $refused"
+    fi
+    check "rpibootctl retry as a member of rpiboot works" as_member rpibootctl retry "$port"
+    check "rpibootctl hold as a member of rpiboot" as_member rpibootctl hold '9-*'
+    check "the held port is kept in /var/lib/rpibootd/held-ports" grep -qx '9-\*' /var/lib/rpibootd/held-ports
+    check "rpibootctl release as a member of rpiboot" as_member rpibootctl release '9-*'
     kill -TERM "$boards_pid" 2>/dev/null
     if wait "$boards_pid"; then ok "rpiboot-usbip-boards: every board ended as meant"; else
         fail "rpiboot-usbip-boards: not every board ended as meant"

@@ -24,7 +24,8 @@ constexpr std::int64_t kMaxForgetMs = std::int64_t{7} * 24 * 3600 * 1000;
 
 ProfileRule readRule(const nlohmann::json& node, const std::string& label,
                      const std::string& pointer) {
-    ObjectReader r(node, label, pointer, {"chip", "port", "serial", "profile", "comment"});
+    ObjectReader r(node, label, pointer,
+                   {"chip", "port", "serial", "profile", "ignore", "comment"});
     ProfileRule rule;
     rule.pointer = pointer;
     if (auto chip = r.string("chip")) {
@@ -38,12 +39,38 @@ ProfileRule readRule(const nlohmann::json& node, const std::string& label,
     rule.port = r.string("port").value_or("");
     rule.serial = r.string("serial").value_or("");
     r.string("comment", true);
+    rule.ignore = r.boolean("ignore").value_or(false);
     const auto profile = r.string("profile");
-    if (!profile) {
-        fail(label, r.pointerOf("profile"), "missing: a rule names the profile it selects");
+    if (rule.ignore && profile) {
+        fail(label, r.pointerOf("profile"),
+             "an ignore rule selects no profile: drop \"profile\" or \"ignore\"");
     }
-    rule.profile = *profile;
+    if (!rule.ignore && !profile) {
+        fail(label, r.pointerOf("profile"),
+             "missing: a rule names the profile it selects (or says \"ignore\": true)");
+    }
+    rule.profile = profile.value_or("");
     return rule;
+}
+
+MetricsConfig readMetrics(ObjectReader& parent) {
+    MetricsConfig m;
+    const nlohmann::json* node = parent.member("metrics");
+    if (node == nullptr) {
+        return m;
+    }
+    ObjectReader r(*node, parent.label(), "/metrics",
+                   {"enabled", "file", "interval_ms", "comment"});
+    r.string("comment", true);
+    m.enabled = r.boolean("enabled").value_or(false);
+    if (auto file = r.string("file")) {
+        if (!std::filesystem::path(*file).is_absolute()) {
+            fail(parent.label(), r.pointerOf("file"), "\"" + *file + "\" is not an absolute path");
+        }
+        m.file = *file;
+    }
+    m.interval = r.milliseconds("interval_ms", 100, 3600 * 1000).value_or(m.interval);
+    return m;
 }
 
 std::string knownNames(const std::map<std::string, Profile>& profiles) {
@@ -128,7 +155,7 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     const std::filesystem::path base = std::filesystem::path(file).parent_path();
     ObjectReader r(doc, file, "",
                    {"comment", "profiles_dir", "firmware_dir", "default_profile", "forget_after_ms",
-                    "rules", "embedded_firmware"});
+                    "rules", "metrics", "state_dir", "embedded_firmware"});
     DaemonConfig c = defaultDaemonConfig();
     c.source = file;
     c.rules.clear();  // a file's rules replace the built-in ones entirely
@@ -142,6 +169,10 @@ DaemonConfig parseDaemonConfig(std::string_view text, std::string_view label) {
     }
     c.defaultProfile = r.string("default_profile").value_or(c.defaultProfile);
     c.forgetAfter = r.milliseconds("forget_after_ms", 0, kMaxForgetMs).value_or(c.forgetAfter);
+    c.metrics = readMetrics(r);
+    if (auto dir = r.string("state_dir")) {
+        c.stateDir = resolveAgainst(base, *dir);
+    }
     c.embeddedFirmware = r.boolean("embedded_firmware").value_or(c.embeddedFirmware);
     if (const nlohmann::json* rules = r.member("rules")) {
         if (!rules->is_array()) {
@@ -236,7 +267,7 @@ Configuration buildConfiguration(DaemonConfig daemon, const std::vector<ProfileT
                  "\" (known: " + knownNames(config.profiles) + ")");
     }
     for (const auto& rule : daemon.rules) {
-        if (config.profiles.find(rule.profile) == config.profiles.end()) {
+        if (!rule.ignore && config.profiles.find(rule.profile) == config.profiles.end()) {
             fail(daemon.source, rule.pointer + "/profile",
                  "no profile named \"" + rule.profile +
                      "\" (known: " + knownNames(config.profiles) + ")");
@@ -268,7 +299,12 @@ const ProfileRule* Configuration::matchingRule(const BoardMatchKey& board) const
 
 const Profile& Configuration::select(const BoardMatchKey& board) const {
     const ProfileRule* rule = matchingRule(board);
-    return profiles.at(rule != nullptr ? rule->profile : daemon.defaultProfile);
+    return profiles.at(rule != nullptr && !rule->ignore ? rule->profile : daemon.defaultProfile);
+}
+
+bool Configuration::ignores(const BoardMatchKey& board) const {
+    const ProfileRule* rule = matchingRule(board);
+    return rule != nullptr && rule->ignore;
 }
 
 std::vector<std::string> Configuration::profileNames() const {

@@ -150,6 +150,24 @@ std::optional<std::chrono::milliseconds> ObjectReader::milliseconds(std::string_
     return std::chrono::milliseconds(ms);
 }
 
+std::optional<std::int64_t> ObjectReader::integer(std::string_view key, std::int64_t minimum,
+                                                  std::int64_t maximum) {
+    const nlohmann::json* v = member(key);
+    if (v == nullptr) {
+        return std::nullopt;
+    }
+    if (!v->is_number_integer()) {
+        fail(label_, pointerOf(key), "expected a whole number, found " + typeName(*v));
+    }
+    const auto n = v->get<std::int64_t>();
+    if (n < minimum || n > maximum) {
+        fail(label_, pointerOf(key),
+             std::to_string(n) + " is out of range (" + std::to_string(minimum) + " to " +
+                 std::to_string(maximum) + ")");
+    }
+    return n;
+}
+
 std::optional<std::vector<std::string>> ObjectReader::stringArray(std::string_view key) {
     const nlohmann::json* v = member(key);
     if (v == nullptr) {

@@ -46,6 +46,8 @@ class ObjectReader {
                                                           std::int64_t minimum,
                                                           std::int64_t maximum);
     std::optional<std::vector<std::string>> stringArray(std::string_view key);
+    std::optional<std::int64_t> integer(std::string_view key, std::int64_t minimum,
+                                        std::int64_t maximum);
     // The raw member; nullptr when absent.
     const nlohmann::json* member(std::string_view key) const;
 

@@ -22,6 +22,8 @@ namespace {
 
 // Timeouts above ten minutes are certainly a typo (an extra zero or two).
 constexpr std::int64_t kMaxTimeoutMs = 600000;
+constexpr std::int64_t kMaxBootMs = std::int64_t{24} * 3600 * 1000;
+constexpr std::int64_t kMaxRetries = 20;
 
 bool isValidProfileName(std::string_view name) {
     if (name.empty() || name.front() == '.' || name.size() > 64) {
@@ -134,12 +136,23 @@ ProfileTimeouts readTimeouts(ObjectReader& parent) {
         return t;
     }
     ObjectReader r(*node, parent.label(), "/timeouts",
-                   {"control_ms", "bulk_ms", "request_ms", "reenumerate_ms"});
+                   {"control_ms", "bulk_ms", "request_ms", "reenumerate_ms", "boot_ms"});
     t.control = r.milliseconds("control_ms", 1, kMaxTimeoutMs).value_or(t.control);
     t.bulk = r.milliseconds("bulk_ms", 1, kMaxTimeoutMs).value_or(t.bulk);
     t.request = r.milliseconds("request_ms", 1, kMaxTimeoutMs).value_or(t.request);
     t.reenumerate = r.milliseconds("reenumerate_ms", 1, kMaxTimeoutMs).value_or(t.reenumerate);
+    t.boot = r.milliseconds("boot_ms", 0, kMaxBootMs).value_or(t.boot);
     return t;
+}
+
+ProfileRetries readRetries(ObjectReader& r) {
+    ProfileRetries retries;
+    if (const auto n = r.integer("retries", 0, kMaxRetries)) {
+        retries.attempts = static_cast<unsigned>(*n);
+    }
+    retries.backoff =
+        r.milliseconds("retry_backoff_ms", 0, kMaxTimeoutMs).value_or(retries.backoff);
+    return retries;
 }
 
 std::filesystem::path absolutePath(ObjectReader& r, std::string_view key) {
@@ -304,7 +317,7 @@ Profile parseProfile(std::string_view text, std::string_view label,
     const nlohmann::json doc = profile_detail::parseDocument(text, label);
     ObjectReader r(doc, std::string(label), "",
                    {"name", "description", "comment", "firmware", "signed_boot", "metadata",
-                    "timeouts", "eeprom", "sign_boot_image"});
+                    "timeouts", "retries", "retry_backoff_ms", "eeprom", "sign_boot_image"});
     Profile p;
     p.source = std::string(label);
     const auto name = r.string("name");
@@ -322,6 +335,7 @@ Profile parseProfile(std::string_view text, std::string_view label,
     p.signedBoot = r.boolean("signed_boot").value_or(false);
     p.metadataDir = readMetadataDir(r);
     p.timeouts = readTimeouts(r);
+    p.retries = readRetries(r);
     p.eeprom = readEeprom(r, p.firmware.root);
     p.signBootImage = readBootImage(r);
     return p;

@@ -396,3 +396,205 @@ TEST_F(RegistryTest, ListsPublishedBoardsAndTheProfilesOfItsConfiguration) {
 
 }  // namespace
 }  // namespace rpibootd
+
+namespace rpibootd {
+namespace {
+
+using rpiboot::BootStage;
+using std::chrono::milliseconds;
+
+// Profiles with two retries (1 s back-off, doubling) and a 300 s deadline.
+class RetryTest : public ::testing::Test {
+  protected:
+    explicit RetryTest(const std::string& daemonJson = "")
+        : log_(LogTargets{false, false, 0}),
+          registry_(
+              BoardRegistry::Environment{launcher_, timers_, log_, [this] { return ++clock_; }},
+              rpiboot::test::testConfig(daemonJson, 2, kDeadline)) {
+        registry_.setStatusSink(&sink_);
+    }
+
+    static constexpr milliseconds kDeadline{300000};
+    std::uint64_t lastSession() const { return launcher_.launched.back().session; }
+    const BoardStatus& status(const std::string& port) const {
+        return registry_.board(port)->status();
+    }
+    static DeviceInfo rom(const std::string& id, const std::string& port) {
+        DeviceInfo d;
+        d.id = id;
+        d.port = port;
+        d.identity = *rpiboot::identifyDevice({0x0a5c, 0x2711, 3, 1});
+        d.serial = "af04b2da";
+        return d;
+    }
+    static StageResult failed(rpiboot::Errc errc, const std::string& why) {
+        StageResult r;
+        r.stage = BootStage::Rom;
+        r.errc = errc;
+        r.error = why;
+        return r;
+    }
+    static StageResult romOk() {
+        StageResult r;
+        r.stage = BootStage::Rom;
+        r.ok = true;
+        return r;
+    }
+
+    std::uint64_t clock_ = 1000;
+    rpiboot::test::ManualTimers timers_;
+    rpiboot::test::RecordingLauncher launcher_;
+    rpiboot::test::RecordingSink sink_;
+    Logger log_;
+    BoardRegistry registry_;
+};
+
+TEST_F(RetryTest, StallIsRetriedAfterTheBackoffOnTheSameEnumerationAndCountsAsAnAttempt) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Stall, "endpoint stalled"));
+
+    EXPECT_EQ(status("1-1").stage, kStageWaiting);
+    EXPECT_EQ(status("1-1").lastError,
+              "attempt 1 of 3 failed: ROM stage failed: endpoint stalled; trying again in 1 s");
+    EXPECT_TRUE(sink_.finished.empty()) << "BootFinished is for the boot, not the attempt";
+    EXPECT_EQ(registry_.counts().inFlight, 1U) << "between attempts the boot is still on";
+    ASSERT_TRUE(timers_.fire(milliseconds(1000)));
+
+    ASSERT_EQ(launcher_.launched.size(), 2U);
+    EXPECT_EQ(launcher_.launched[1].device.id, "rom");
+    EXPECT_EQ(status("1-1").bootCount, 2U);
+    EXPECT_EQ(status("1-1").stage, kStageSendingBootcode);
+    registry_.stageFinished(lastSession(), romOk());
+    EXPECT_EQ(status("1-1").stage, kStageWaiting);
+    EXPECT_TRUE(sink_.finished.empty());
+}
+
+TEST_F(RetryTest, RetriesRunOutAndTheBootFailsOnceWithTheLastReason) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Timeout, "no answer"));
+    ASSERT_TRUE(timers_.fire(milliseconds(1000)));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Timeout, "no answer"));
+    EXPECT_NE(status("1-1").lastError.find("trying again in 2 s"), std::string::npos)
+        << "the back-off doubles";
+    ASSERT_TRUE(timers_.fire(milliseconds(2000)));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Timeout, "no answer"));
+
+    EXPECT_EQ(launcher_.launched.size(), 3U);
+    EXPECT_EQ(status("1-1").stage, kStageFailed);
+    EXPECT_EQ(status("1-1").bootCount, 3U);
+    EXPECT_EQ(status("1-1").lastError, "ROM stage failed: no answer (attempt 3 of 3)");
+    ASSERT_EQ(sink_.finished.size(), 1U);
+    EXPECT_FALSE(sink_.finished[0].success);
+}
+
+TEST_F(RetryTest, FailureThatIsNotTransientIsNotRetried) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.stageFinished(lastSession(),
+                            failed(rpiboot::Errc::NotFound, "bootcode4.bin is missing"));
+    EXPECT_EQ(status("1-1").stage, kStageFailed);
+    EXPECT_EQ(sink_.finished.size(), 1U);
+    EXPECT_FALSE(timers_.fire(milliseconds(1000)));
+    EXPECT_EQ(launcher_.launched.size(), 1U);
+}
+
+TEST_F(RetryTest, BoardThatVanishedIsRetriedWhenItComesBackOnTheSamePort) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.deviceRemoved("rom");
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::DeviceGone, "left the bus"));
+    EXPECT_EQ(status("1-1").stage, kStageWaiting);
+    ASSERT_TRUE(timers_.fire(milliseconds(1000)));
+    EXPECT_EQ(launcher_.launched.size(), 1U) << "nothing to open until it is back";
+
+    registry_.deviceAdded(rom("rom-again", "1-1"));
+    ASSERT_EQ(launcher_.launched.size(), 2U);
+    EXPECT_EQ(launcher_.launched[1].device.id, "rom-again");
+    EXPECT_EQ(status("1-1").bootCount, 2U);
+    EXPECT_TRUE(sink_.finished.empty());
+}
+
+TEST_F(RetryTest, BoardThatDoesNotComeBackFailsAfterTheReenumerationTimeout) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.deviceRemoved("rom");
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::DeviceGone, "left the bus"));
+    ASSERT_TRUE(timers_.fire(milliseconds(1000)));
+    ASSERT_TRUE(timers_.fire(milliseconds(10000)));
+    EXPECT_EQ(status("1-1").stage, kStageFailed);
+    EXPECT_EQ(status("1-1").lastError,
+              "the board did not come back on port 1-1 within 10 s for attempt 2; attempt 1 "
+              "failed: ROM stage failed: left the bus");
+    EXPECT_EQ(sink_.finished.size(), 1U);
+}
+
+TEST_F(RetryTest, DeadlineEndsTheBootBetweenAttempts) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Stall, "endpoint stalled"));
+    ASSERT_TRUE(timers_.fire(kDeadline));
+    EXPECT_EQ(status("1-1").stage, kStageFailed);
+    EXPECT_EQ(status("1-1").lastError,
+              "the boot took longer than its deadline of 300 s (1 attempt(s))");
+    EXPECT_EQ(sink_.finished.size(), 1U);
+    EXPECT_FALSE(timers_.fire(milliseconds(1000))) << "the retry was called off";
+    EXPECT_EQ(launcher_.launched.size(), 1U);
+}
+
+TEST_F(RetryTest, HeldPortIsNeverOpenedAndReleaseBootsWhatIsThere) {
+    std::vector<std::string> persisted;
+    registry_.setHeldListener([&](const std::vector<std::string>& globs) { persisted = globs; });
+    ASSERT_TRUE(registry_.holdPort("1-*").ok());
+    EXPECT_EQ(persisted, std::vector<std::string>{"1-*"});
+
+    registry_.deviceAdded(rom("rom", "1-1"));
+    EXPECT_TRUE(launcher_.launched.empty());
+    EXPECT_EQ(status("1-1").stage, kStageHeld);
+    EXPECT_EQ(status("1-1").chip, "BCM2711");
+    EXPECT_EQ(registry_.retry("1-1").outcome, ControlOutcome::Held);
+
+    EXPECT_EQ(registry_.releasePort("2-*").outcome, ControlOutcome::NotHeld);
+    EXPECT_EQ(registry_.releaseBoard("1-1").outcome, ControlOutcome::NotHeld)
+        << "held by the wider glob";
+    ASSERT_TRUE(registry_.releasePort("1-*").ok());
+    EXPECT_TRUE(persisted.empty());
+    ASSERT_EQ(launcher_.launched.size(), 1U);
+    EXPECT_EQ(status("1-1").stage, kStageSendingBootcode);
+}
+
+TEST_F(RetryTest, RetryBootsAFailedBoardThatIsStillOnTheBusAndIsRefusedWhileItBoots) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    EXPECT_EQ(registry_.retry("1-1").outcome, ControlOutcome::Busy);
+    EXPECT_EQ(registry_.forgetBoard("1-1").outcome, ControlOutcome::Busy);
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Protocol, "bad answer"));
+    ASSERT_EQ(sink_.finished.size(), 1U);
+
+    ASSERT_TRUE(registry_.retry("1-1").ok());
+    ASSERT_EQ(launcher_.launched.size(), 2U);
+    EXPECT_EQ(status("1-1").bootCount, 2U);
+    EXPECT_EQ(registry_.retry("9-9").outcome, ControlOutcome::UnknownPort);
+}
+
+TEST_F(RetryTest, ForgetDropsTheRecord) {
+    registry_.deviceAdded(rom("rom", "1-1"));
+    registry_.stageFinished(lastSession(), failed(rpiboot::Errc::Protocol, "bad answer"));
+    ASSERT_TRUE(registry_.forgetBoard("1-1").ok());
+    EXPECT_EQ(registry_.board("1-1"), nullptr);
+    EXPECT_EQ(sink_.events.back(), "removed 1-1");
+}
+
+class IgnoreRuleTest : public RetryTest {
+  protected:
+    IgnoreRuleTest()
+        : RetryTest(R"({"rules": [{"port": "3-*", "ignore": true}, {"chip": "2712",
+                       "profile": "mass-storage-gadget"}]})") {}
+};
+
+TEST_F(IgnoreRuleTest, BoardMatchingAnIgnoreRuleIsNeverOpenedNorPublished) {
+    registry_.deviceAdded(rom("rom", "3-1"));
+    EXPECT_TRUE(launcher_.launched.empty());
+    EXPECT_EQ(registry_.board("3-1"), nullptr);
+    EXPECT_TRUE(sink_.events.empty());
+    registry_.deviceRemoved("rom");
+    registry_.deviceAdded(rom("rom2", "1-1"));
+    EXPECT_EQ(launcher_.launched.size(), 1U);
+}
+
+}  // namespace
+}  // namespace rpibootd

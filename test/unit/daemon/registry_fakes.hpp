@@ -128,15 +128,24 @@ class RecordingSink final : public StatusSink {
 };
 
 // A configuration with the built-in profiles and no firmware sets (the
-// recording launcher never needs them).
-inline std::shared_ptr<const ActiveConfig> testConfig(const std::string& daemonJson = "") {
+// recording launcher never needs them). Every profile gets `retries` and
+// the whole-boot `deadline` (0: none): one attempt per boot unless a test
+// is about retries.
+inline std::shared_ptr<const ActiveConfig> testConfig(
+    const std::string& daemonJson = "", unsigned retries = 0,
+    std::chrono::milliseconds deadline = std::chrono::milliseconds(0)) {
     rpiboot::DaemonConfig daemon = daemonJson.empty()
                                        ? rpiboot::defaultDaemonConfig()
                                        : rpiboot::parseDaemonConfig(daemonJson, "test.json");
     daemon.profilesDir.clear();
     daemon.forgetAfter = std::chrono::milliseconds(60000);
-    return activate(rpiboot::buildConfiguration(std::move(daemon), builtinProfiles()), nullptr,
-                    nullptr);
+    rpiboot::Configuration configuration =
+        rpiboot::buildConfiguration(std::move(daemon), builtinProfiles());
+    for (auto& [name, profile] : configuration.profiles) {
+        profile.retries.attempts = retries;
+        profile.timeouts.boot = deadline;
+    }
+    return activate(std::move(configuration), nullptr, nullptr);
 }
 
 }  // namespace rpiboot::test

@@ -157,9 +157,46 @@ TEST(DaemonConfig, RuleProblemsAreNamed) {
               "(2835, 2837, 2711, 2712, 2763, 2764)");
     EXPECT_EQ(configError(R"({"rules": [{"chip": "2711"}]})"),
               "/etc/rpibootd/rpibootd.json: /rules/0/profile: missing: a rule names the profile "
-              "it selects");
+              "it selects (or says \"ignore\": true)");
     EXPECT_EQ(configError(R"({"rules": {"chip": "2711"}})"),
               "/etc/rpibootd/rpibootd.json: /rules: expected an array of rule objects");
+}
+
+TEST(DaemonConfig, IgnoreRulesMatchByChipPortAndSerialAndNameNoProfile) {
+    DaemonConfig c = parseDaemonConfig(R"({"rules": [
+        {"chip": "2712", "ignore": true},
+        {"port": "3-*", "ignore": true},
+        {"serial": "DEAD*", "ignore": true},
+        {"port": "1-1", "profile": "recovery"}]})",
+                                       "/etc/rpibootd/rpibootd.json");
+    c.profilesDir.clear();
+    const Configuration config = buildConfiguration(std::move(c), kBuiltins);
+    EXPECT_TRUE(config.ignores({Chip::Bcm2712, "1-1", "1234"}));
+    EXPECT_TRUE(config.ignores({Chip::Bcm2711, "3-2.1", "1234"}));
+    EXPECT_TRUE(config.ignores({Chip::Bcm2711, "1-2", "deadbeef"}));
+    EXPECT_FALSE(config.ignores({Chip::Bcm2711, "1-1", "1234"}));
+    EXPECT_EQ(config.select({Chip::Bcm2711, "1-1", "1234"}).name, "recovery");
+    EXPECT_FALSE(config.ignores({Chip::Bcm2711, "1-2", ""}));
+    EXPECT_EQ(configError(R"({"rules": [{"chip": "2711", "ignore": true, "profile": "msd"}]})"),
+              "/etc/rpibootd/rpibootd.json: /rules/0/profile: an ignore rule selects no profile: "
+              "drop \"profile\" or \"ignore\"");
+}
+
+TEST(DaemonConfig, MetricsAreOffByDefaultWithTheNodeExporterPath) {
+    const DaemonConfig d = parseDaemonConfig("{}", "/etc/rpibootd/rpibootd.json");
+    EXPECT_FALSE(d.metrics.enabled);
+    EXPECT_EQ(d.metrics.file, "/var/lib/prometheus/node-exporter/rpibootd.prom");
+    EXPECT_EQ(d.stateDir, "/var/lib/rpibootd");
+    const DaemonConfig on = parseDaemonConfig(
+        R"({"metrics": {"enabled": true, "file": "/run/m.prom", "interval_ms": 200},
+            "state_dir": "state"})",
+        "/etc/rpibootd/rpibootd.json");
+    EXPECT_TRUE(on.metrics.enabled);
+    EXPECT_EQ(on.metrics.file, "/run/m.prom");
+    EXPECT_EQ(on.metrics.interval.count(), 200);
+    EXPECT_EQ(on.stateDir, "/etc/rpibootd/state");
+    EXPECT_EQ(configError(R"({"metrics": {"enabled": true, "file": "m.prom"}})"),
+              "/etc/rpibootd/rpibootd.json: /metrics/file: \"m.prom\" is not an absolute path");
 }
 
 TEST(DaemonConfig, ProfilesThatDoNotExistAreNamedWithTheKnownOnes) {

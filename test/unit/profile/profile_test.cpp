@@ -66,6 +66,23 @@ TEST(Profile, DefaultsApplyWhenOptionalKeysAreAbsent) {
     EXPECT_EQ(p.timeouts.reenumerate.count(), 10000);
 }
 
+TEST(Profile, RetriesBackoffAndBootDeadlineHaveDefaultsAndAreRead) {
+    const Profile d = parseProfile(R"({"name": "m", "firmware": {"root": "m"}})", "m.json", kBase);
+    EXPECT_EQ(d.retries.attempts, 2U);
+    EXPECT_EQ(d.retries.backoff.count(), 1000);
+    EXPECT_EQ(d.timeouts.boot.count(), 300000);
+    const Profile p = parseProfile(R"({"name": "m", "firmware": {"root": "m"}, "retries": 5,
+        "retry_backoff_ms": 250, "timeouts": {"boot_ms": 0}})",
+                                   "m.json", kBase);
+    EXPECT_EQ(p.retries.attempts, 5U);
+    EXPECT_EQ(p.retries.backoff.count(), 250);
+    EXPECT_EQ(p.timeouts.boot.count(), 0);
+    EXPECT_EQ(profileError(R"({"name": "m", "firmware": {"root": "m"}, "retries": -1})"),
+              "p.json: /retries: -1 is out of range (0 to 20)");
+    EXPECT_EQ(profileError(R"({"name": "m", "firmware": {"root": "m"}, "retries": "2"})"),
+              "p.json: /retries: expected a whole number, found a string");
+}
+
 TEST(Profile, TurnsIntoFirmwareSetConfigTrustingTheFirmwareBase) {
     const Profile p = parseProfile(
         R"({"name": "m", "firmware": {"root": "msd", "port_overlays": true, "fallback": ["."]}})",

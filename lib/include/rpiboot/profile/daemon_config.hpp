@@ -22,9 +22,25 @@ struct ProfileRule {
     std::optional<Chip> chip;  // "chip": "2711", "BCM2712", "2763" (PID), ...
     std::string port;          // "port": fnmatch glob on the USB port path, "1-1.*"
     std::string serial;        // "serial": fnmatch glob on the ROM serial, case-insensitive
-    std::string profile;
+    std::string profile;       // empty for an ignore rule
+    // "ignore": true: boards it matches are never opened (another tool may
+    // serve them); the rule names no profile.
+    bool ignore = false;
     std::string pointer;  // "/rules/2", for messages
 };
+
+// The Prometheus textfile (node_exporter's textfile collector) rpibootd keeps.
+inline constexpr const char* kDefaultMetricsFile =
+    "/var/lib/prometheus/node-exporter/rpibootd.prom";
+
+struct MetricsConfig {
+    bool enabled = false;
+    std::filesystem::path file = kDefaultMetricsFile;
+    // Shortest gap between two writes; changes in between are collected.
+    std::chrono::milliseconds interval{1000};
+};
+
+inline constexpr const char* kDefaultStateDir = "/var/lib/rpibootd";
 
 inline constexpr const char* kDefaultProfilesDir = "/etc/rpibootd/profiles";
 
@@ -40,6 +56,9 @@ struct DaemonConfig {
     std::vector<ProfileRule> rules;
     // A disconnected board's record is forgotten after this long (0: at once).
     std::chrono::milliseconds forgetAfter{60000};
+    MetricsConfig metrics;
+    // Where the daemon keeps what must survive a restart (held ports).
+    std::filesystem::path stateDir = kDefaultStateDir;
     // "embedded_firmware": false keeps every profile to its directories.
     bool embeddedFirmware = true;
 };
@@ -62,8 +81,11 @@ struct Configuration {
     DaemonConfig daemon;
     std::map<std::string, Profile> profiles;
 
-    // First rule that matches wins; no match: the default profile.
+    // First rule that matches wins; no match: the default profile. An ignore
+    // rule that matches first: see ignores().
     const Profile& select(const BoardMatchKey& board) const;
+    // The first matching rule says "ignore": the board must not be opened.
+    bool ignores(const BoardMatchKey& board) const;
     // The rule select() follows, nullptr when the default profile applies.
     const ProfileRule* matchingRule(const BoardMatchKey& board) const;
     std::vector<std::string> profileNames() const;

@@ -30,6 +30,15 @@ struct ProfileTimeouts {
     std::chrono::milliseconds bulk{5000};          // each 16 KiB bulk chunk
     std::chrono::milliseconds request{20000};      // a control IN the board may hold
     std::chrono::milliseconds reenumerate{10000};  // ROM done -> second stage seen
+    // The whole boot of one board, every attempt included; 0: no deadline.
+    std::chrono::milliseconds boot{300000};
+};
+
+// How often a boot is tried again after a transient failure (a stall, a
+// timeout, a board that left the bus and comes back on the same port).
+struct ProfileRetries {
+    unsigned attempts = 2;                    // "retries": tries after the first
+    std::chrono::milliseconds backoff{1000};  // before the first retry; doubles after each
 };
 
 struct ProfileFirmware {
@@ -111,6 +120,7 @@ struct Profile {
     bool signedBoot = false;
     std::filesystem::path metadataDir;  // empty: metadata is kept in memory only
     ProfileTimeouts timeouts;
+    ProfileRetries retries;
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
     std::string source;  // the file (or built-in label) it was read from
