@@ -8,17 +8,7 @@ namespace rpibootd {
 namespace {
 
 std::string chipLabel(rpiboot::Chip chip) {
-    switch (chip) {
-        case rpiboot::Chip::Bcm2835:
-            return "2835";
-        case rpiboot::Chip::Bcm2837:
-            return "2837";
-        case rpiboot::Chip::Bcm2711:
-            return "2711";
-        case rpiboot::Chip::Bcm2712:
-            return "2712";
-    }
-    return "?";
+    return std::string(rpiboot::chipNumber(chip));
 }
 
 std::string join(const std::vector<std::string>& items, const char* separator) {

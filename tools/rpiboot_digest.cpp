@@ -49,9 +49,7 @@ void usage() {
 struct Options {
     std::string input;
     std::string output;
-    std::string key;
-    std::string hsm;
-    std::string module;
+    tools::SignerOptions signer;
     std::string verify;
     std::optional<std::string> soc;
     bool help = false;
@@ -69,15 +67,6 @@ Options parse(int argc, char** argv) {
             case 'o':
                 o.output = optarg;
                 break;
-            case 'k':
-                o.key = optarg;
-                break;
-            case 'P':
-                o.module = optarg;
-                break;
-            case 'H':
-                o.hsm = optarg;
-                break;
             case 'c':
                 o.soc = optarg;
                 break;
@@ -87,24 +76,21 @@ Options parse(int argc, char** argv) {
             case 'h':
                 o.help = true;
                 return o;
-            case ':':
-                throw UsageError(std::string("option -") + static_cast<char>(optopt) +
-                                 " needs a value");
             default:
-                throw UsageError(std::string("unknown option -") + static_cast<char>(optopt));
+                if (!o.signer.take(c, optarg)) {
+                    tools::badShortOption(c);
+                }
         }
     }
-    if (optind < argc) {
-        throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
-    }
+    tools::noOperands(argc, argv);
     if (o.input.empty()) {
         throw UsageError("no input file: give it with -i FILE");
     }
     if (!o.verify.empty()) {
-        if (o.key.empty()) {
+        if (o.signer.key.empty()) {
             throw UsageError("verifying (-v) needs the public key: give it with -k PUBLIC.pem");
         }
-        if (!o.output.empty() || !o.hsm.empty()) {
+        if (!o.output.empty() || !o.signer.hsm.empty()) {
             throw UsageError("-v cannot be combined with -o or -H");
         }
         return o;
@@ -112,37 +98,30 @@ Options parse(int argc, char** argv) {
     if (o.output.empty()) {
         throw UsageError("no output file: give it with -o SIG (or verify with -v SIG)");
     }
-    if (!o.key.empty() && !o.hsm.empty()) {
+    if (!o.signer.key.empty() && !o.signer.hsm.empty()) {
         throw UsageError("-k and -H both choose a signer; give only one");
     }
     return o;
 }
 
-int run(int argc, char** argv) {
-    Options o = parse(argc, argv);
-    if (o.help) {
-        usage();
-        return 0;
-    }
+int run(const Options& o) {
     Bytes data = readFileBytes(o.input);
     if (!o.verify.empty()) {
-        RsaKey key = RsaKey::loadPem(o.key);
+        RsaKey key = RsaKey::loadPem(o.signer.key);
         Bytes sigBytes = readFileBytes(o.verify);
         SignatureFile sig = SignatureFile::parse(tools::textOf(sigBytes), o.verify);
         verifySignatureFile(data, sig, key, o.input, o.verify);
         std::cout << "Verified OK\n";
         return 0;
     }
-    std::unique_ptr<Signer> signer = tools::openSigner(o.key, o.hsm, o.module);
+    std::unique_ptr<Signer> signer = o.signer.open();
     SignatureFile sig = makeSignatureFile(data, signatureTimestamp(), signer.get(), o.soc);
-    std::string text = sig.toText();
-    writeFileBytes(o.output,
-                   ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    tools::writeText(o.output, sig.toText());
     return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    return rpiboot::tools::runTool(kName, [&] { return run(argc, argv); });
+    return rpiboot::tools::runTool(kName, argc, argv, parse, usage, run);
 }

@@ -139,17 +139,11 @@ Options parse(int argc, char** argv) {
             case 'h':
                 o.help = true;
                 return o;
-            case ':':
-                throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
             default:
-                throw UsageError(std::string("unknown option ") + argv[optind - 1]);
+                tools::badLongOption(c, argv);
         }
     }
-    if (optind + 1 != argc) {
-        throw UsageError(optind == argc ? "no EEPROM image given"
-                                        : "give exactly one EEPROM image");
-    }
-    o.image = argv[optind];
+    o.image = tools::oneOperand(argc, argv, "EEPROM image");
     if (o.edit && !o.config.empty()) {
         throw UsageError("--edit and --config both give the configuration; use one");
     }
@@ -207,9 +201,7 @@ std::string editedConfig(const EepromImage& image) {
     ::close(fd);
     const std::filesystem::path path = pattern;
     try {
-        const std::string current = image.bootConfig();
-        writeFileBytes(
-            path, ByteView(reinterpret_cast<const std::uint8_t*>(current.data()), current.size()));
+        tools::writeText(path, image.bootConfig());
         runEditor(path);
         std::string text = tools::textOf(readFileBytes(path));
         std::filesystem::remove(path);
@@ -244,12 +236,7 @@ void checkDigest(const SignatureFile& sig, const EepromImage& image, const std::
     }
 }
 
-int run(int argc, char** argv) {
-    Options o = parse(argc, argv);
-    if (o.help) {
-        usage();
-        return 0;
-    }
+int run(const Options& o) {
     EepromImage image = EepromImage::parse(readFileBytes(o.image), o.image);
     if (o.extract) {
         return extract(image, o.out);
@@ -304,5 +291,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return rpiboot::tools::runTool(kName, [&] { return run(argc, argv); });
+    return rpiboot::tools::runTool(kName, argc, argv, parse, usage, run);
 }

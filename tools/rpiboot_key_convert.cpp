@@ -67,28 +67,18 @@ Options parse(int argc, char** argv) {
             case 'h':
                 o.help = true;
                 return o;
-            case ':':
-                throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
             default:
-                throw UsageError(std::string("unknown option ") + argv[optind - 1]);
+                tools::badLongOption(c, argv);
         }
     }
     if (o.inform != "pem" && o.inform != "bin") {
         throw UsageError("--inform is pem or bin, not '" + o.inform + "'");
     }
-    if (optind + 1 != argc) {
-        throw UsageError(optind == argc ? "no key given" : "give exactly one key");
-    }
-    o.input = argv[optind];
+    o.input = tools::oneOperand(argc, argv, "key");
     return o;
 }
 
-int run(int argc, char** argv) {
-    Options o = parse(argc, argv);
-    if (o.help) {
-        usage();
-        return 0;
-    }
+int run(const Options& o) {
     const Bytes in = readFileBytes(o.input);
     const RsaKey key = o.inform == "bin" ? RsaKey::fromPubkeyBin(in, o.input)
                                          : RsaKey::fromPem(tools::textOf(in), o.input);
@@ -114,5 +104,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return rpiboot::tools::runTool(kName, [&] { return run(argc, argv); });
+    return rpiboot::tools::runTool(kName, argc, argv, parse, usage, run);
 }

@@ -235,15 +235,11 @@ Options parse(int argc, char** argv) {
             case 'h':
                 o.help = true;
                 return o;
-            case ':':
-                throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
             default:
-                throw UsageError(std::string("unknown option ") + argv[optind - 1]);
+                tools::badLongOption(c, argv);
         }
     }
-    if (optind < argc) {
-        throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
-    }
+    tools::noOperands(argc, argv);
     if (o.image.imageSizeKiB && *o.image.imageSizeKiB == 0) {
         o.image.imageSizeKiB.reset();  // IMAGE_SIZE=0 means automatic, as upstream
     }
@@ -310,12 +306,7 @@ int build(const Options& o) {
     return 0;
 }
 
-int run(int argc, char** argv) {
-    Options o = parse(argc, argv);
-    if (o.help) {
-        usage();
-        return 0;
-    }
+int run(const Options& o) {
     if (!o.list.empty()) {
         return list(o.list);
     }
@@ -328,5 +319,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return rpiboot::tools::runTool(kName, [&] { return run(argc, argv); });
+    return rpiboot::tools::runTool(kName, argc, argv, parse, usage, run);
 }

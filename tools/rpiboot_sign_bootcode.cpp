@@ -53,9 +53,7 @@ struct Options {
     std::string chip;
     std::string input;
     std::string output;
-    std::string key;
-    std::string module;
-    std::string hsm;
+    tools::SignerOptions signer;
     std::string pub;
     std::string extract;
     std::uint32_t keyNumber = kCustomerKeyNumber;
@@ -86,15 +84,6 @@ Options parse(int argc, char** argv) {
             case 'o':
                 o.output = optarg;
                 break;
-            case 'k':
-                o.key = optarg;
-                break;
-            case 'P':
-                o.module = optarg;
-                break;
-            case 'H':
-                o.hsm = optarg;
-                break;
             case 'p':
                 o.pub = optarg;
                 break;
@@ -112,16 +101,13 @@ Options parse(int argc, char** argv) {
             case 'h':
                 o.help = true;
                 return o;
-            case ':':
-                throw UsageError(std::string("option -") + static_cast<char>(optopt) +
-                                 " needs a value");
             default:
-                throw UsageError(std::string("unknown option -") + static_cast<char>(optopt));
+                if (!o.signer.take(c, optarg)) {
+                    tools::badShortOption(c);
+                }
         }
     }
-    if (optind < argc) {
-        throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
-    }
+    tools::noOperands(argc, argv);
     if (o.chip == "2711") {
         throw UsageError(
             "BCM2711 loaders carry only Raspberry Pi's signature; the 2711 boot ROM checks no "
@@ -139,10 +125,10 @@ Options parse(int argc, char** argv) {
     if (o.input.empty() || o.output.empty()) {
         throw UsageError("signing needs -i LOADER and -o OUT");
     }
-    if (o.key.empty() == o.hsm.empty()) {
+    if (o.signer.key.empty() == o.signer.hsm.empty()) {
         throw UsageError("give exactly one signer: -k KEY or -H WRAPPER");
     }
-    if (!o.hsm.empty() && o.pub.empty()) {
+    if (!o.signer.hsm.empty() && o.pub.empty()) {
         throw UsageError("-H needs the public key with -p PUBLIC.pem, to embed and check it");
     }
     return o;
@@ -166,16 +152,11 @@ int listBlocks(const std::string& path) {
     return allGood ? 0 : 1;
 }
 
-int run(int argc, char** argv) {
-    Options o = parse(argc, argv);
-    if (o.help) {
-        usage();
-        return 0;
-    }
+int run(const Options& o) {
     if (!o.extract.empty()) {
         return listBlocks(o.extract);
     }
-    std::unique_ptr<Signer> signer = tools::openSigner(o.key, o.hsm, o.module);
+    std::unique_ptr<Signer> signer = o.signer.open();
     std::optional<RsaKey> pub;
     if (!o.pub.empty()) {
         pub = RsaKey::loadPem(o.pub);
@@ -193,5 +174,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return rpiboot::tools::runTool(kName, [&] { return run(argc, argv); });
+    return rpiboot::tools::runTool(kName, argc, argv, parse, usage, run);
 }

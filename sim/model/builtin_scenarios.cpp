@@ -12,7 +12,7 @@ namespace {
 [[noreturn]] void unsupported(rpiboot::Chip chip, Profile profile) {
     throw rpiboot::Error(rpiboot::Errc::InvalidArgument,
                          "virtual board: profile " + std::string(profileName(profile)) +
-                             " does not exist for BCM" + std::string(detail::chipText(chip)));
+                             " does not exist for BCM" + std::string(rpiboot::chipNumber(chip)));
 }
 
 // docs/protocol.md §7.1: the legacy msd loaders. The 2835/2837 loader fetches start.elf; the
@@ -107,7 +107,7 @@ Scenario builtinScenario(rpiboot::Chip chip, Profile profile, const BuiltinOptio
             s = recovery(chip);
             break;
     }
-    s.name = std::string(profileName(profile)) + "-" + std::string(detail::chipText(chip));
+    s.name = std::string(profileName(profile)) + "-" + std::string(rpiboot::chipNumber(chip));
     s.serial = options.serial;
     return s;
 }

@@ -31,20 +31,6 @@ std::string_view bootcodeNameOf(rpiboot::Chip chip) noexcept {
     }
 }
 
-std::string_view chipText(rpiboot::Chip chip) noexcept {
-    switch (chip) {
-        case rpiboot::Chip::Bcm2835:
-            return "2835";
-        case rpiboot::Chip::Bcm2837:
-            return "2837";
-        case rpiboot::Chip::Bcm2711:
-            return "2711";
-        case rpiboot::Chip::Bcm2712:
-            return "2712";
-    }
-    return "?";
-}
-
 std::optional<rpiboot::Chip> parseChipText(std::string_view text) noexcept {
     std::string t;
     for (char c : text) {
@@ -773,7 +759,7 @@ const char* finalKindName(FinalKind k) {
 json scenarioToJson(const Scenario& s) {
     json j;
     j["name"] = s.name;
-    j["chip"] = std::string(detail::chipText(s.chip));
+    j["chip"] = std::string(rpiboot::chipNumber(s.chip));
     if (!s.serial.empty()) {
         j["serial"] = s.serial;
     }

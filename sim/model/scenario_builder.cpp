@@ -8,7 +8,7 @@ namespace virtualpi {
 ScenarioBuilder::ScenarioBuilder(rpiboot::Chip chip) {
     scenario_.chip = chip;
     scenario_.rom.bootcodeName = std::string(detail::bootcodeNameOf(chip));
-    scenario_.name = std::string("custom-") + std::string(detail::chipText(chip));
+    scenario_.name = std::string("custom-") + std::string(rpiboot::chipNumber(chip));
 }
 
 ScenarioBuilder& ScenarioBuilder::name(std::string text) {

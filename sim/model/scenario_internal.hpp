@@ -11,7 +11,6 @@ namespace virtualpi::detail {
 // Throws rpiboot::Error(InvalidArgument) saying what is wrong with `scenario`.
 void validateScenario(const Scenario& scenario);
 std::string_view bootcodeNameOf(rpiboot::Chip chip) noexcept;
-std::string_view chipText(rpiboot::Chip chip) noexcept;
 std::optional<rpiboot::Chip> parseChipText(std::string_view text) noexcept;
 
 }  // namespace virtualpi::detail

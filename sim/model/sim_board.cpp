@@ -108,7 +108,7 @@ class Firmware {
     }
 
     std::string who() const {
-        return "virtual " + std::string(detail::chipText(s_.chip)) +
+        return "virtual " + std::string(rpiboot::chipNumber(s_.chip)) +
                (port_.empty() ? std::string() : " at " + port_);
     }
 

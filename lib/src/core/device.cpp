@@ -97,6 +97,20 @@ std::string_view chipName(Chip chip) noexcept {
     return "unknown";
 }
 
+std::string_view chipNumber(Chip chip) noexcept {
+    switch (chip) {
+        case Chip::Bcm2835:
+            return "2835";
+        case Chip::Bcm2837:
+            return "2837";
+        case Chip::Bcm2711:
+            return "2711";
+        case Chip::Bcm2712:
+            return "2712";
+    }
+    return "?";
+}
+
 std::string_view chipFolder(Chip chip) noexcept {
     switch (chip) {
         case Chip::Bcm2835:

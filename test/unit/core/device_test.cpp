@@ -56,6 +56,17 @@ TEST(Chips, FoldersAndLoaders) {
     EXPECT_FALSE(isBootcodeFileName("start4.elf"));
 }
 
+TEST(Chips, NumbersReadBackByParseChip) {
+    EXPECT_EQ(chipNumber(Chip::Bcm2835), "2835");
+    EXPECT_EQ(chipNumber(Chip::Bcm2837), "2837");
+    EXPECT_EQ(chipNumber(Chip::Bcm2711), "2711");
+    EXPECT_EQ(chipNumber(Chip::Bcm2712), "2712");
+    for (Chip chip : {Chip::Bcm2835, Chip::Bcm2837, Chip::Bcm2711, Chip::Bcm2712}) {
+        EXPECT_EQ(parseChip(chipNumber(chip)), chip);
+        EXPECT_EQ("BCM" + std::string(chipNumber(chip)), chipName(chip));
+    }
+}
+
 TEST(Chips, ParseAcceptsCommonSpellings) {
     EXPECT_EQ(parseChip("2711"), Chip::Bcm2711);
     EXPECT_EQ(parseChip("BCM2712"), Chip::Bcm2712);

@@ -36,17 +36,11 @@ std::map<std::string, std::string> fixtureSums() {
     return sums;
 }
 
+using test::originOf;
+using test::text;
+
 std::string shaOf(const Lookup& lookup) {
-    return lookup.found() ? sha256Hex(lookup.file->bytes) : "<not found: " + lookup.refusal + ">";
-}
-
-std::string originOf(const Lookup& lookup) {
-    return lookup.found() ? lookup.file->origin : "<not found: " + lookup.refusal + ">";
-}
-
-std::string text(const Lookup& lookup) {
-    return lookup.found() ? std::string(lookup.file->bytes.begin(), lookup.file->bytes.end())
-                          : "<not found>";
+    return lookup.found() ? sha256Hex(lookup.file->bytes) : test::notFound(lookup);
 }
 
 TEST(EmbeddedFirmware, HoldsTheSmallMassStorageSet) {

@@ -21,16 +21,8 @@ const BoardContext kPi4{Chip::Bcm2711, "1-1.3", "1000000012345678"};
 const BoardContext kPi5{Chip::Bcm2712, "3-2", "2000000087654321"};
 const BoardContext kPi3{Chip::Bcm2837, "", ""};
 
-std::string text(const Lookup& lookup) {
-    if (!lookup.found()) {
-        return "<not found: " + lookup.refusal + ">";
-    }
-    return std::string(lookup.file->bytes.begin(), lookup.file->bytes.end());
-}
-
-std::string originOf(const Lookup& lookup) {
-    return lookup.found() ? lookup.file->origin : "";
-}
+using test::originOf;
+using test::text;
 
 void expectRefused(const Lookup& lookup, std::string_view rule) {
     EXPECT_FALSE(lookup.found()) << "served " << originOf(lookup);

@@ -7,12 +7,9 @@ fixtures="$2"
 conf="$fixtures/recovery/boot.conf"
 cd "$scratch"
 
-openssl genrsa -out key.pem 2048 2>/dev/null
-openssl rsa -in key.pem -pubout -out pub.pem 2>/dev/null
-openssl genrsa -out other.pem 2048 2>/dev/null
-openssl rsa -in other.pem -pubout -out other.pub.pem 2>/dev/null
-openssl genrsa -out key3072.pem 3072 2>/dev/null
-openssl rsa -in key3072.pem -pubout -out pub3072.pem 2>/dev/null
+new_key key.pem pub.pem
+new_key other.pem other.pub.pem
+new_key key3072.pem pub3072.pem 3072
 cp "$conf" boot.conf
 
 # Unsigned digest: the published hash of recovery/boot.conf and SOURCE_DATE_EPOCH.

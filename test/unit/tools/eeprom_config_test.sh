@@ -8,8 +8,7 @@ make_eeprom="$3"
 fixtures="$4"
 cd "$scratch"
 cp "$fixtures/recovery/boot.conf" boot.conf
-openssl genrsa -out key.pem 2048 2>/dev/null
-openssl rsa -in key.pem -pubout -out pub.pem 2>/dev/null
+new_key key.pem pub.pem
 "$make_eeprom" 2711 in2711.bin
 "$make_eeprom" 2712 in2712.bin
 

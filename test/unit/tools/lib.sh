@@ -35,6 +35,13 @@ expect_same() {
   if cmp -s "$2" "$3"; then pass "$1"; else fail "$1 ($2 and $3 differ)"; fi
 }
 
+# new_key PRIVATE [PUBLIC [BITS]]: a fresh RSA key (2048 bits unless BITS) in
+# PEM, and its public half in PUBLIC when given.
+new_key() {
+  openssl genrsa -out "$1" "${3:-2048}" 2>/dev/null
+  if [[ -n "${2:-}" ]]; then openssl rsa -in "$1" -pubout -out "$2" 2>/dev/null; fi
+}
+
 hex_to_bin() { local hex; hex="$(cat)"; printf '%b' "$(sed 's/../\\x&/g' <<<"$hex")"; }
 bin_to_hex() { od -An -tx1 -v | tr -d ' \n'; }
 

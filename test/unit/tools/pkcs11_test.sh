@@ -5,6 +5,9 @@
 # the public key read back from the token.
 # Usage: pkcs11_test.sh DIGEST SIGN_BOOTCODE FIXTURES_DIR   (exit 77: SoftHSM2 missing)
 source "$(dirname "$0")/lib.sh"
+# A fixed ts: line, so two signatures of the same file compare equal even when
+# the clock ticks between them.
+export SOURCE_DATE_EPOCH=1700000000
 digest="$1"
 sign="$2"
 fixtures="$3"

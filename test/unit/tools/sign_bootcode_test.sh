@@ -7,9 +7,8 @@ sign="$1"
 convert="$2"
 fixtures="$3"
 cd "$scratch"
-openssl genrsa -out key.pem 2048 2>/dev/null
-openssl rsa -in key.pem -pubout -out pub.pem 2>/dev/null
-openssl genrsa -out other.pem 2048 2>/dev/null
+new_key key.pem pub.pem
+new_key other.pem
 tar -xf "$fixtures/bootfiles.bin" 2712/bootcode5.bin
 cp 2712/bootcode5.bin rpi-signed.bin
 
@@ -104,7 +103,7 @@ expect_fail "key number 5 is refused" 1 "key number 5" "$sign" -c 2712 -i rpi-si
 expect_fail "version 33 is refused" 1 "0-32" "$sign" -c 2712 -i rpi-signed.bin -o x.bin -k key.pem -v 33
 head -c 112200 /dev/urandom >big.bin
 expect_fail "a result over 110 KiB is refused" 1 "at most 112640" "$sign" -c 2712 -i big.bin -o x.bin -k key.pem
-openssl genrsa -out small.pem 1024 2>/dev/null
+new_key small.pem "" 1024
 expect_fail "an RSA-1024 key is refused" 1 "RSA-1024" "$sign" -c 2712 -i rpi-signed.bin -o x.bin -k small.pem
 [[ ! -e x.bin ]] && pass "no output on failure" || fail "output written on failure"
 

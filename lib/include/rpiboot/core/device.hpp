@@ -51,6 +51,8 @@ std::optional<DeviceIdentity> identifyDevice(const UsbDescriptorSummary& descrip
 
 // "BCM2835", "BCM2837", "BCM2711", "BCM2712".
 std::string_view chipName(Chip chip) noexcept;
+// The chip's number alone: "2835", "2837", "2711", "2712" (what parseChip reads back).
+std::string_view chipNumber(Chip chip) noexcept;
 // Firmware subfolder: "2710" for the BCM2835 family, "2711", "2712" (docs/protocol.md §6.1).
 std::string_view chipFolder(Chip chip) noexcept;
 // The second-stage loader the ROM wants: bootcode.bin, bootcode4.bin, bootcode5.bin.
