@@ -25,8 +25,6 @@ cd "$scratch"
 mkdir tokens
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$scratch" >softhsm2.conf
 export SOFTHSM2_CONF="$scratch/softhsm2.conf"
-# Every .sig carries a ts: line; a fixed one lets two signing runs compare equal.
-export SOURCE_DATE_EPOCH=1700000000
 softhsm2-util --init-token --free --label station --pin 1234 --so-pin 987654 >/dev/null
 pkcs11-tool --module "$module" --token-label station --login --pin 1234 \
   --keypairgen --key-type rsa:2048 --label customer --id 01 >/dev/null 2>&1
