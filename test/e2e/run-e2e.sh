@@ -29,7 +29,7 @@ results=$(cd "$results" && pwd)
 envs=()
 # Settings of the guest scripts, when set here (the benchmark's sizes, a reference binary).
 for var in RPIBOOT_FIXTURES_DIR BOOT_MIB BENCH_BOARDS BENCH_REPEAT REPLY_REPEAT REPLY_REQUESTS \
-    REFERENCE_RPIBOOT; do
+    REPLY_TOOLS REFERENCE_RPIBOOT; do
     [[ -n ${!var:-} ]] && envs+=(--env "$var")
 done
 start=$SECONDS

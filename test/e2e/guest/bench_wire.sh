@@ -5,8 +5,10 @@
 # Reply time (REPLY_REPEAT > 0, default 0): one BCM2711 board whose second stage asks
 # REPLY_REQUESTS (default 300) times for a 256-byte file (GetFileSize + ReadFile pairs), served
 # in turn by REFERENCE_RPIBOOT (a user-supplied binary run as `PATH -d DIR`, when set), by our
-# rpiboot (`-d DIR`) and by rpibootd, REPLY_REPEAT rounds. The board stamps each request's
-# reply time (its request handed to the kernel -> the host's control OUT arriving, in us).
+# rpiboot (`-d DIR`) and by rpibootd, REPLY_REPEAT rounds (REPLY_TOOLS, e.g. "rpibootd
+# rpibootd-quiet", picks others: rpibootd-quiet is the daemon without -v). The board stamps
+# each request's reply time (its request handed to the kernel -> the host's control OUT
+# arriving, in us).
 # Writes RESULTS_DIR/reply.tsv:
 #   tool  rep  requests  mean_us  p50_us  p99_us  min_us  max_us
 # and RESULTS_DIR/reply-TOOL-REP.txt (every sample, one per line).
@@ -112,6 +114,15 @@ run_reply() {  # TOOL REP
         start_daemon
         host_pid=$daemon_pid
         ;;
+    rpibootd-quiet)  # the same without -v: what the log lines cost
+        start_daemon
+        stop_daemon
+        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$results/rpibootd.log" 2>&1 &
+        daemon_pid=$!
+        e2e_pids+=("$daemon_pid")
+        wait_for "rpibootd to own io.rpibootd1" 30 name_has_owner io.rpibootd1
+        host_pid=$daemon_pid
+        ;;
     esac
     ((rc == 0)) || fail "$tool exited with status $rc (see $boards_dir/host.txt)"
     wait_for "the reply board ($tool) to end" 600 \
@@ -133,10 +144,11 @@ EOF
     say "reply time, $tool, round $rep: $(tail -n 1 "$results/reply.tsv")"
 }
 
-reply_tools=(rpiboot rpibootd)
+# REPLY_TOOLS picks and orders them: reference, rpiboot, rpibootd, rpibootd-quiet (no -v).
+read -r -a reply_tools <<<"${REPLY_TOOLS:-rpiboot rpibootd}"
 if [[ -n ${REFERENCE_RPIBOOT:-} ]]; then
     if [[ -x $REFERENCE_RPIBOOT ]]; then
-        reply_tools=(reference "${reply_tools[@]}")
+        [[ -n ${REPLY_TOOLS:-} ]] || reply_tools=(reference "${reply_tools[@]}")
     else
         fail "REFERENCE_RPIBOOT=$REFERENCE_RPIBOOT is not an executable in the VM"
     fi
