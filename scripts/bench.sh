@@ -224,7 +224,7 @@ if os.path.exists(path):
                                                            max(p99s), len(means)))
         if "reference" in summary:
             ref = summary["reference"]
-            for tool in ("rpiboot", "rpibootd"):
+            for tool in ("rpiboot", "rpibootd", "rpibootd-quiet"):
                 if tool in summary:
                     print("%s / reference: mean %.2fx, p99 %.2fx (medians over rounds; < 1 is "
                           "faster)" % (tool, summary[tool][0] / ref[0], summary[tool][1] / ref[1]))

@@ -5,8 +5,8 @@
 # Reply time (REPLY_REPEAT > 0, default 0): one BCM2711 board whose second stage asks
 # REPLY_REQUESTS (default 300) times for a 256-byte file (GetFileSize + ReadFile pairs), served
 # in turn by REFERENCE_RPIBOOT (a user-supplied binary run as `PATH -d DIR`, when set), by our
-# rpiboot (`-d DIR`) and by rpibootd, REPLY_REPEAT rounds (REPLY_TOOLS, e.g. "rpibootd
-# rpibootd-quiet", picks others: rpibootd-quiet is the daemon without -v). The board stamps
+# rpiboot (`-d DIR`), by rpibootd -v (its log on the results share) and by rpibootd without
+# -v (rpibootd-quiet), REPLY_REPEAT rounds (REPLY_TOOLS picks and orders them). The board stamps
 # each request's reply time (its request handed to the kernel -> the host's control OUT
 # arriving, in us).
 # Writes RESULTS_DIR/reply.tsv:
@@ -114,10 +114,10 @@ run_reply() {  # TOOL REP
         start_daemon
         host_pid=$daemon_pid
         ;;
-    rpibootd-quiet)  # the same without -v: what the log lines cost
-        start_daemon
+    rpibootd-quiet)  # the same without -v (and its log in the guest's /tmp, not on 9p)
+        start_daemon  # installs the D-Bus policy
         stop_daemon
-        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$results/rpibootd.log" 2>&1 &
+        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$work/rpibootd-quiet.log" 2>&1 &
         daemon_pid=$!
         e2e_pids+=("$daemon_pid")
         wait_for "rpibootd to own io.rpibootd1" 30 name_has_owner io.rpibootd1
@@ -145,7 +145,7 @@ EOF
 }
 
 # REPLY_TOOLS picks and orders them: reference, rpiboot, rpibootd, rpibootd-quiet (no -v).
-read -r -a reply_tools <<<"${REPLY_TOOLS:-rpiboot rpibootd}"
+read -r -a reply_tools <<<"${REPLY_TOOLS:-rpiboot rpibootd rpibootd-quiet}"
 if [[ -n ${REFERENCE_RPIBOOT:-} ]]; then
     if [[ -x $REFERENCE_RPIBOOT ]]; then
         [[ -n ${REPLY_TOOLS:-} ]] || reply_tools=(reference "${reply_tools[@]}")
