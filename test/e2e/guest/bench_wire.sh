@@ -106,10 +106,12 @@ run_reply() {  # TOOL REP
     start_boards "reply-$tool-$rep" -t 600 --serial-base "$serial" \
         "$work/reply.json,sums=$work/sums.reply"
     serial=$(printf '%x' $((0x$serial + 1)))
+    # The tools' output goes to the guest's own /tmp: writing it to the results share (9p)
+    # while a request waits would time the share.
+    local out=$work/host-$tool-$rep.txt
     case $tool in
-    reference)
-        timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$boards_dir/host.txt" 2>&1 || rc=$? ;;
-    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$boards_dir/host.txt" 2>&1 || rc=$? ;;
+    reference) timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
     rpibootd)
         start_daemon
         host_pid=$daemon_pid
@@ -117,13 +119,14 @@ run_reply() {  # TOOL REP
     rpibootd-quiet)  # the same without -v (and its log in the guest's /tmp, not on 9p)
         start_daemon  # installs the D-Bus policy
         stop_daemon
-        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$work/rpibootd-quiet.log" 2>&1 &
+        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$out" 2>&1 &
         daemon_pid=$!
         e2e_pids+=("$daemon_pid")
         wait_for "rpibootd to own io.rpibootd1" 30 name_has_owner io.rpibootd1
         host_pid=$daemon_pid
         ;;
     esac
+    [[ -f $out ]] && cp "$out" "$boards_dir/host.txt"
     ((rc == 0)) || fail "$tool exited with status $rc (see $boards_dir/host.txt)"
     wait_for "the reply board ($tool) to end" 600 \
         grep -q '"state": *"\(holding\|finished\)"' "$boards_dir/summary.json"
