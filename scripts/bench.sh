@@ -15,8 +15,12 @@
 #
 # Options: --build-dir DIR (default build/bench, configured like the release
 # preset), --no-build (use what is there), --daemon PATH (another rpibootd
-# binary), --keep (keep the scratch directory). VM_BOOT_MIB and VM_BOARDS
-# (default 32 and "1 8") size the real-kernel run.
+# binary), --keep (keep the scratch directory), --reference-rpiboot PATH (with
+# --vm: also time the replies of a user-supplied rpiboot binary, run as
+# `PATH -d DIR`, against ours; nothing of it is part of this tree).
+# VM_BOOT_MIB, VM_BOARDS, VM_REPEAT (default 32, "1 8", 3) size the throughput
+# part of the real-kernel run; VM_REPLY_REPEAT and VM_REPLY_REQUESTS (default 3
+# and 300) its reply-time part (one board, 0 rounds to skip it).
 # Firmware comes from $RPIBOOT_FIXTURES_DIR (default test/fixtures/firmware);
 # without it, dummy files of realistic sizes are generated.
 set -euo pipefail
@@ -27,6 +31,7 @@ daemon_bin=""
 smoke=0
 do_build=1
 keep=0
+reference=""
 vm=0
 in_process=1
 while [ $# -gt 0 ]; do
@@ -37,8 +42,9 @@ while [ $# -gt 0 ]; do
         --build-dir) build="$2"; shift ;;
         --no-build) do_build=0 ;;
         --daemon) daemon_bin="$2"; shift ;;
+        --reference-rpiboot) reference="$2"; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -49,8 +55,9 @@ if [ "$do_build" = 1 ]; then
         cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRPIBOOT_BUILD_BENCH=ON >/dev/null
     fi
-    targets=(rpibootd bench_hotpaths bench_scenarios bench_storage_write)
-    [ "$vm" = 1 ] && targets+=(rpiboot-usbip-boards)
+    targets=(rpibootd)
+    [ "$in_process" = 1 ] && targets+=(bench_hotpaths bench_scenarios bench_storage_write)
+    [ "$vm" = 1 ] && targets+=(rpiboot-usbip-boards rpiboot)
     if ! cmake --build "$build" --target "${targets[@]}" \
         -j"${BENCH_JOBS:-2}" >"${TMPDIR:-/tmp}/rpiboot-bench-build.log" 2>&1; then
         tail -n 40 "${TMPDIR:-/tmp}/rpiboot-bench-build.log" >&2
@@ -59,9 +66,11 @@ if [ "$do_build" = 1 ]; then
     fi
 fi
 daemon_bin="${daemon_bin:-$build/daemon/rpibootd}"
-for exe in bench/bench_hotpaths bench/bench_scenarios bench/bench_storage_write; do
-    [ -x "$build/$exe" ] || { echo "bench.sh: $build/$exe is missing (build it first)" >&2; exit 2; }
-done
+if [ "$in_process" = 1 ]; then
+    for exe in bench/bench_hotpaths bench/bench_scenarios bench/bench_storage_write; do
+        [ -x "$build/$exe" ] || { echo "bench.sh: $build/$exe is missing (build it first)" >&2; exit 2; }
+    done
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rpiboot-bench-XXXXXX")
 if [ "$keep" = 1 ]; then
@@ -155,11 +164,18 @@ fi
 if [ "$vm" = 1 ]; then
     [ -x "$build/sim/usbip/rpiboot-usbip-boards" ] || {
         echo "bench.sh: $build/sim/usbip/rpiboot-usbip-boards is missing" >&2; exit 2; }
+    if [ -n "$reference" ]; then
+        # The guest sees the host's files (its /tmp included) at the same paths.
+        reference=$(realpath "$reference")
+        [ -x "$reference" ] || { echo "bench.sh: $reference is not executable" >&2; exit 2; }
+        export REFERENCE_RPIBOOT="$reference"
+    fi
     echo
     echo "real kernel (QEMU TCG guest, vhci-hcd, USB/IP boards), ${VM_BOOT_MIB:-32} MiB boot.img," \
          "2712 mass-storage-gadget; load $(cut -d' ' -f1-3 /proc/loadavg)"
     vm_rc=0
-    BOOT_MIB=${VM_BOOT_MIB:-32} BENCH_BOARDS=${VM_BOARDS:-1 8} \
+    BOOT_MIB=${VM_BOOT_MIB:-32} BENCH_BOARDS=${VM_BOARDS:-1 8} BENCH_REPEAT=${VM_REPEAT:-3} \
+        REPLY_REPEAT=${VM_REPLY_REPEAT:-3} REPLY_REQUESTS=${VM_REPLY_REQUESTS:-300} \
         "$root/test/e2e/run-e2e.sh" bench_wire "$build" "$work/vm" "${VM_TIMEOUT:-1800}" \
         >"$work/vm.log" 2>&1 || vm_rc=$?
     if [ "$vm_rc" = 77 ]; then
@@ -169,24 +185,66 @@ if [ "$vm" = 1 ]; then
         echo "bench.sh: the real-kernel run failed (exit $vm_rc)" >&2
         rc=1
     else
-        python3 - "$work/vm/wire.tsv" <<'EOF'
-import csv, sys
+        python3 - "$work/vm/wire.tsv" "$work/vm/reply.tsv" <<'EOF'
+import csv, os, statistics, sys
+med = statistics.median
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-print("| boards | 1 in flight: per board / total | queued (default): per board / total | ratio per board | ratio total |")
-print("|---|---|---|---|---|")
+print("Bulk throughput, rpibootd, 1 transfer in flight vs the default queue; rounds alternate:")
+print("| boards | round | 1 in flight: per board / total | queued: per board / total | ratio per board | ratio total |")
+print("|---|---|---|---|---|---|")
 by = {}
 for r in rows:
-    by.setdefault(r["boards"], {})["one" if r["in_flight"] == "1" else "queued"] = r
-for n, pair in by.items():
+    by.setdefault((r["boards"], r["rep"]), {})["one" if r["in_flight"] == "1" else "queued"] = r
+ratios = {}
+for (n, rep), pair in by.items():
     one, queued = pair.get("one"), pair.get("queued")
     if not one or not queued:
         continue
     f = lambda r: "%s / %s MB/s (%s s)" % (r["per_board_MBps"], r["total_MBps"], r["seconds"])
     ratio = lambda k: float(queued[k]) / float(one[k]) if float(one[k]) > 0 else 0
-    print("| %s | %s | %s | %.2fx | %.2fx |" % (n, f(one), f(queued), ratio("per_board_MBps"), ratio("total_MBps")))
+    rb, rt = ratio("per_board_MBps"), ratio("total_MBps")
+    ratios.setdefault(n, []).append((rb, rt))
+    print("| %s | %s | %s | %s | %.2fx | %.2fx |" % (n, rep, f(one), f(queued), rb, rt))
+for n, rs in ratios.items():
+    pb, tt = [r[0] for r in rs], [r[1] for r in rs]
+    print("%s board(s): ratio per board median %.2fx (min %.2fx, max %.2fx), total median %.2fx "
+          "(min %.2fx, max %.2fx), %d round(s)" % (n, med(pb), min(pb), max(pb), med(tt), min(tt),
+                                                   max(tt), len(rs)))
+path = sys.argv[2]
+if os.path.exists(path):
+    rows = list(csv.DictReader(open(path), delimiter="\t"))
+    if rows:
+        print()
+        print("Reply time on the real kernel, 1 board (request handed to the kernel -> host's reply"
+              " arriving), us:")
+        print("| host | round | requests | mean | p50 | p99 | min | max |")
+        print("|---|---|---|---|---|---|---|---|")
+        tools = {}
+        for r in rows:
+            tools.setdefault(r["tool"], []).append(r)
+            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["tool"], r["rep"], r["requests"], r["mean_us"], r["p50_us"], r["p99_us"],
+                r["min_us"], r["max_us"]))
+        summary = {}
+        for tool, rs in tools.items():
+            means = [float(r["mean_us"]) for r in rs if int(r["requests"]) > 0]
+            p99s = [float(r["p99_us"]) for r in rs if int(r["requests"]) > 0]
+            if means:
+                summary[tool] = (med(means), med(p99s))
+                print("%s: mean over rounds: median %.0f us (spread %.0f-%.0f), p99 median %.0f us"
+                      " (spread %.0f-%.0f), %d round(s)" % (tool, med(means), min(means),
+                                                           max(means), med(p99s), min(p99s),
+                                                           max(p99s), len(means)))
+        if "reference" in summary:
+            ref = summary["reference"]
+            for tool in ("rpiboot", "rpibootd", "rpibootd-quiet"):
+                if tool in summary:
+                    print("%s / reference: mean %.2fx, p99 %.2fx (medians over rounds; < 1 is "
+                          "faster)" % (tool, summary[tool][0] / ref[0], summary[tool][1] / ref[1]))
 EOF
         [ "$vm_rc" = 0 ] || { echo "bench.sh: some board did not boot in the VM (exit $vm_rc)" >&2; rc=1; }
     fi
     [ "$keep" = 1 ] && echo "bench.sh: VM results in $work/vm" >&2
+    echo "load after the real-kernel run: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 exit "$rc"

@@ -181,6 +181,8 @@ UrbCounters BoardSlot::retireServer() {
         stats_.urbs.unlinkedLate += c.unlinkedLate;
         stats_.urbs.bulkOutBytes += c.bulkOutBytes;
         stats_.urbs.controlRequests += c.controlRequests;
+        stats_.urbs.replyMicros.insert(stats_.urbs.replyMicros.end(), c.replyMicros.begin(),
+                                       c.replyMicros.end());
     }
     return c;
 }

@@ -334,6 +334,7 @@ json Runner::boardJson(const Entry& e, usbip::Verdict& verdict) const {
               {"unlinkedPending", stats.urbs.unlinkedPending},
               {"unlinkedLate", stats.urbs.unlinkedLate},
               {"bulkOutBytes", stats.urbs.bulkOutBytes}}},
+            {"replyMicros", stats.urbs.replyMicros},
             {"record", virtualpi::recordToJson(record)}};
 }
 

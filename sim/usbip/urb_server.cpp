@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <stop_token>
@@ -18,6 +19,13 @@ namespace {
 using virtualpi::SetupPacket;
 using virtualpi::TransferResult;
 using virtualpi::UsbStatus;
+
+// A second-stage request: LE command + 256-byte name (docs/protocol.md).
+constexpr std::size_t kFileRequestLength = 260;
+
+bool isVendorRequest(const SetupPacket& setup) noexcept {
+    return (setup.requestType & 0x60) == 0x40;
+}
 
 // Larger transfers than this are not a boot protocol transfer: the
 // connection is considered broken (usbfs itself caps URBs far lower).
@@ -280,6 +288,12 @@ void UrbServer::submit(const CmdSubmit& cmd, std::vector<std::uint8_t> outData) 
         ++counters_.submitted;
         if (control) {
             ++counters_.controlRequests;
+            if (isVendorRequest(setup) && !setup.isIn() && requestPosted_) {
+                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - *requestPosted_);
+                counters_.replyMicros.push_back(static_cast<std::uint32_t>(waited.count()));
+                requestPosted_.reset();
+            }
         }
     }
     if (control && isStandardRequest(setup)) {
@@ -436,6 +450,13 @@ void UrbServer::complete(Urb& urb, const TransferResult& result) {
     }
     trace("answer seq " + std::to_string(urb.cmd.seqnum) + " status " + std::to_string(status) +
           " length " + std::to_string(actual));
+    if (in && urb.endpoint == 0 && status == 0 && actual == kFileRequestLength &&
+        isVendorRequest(urb.setup)) {
+        // Stamped before the answer goes out, so that the host's reply (read by
+        // the other thread) always finds it; the send itself takes microseconds.
+        std::lock_guard lock(mutex_);
+        requestPosted_ = std::chrono::steady_clock::now();
+    }
     send(encodeRetSubmit({urb.cmd.seqnum, status, static_cast<std::uint32_t>(actual)}),
          in ? std::span<const std::uint8_t>(urb.data.data(), actual)
             : std::span<const std::uint8_t>());

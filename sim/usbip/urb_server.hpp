@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,11 @@ struct UrbCounters {
     std::uint64_t unlinkedLate = 0;     // RET_UNLINK 0: already answered
     std::uint64_t bulkOutBytes = 0;
     std::uint64_t controlRequests = 0;
+    // Reply time of every second-stage file request, in microseconds (CLOCK_MONOTONIC):
+    // from the RET_SUBMIT that hands the kernel a 260-byte vendor IN (the board's request)
+    // to the CMD_SUBMIT of the next vendor control OUT (the host's reply: a size, or the
+    // length-0 ack of a metadata request). Requests the host never answers are not counted.
+    std::vector<std::uint32_t> replyMicros;
 };
 
 struct UrbServerOptions {
@@ -111,6 +117,9 @@ class UrbServer {
     std::condition_variable idle_;                             // pending_ became empty
     std::map<std::uint8_t, std::unique_ptr<Worker>> workers_;  // by endpoint address
     UrbCounters counters_;
+    // When the last 260-byte vendor IN (a board's request) went to the kernel, until
+    // the host's reply to it arrives.
+    std::optional<std::chrono::steady_clock::time_point> requestPosted_;
 
     std::mutex writeMutex_;  // one answer at a time, and claim-then-send order
     std::mutex stopMutex_;

@@ -27,7 +27,11 @@ mkdir -p "$results"
 build=$(cd "$build" && pwd)
 results=$(cd "$results" && pwd)
 envs=()
-[[ -n ${RPIBOOT_FIXTURES_DIR:-} ]] && envs=(--env RPIBOOT_FIXTURES_DIR)
+# Settings of the guest scripts, when set here (the benchmark's sizes, a reference binary).
+for var in RPIBOOT_FIXTURES_DIR BOOT_MIB BENCH_BOARDS BENCH_REPEAT REPLY_REPEAT REPLY_REQUESTS \
+    REPLY_TOOLS REFERENCE_RPIBOOT; do
+    [[ -n ${!var:-} ]] && envs+=(--env "$var")
+done
 start=$SECONDS
 rc=0
 # The guest works in its own /tmp; the command must start in a folder it can see.

@@ -1,11 +1,25 @@
 #!/bin/bash
-# Benchmark, inside the test VM (not a test: scripts/bench.sh --vm runs it): bulk throughput on
-# the real kernel USB stack. rpibootd serves a BOOT_MIB (default 32) MiB boot.img to BCM2712
-# mass-storage-gadget boards over vhci-hcd, first to 1 board, then to 8 at once, each time with
-# one bulk transfer in flight (--bulk-transfers-in-flight 1, the old sender) and with the
-# default queue, alternating, in the same VM. Every board checks every byte (SHA-256). Prints
-# one line per phase and writes RESULTS_DIR/wire.tsv:
-#   phase  boards  in_flight  per_board_MBps(median)  total_MBps  seconds
+# Benchmark, inside the test VM (not a test: scripts/bench.sh --vm runs it), on the real kernel
+# USB stack (vhci-hcd, USB/IP boards). Two parts:
+#
+# Reply time (REPLY_REPEAT > 0, default 0): one BCM2711 board whose second stage asks
+# REPLY_REQUESTS (default 300) times for a 256-byte file (GetFileSize + ReadFile pairs), served
+# in turn by REFERENCE_RPIBOOT (a user-supplied binary run as `PATH -d DIR`, when set), by our
+# rpiboot (`-d DIR`), by rpibootd -v (its log on the results share) and by rpibootd without
+# -v (rpibootd-quiet), REPLY_REPEAT rounds (REPLY_TOOLS picks and orders them). The board stamps
+# each request's reply time (its request handed to the kernel -> the host's control OUT
+# arriving, in us).
+# Writes RESULTS_DIR/reply.tsv:
+#   tool  rep  requests  mean_us  p50_us  p99_us  min_us  max_us
+# and RESULTS_DIR/reply-TOOL-REP.txt (every sample, one per line).
+#
+# Bulk throughput: rpibootd serves a BOOT_MIB (default 32) MiB boot.img to BCM2712
+# mass-storage-gadget boards, to 1 board, then to 8 at once (BENCH_BOARDS), each time with one
+# bulk transfer in flight (--bulk-transfers-in-flight 1, the old sender) and with the default
+# queue, alternating, BENCH_REPEAT (default 1) rounds. Every board checks every byte (SHA-256).
+# Writes RESULTS_DIR/wire.tsv:
+#   phase  rep  boards  in_flight  per_board_MBps(median)  total_MBps  seconds
+#
 #   bench_wire.sh BUILD_DIR RESULTS_DIR
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -42,10 +56,10 @@ else:
 EOF
 }
 
-printf 'phase\tboards\tin_flight\tper_board_MBps\ttotal_MBps\tseconds\n' >"$results/wire.tsv"
+printf 'phase\trep\tboards\tin_flight\tper_board_MBps\ttotal_MBps\tseconds\n' >"$results/wire.tsv"
 serial=3c000001
-run_phase() {  # NAME BOARDS IN_FLIGHT
-    local name=$1 n=$2 depth=$3 args=()
+run_phase() {  # NAME REP BOARDS IN_FLIGHT
+    local name=$1 rep=$2 n=$3 depth=$4 args=()
     [[ $depth == default ]] || args=(--bulk-transfers-in-flight "$depth")
     start_daemon "${args[@]}"
     local t0=$SECONDS
@@ -62,12 +76,98 @@ run_phase() {  # NAME BOARDS IN_FLIGHT
     r=$(rates)
     say "$name: $n board(s), in flight $depth: ${r% *} MB/s per board, ${r#* } MB/s in all" \
         "(${seconds} s)"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$n" "$depth" "${r% *}" "${r#* }" "$seconds" \
-        >>"$results/wire.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rep" "$n" "$depth" "${r% *}" "${r#* }" \
+        "$seconds" >>"$results/wire.tsv"
 }
 
-for n in ${BENCH_BOARDS:-1 8}; do
-    run_phase "b$n-one" "$n" 1
-    run_phase "b$n-queued" "$n" default
+# ---- reply time
+
+# A BCM2711 board that asks REPLY_REQUESTS times for reply.bin (256 bytes), then says done.
+reply_requests=${REPLY_REQUESTS:-300}
+reply_dir=$work/reply-flat
+mkdir -p "$reply_dir"
+cp "$work/msd-flat/bootcode4.bin" "$reply_dir/"
+head -c 256 /dev/urandom >"$reply_dir/reply.bin"
+cp "$reply_dir/reply.bin" "$work/fw/msd/reply.bin"
+{
+    echo "$(sha256sum "$reply_dir/bootcode4.bin" | cut -d' ' -f1)  bootcode4.bin"
+    echo "$(sha256sum "$reply_dir/reply.bin" | cut -d' ' -f1)  reply.bin"
+} >"$work/sums.reply"
+cat >"$work/reply.json" <<EOF
+{"name": "reply-bench", "chip": "2711", "rom": {"bootcode": "bootcode4.bin"},
+ "steps": [{"kind": "file", "name": "reply.bin", "repeat": $((reply_requests / 2))},
+           {"kind": "done"}],
+ "final": {"kind": "none"}}
+EOF
+
+printf 'tool\trep\trequests\tmean_us\tp50_us\tp99_us\tmin_us\tmax_us\n' >"$results/reply.tsv"
+run_reply() {  # TOOL REP
+    local tool=$1 rep=$2 rc=0 host_pid=
+    start_boards "reply-$tool-$rep" -t 600 --serial-base "$serial" \
+        "$work/reply.json,sums=$work/sums.reply"
+    serial=$(printf '%x' $((0x$serial + 1)))
+    # The tools' output goes to the guest's own /tmp: writing it to the results share (9p)
+    # while a request waits would time the share.
+    local out=$work/host-$tool-$rep.txt
+    case $tool in
+    reference) timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    rpibootd)
+        start_daemon
+        host_pid=$daemon_pid
+        ;;
+    rpibootd-quiet)  # the same without -v (and its log in the guest's /tmp, not on 9p)
+        start_daemon  # installs the D-Bus policy
+        stop_daemon
+        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$out" 2>&1 &
+        daemon_pid=$!
+        e2e_pids+=("$daemon_pid")
+        wait_for "rpibootd to own io.rpibootd1" 30 name_has_owner io.rpibootd1
+        host_pid=$daemon_pid
+        ;;
+    esac
+    [[ -f $out ]] && cp "$out" "$boards_dir/host.txt"
+    ((rc == 0)) || fail "$tool exited with status $rc (see $boards_dir/host.txt)"
+    wait_for "the reply board ($tool) to end" 600 \
+        grep -q '"state": *"\(holding\|finished\)"' "$boards_dir/summary.json"
+    finish_boards >/dev/null
+    [[ -n $host_pid ]] && stop_daemon
+    python3 - "$boards_dir" "$tool" "$rep" "$results" >>"$results/reply.tsv" <<'EOF'
+import glob, json, statistics, sys
+d, tool, rep, out = sys.argv[1:5]
+us = []
+for path in glob.glob(d + "/board-*.json"):
+    us += json.load(open(path)).get("replyMicros", [])
+open("%s/reply-%s-%s.txt" % (out, tool, rep), "w").write("".join("%d\n" % u for u in us))
+s = sorted(us) or [0]
+p = lambda q: s[min(len(s) - 1, int(q * len(s)))]
+print("%s\t%s\t%d\t%.0f\t%d\t%d\t%d\t%d" % (tool, rep, len(us), statistics.mean(s), p(0.5),
+                                            p(0.99), s[0], s[-1]))
+EOF
+    say "reply time, $tool, round $rep: $(tail -n 1 "$results/reply.tsv")"
+}
+
+# REPLY_TOOLS picks and orders them: reference, rpiboot, rpibootd, rpibootd-quiet (no -v).
+read -r -a reply_tools <<<"${REPLY_TOOLS:-rpiboot rpibootd rpibootd-quiet}"
+if [[ -n ${REFERENCE_RPIBOOT:-} ]]; then
+    if [[ -x $REFERENCE_RPIBOOT ]]; then
+        [[ -n ${REPLY_TOOLS:-} ]] || reply_tools=(reference "${reply_tools[@]}")
+    else
+        fail "REFERENCE_RPIBOOT=$REFERENCE_RPIBOOT is not an executable in the VM"
+    fi
+fi
+
+# Rounds alternate the tools (and the in-flight depths), so that a change in the host's load
+# falls on every column alike.
+for ((rep = 1; rep <= ${REPLY_REPEAT:-0}; rep++)); do
+    for tool in "${reply_tools[@]}"; do
+        run_reply "$tool" "$rep"
+    done
+done
+for ((rep = 1; rep <= ${BENCH_REPEAT:-1}; rep++)); do
+    for n in ${BENCH_BOARDS:-1 8}; do
+        run_phase "b$n-one-$rep" "$rep" "$n" 1
+        run_phase "b$n-queued-$rep" "$rep" "$n" default
+    done
 done
 exit "$e2e_fail"

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <future>
+#include <thread>
 
 #include "fake_kernel.hpp"
 #include "virtualpi/scenario_builder.hpp"
@@ -281,6 +282,29 @@ TEST(UrbServer, VendorRequestOtherThanBootProtocolIsStalled) {
     const auto a = b.kernel->answerTo(b.kernel->control(other));
     ASSERT_TRUE(a);
     EXPECT_EQ(a->status, kStatusStall);
+}
+
+TEST(UrbServer, RecordsTheHostsReplyTimeOfEachFileRequestInMicroseconds) {
+    ServedBoard b(virtualpi::ScenarioBuilder(rpiboot::Chip::Bcm2711)
+                      .startInSecondStage()
+                      .getFileSize("config.txt")
+                      .getFileSize("start4.elf")
+                      .endWithEmptyName()
+                      .build());
+    FakeKernel& k = *b.kernel;
+    EXPECT_TRUE(b.server->counters().replyMicros.empty());
+    const auto first = k.answerTo(k.control(vendorIn(260)));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->actualLength, 260u);
+    std::this_thread::sleep_for(30ms);  // the host "thinks" before it replies
+    EXPECT_EQ(k.answerTo(k.control(vendorOut(238)))->status, kStatusOk);
+    const auto second = k.answerTo(k.control(vendorIn(260)));
+    ASSERT_TRUE(second);
+    EXPECT_EQ(k.answerTo(k.control(vendorOut(0)))->status, kStatusOk);  // missing: size 0
+    const std::vector<std::uint32_t> us = b.server->counters().replyMicros;
+    ASSERT_EQ(us.size(), 2u);
+    EXPECT_GE(us[0], 30'000u);
+    EXPECT_LT(us[0], 10'000'000u);
 }
 
 }  // namespace
