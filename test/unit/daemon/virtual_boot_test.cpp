@@ -262,6 +262,42 @@ TEST_F(VirtualBootTest, RecoveryBoardGetsTheEepromBuiltAtLoadAndReportsItsMetada
     EXPECT_EQ(s.metadata.count("USER_SERIAL_NUM"), 1U);
 }
 
+// A recovery board whose report does not match what was served (another image
+// in its EEPROM, or a failed update) ends failed with the reason, not done.
+TEST_F(VirtualBootTest, RecoveryBoardReportingAnotherEepromHashOrAFailedUpdateFails) {
+    configure(R"({"default_profile": "rec"})",
+              {{"test:rec", R"({"name": "rec", "firmware": {"root": "recovery", "fallback": ["."]},
+                                "eeprom": {"image": "pieeprom.original.bin",
+                                           "config": "boot.conf"}})"}});
+    auto boards = parseVirtualSpec("2711:2:recovery");
+    for (auto& step : boards[0].scenario.steps) {
+        if (step.kind == virtualpi::StepKind::Metadata && step.name == "EEPROM_HASH") {
+            step.value = std::string(64, '0');
+        }
+    }
+    for (auto& step : boards[1].scenario.steps) {
+        if (step.kind == virtualpi::StepKind::Metadata && step.name == "EEPROM_UPDATE") {
+            step.value = "failed";
+        }
+    }
+    ASSERT_TRUE(run(boards, [](const BoardRegistry& r) { return allSettled(r, 2); }));
+
+    const BoardStatus& wrongHash = registry_->board("1-1")->status();
+    EXPECT_EQ(wrongHash.stage, kStageFailed);
+    EXPECT_NE(wrongHash.lastError.find("EEPROM_HASH"), std::string::npos) << wrongHash.lastError;
+    EXPECT_NE(wrongHash.lastError.find("the EEPROM does not hold the image that was served"),
+              std::string::npos)
+        << wrongHash.lastError;
+    EXPECT_EQ(wrongHash.metadata.at("EEPROM_HASH"), std::string(64, '0'));  // still shown
+
+    const BoardStatus& failedUpdate = registry_->board("1-2")->status();
+    EXPECT_EQ(failedUpdate.stage, kStageFailed);
+    EXPECT_NE(failedUpdate.lastError.find("EEPROM_UPDATE=failed"), std::string::npos)
+        << failedUpdate.lastError;
+    EXPECT_NE(failedUpdate.lastError.find("the EEPROM was not updated"), std::string::npos)
+        << failedUpdate.lastError;
+}
+
 // Secure-boot provisioning through the daemon: the board's own reports decide
 // the outcome, and the reason is what D-Bus shows as the board's last error.
 TEST_F(VirtualBootTest, ProvisioningSucceedsOnlyWhenTheBoardReportsTheKeyProgrammed) {
