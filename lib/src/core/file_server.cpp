@@ -139,12 +139,14 @@ class Session {
         return std::nullopt;
     }
 
+    // Every reply goes out before the observer hears of it: the board is
+    // waiting, and an observer may log or wake other threads (docs/protocol.md §5.3).
     void notFound(const std::string& shown, const std::string& why) {
         open_.reset();
+        link_.sendLength(0);
         if (observer_ != nullptr) {
             observer_->onFileLookup(shown, false, 0, why);
         }
-        link_.sendLength(0);
     }
 
     Lookup lookup(const std::string& name, const std::string& shown) {
@@ -166,14 +168,14 @@ class Session {
             return;
         }
         const auto size = static_cast<std::uint32_t>(found.file->bytes.size());
-        if (observer_ != nullptr) {
-            observer_->onFileLookup(shown, true, size, found.file->origin);
-        }
         // Keep what this GetFileSize saw, so the ReadFile that follows sends
         // exactly the bytes whose size was announced, even if the file on
         // disk changes in between.
         open_ = OpenFile{name, std::move(*found.file)};
         link_.sendLength(size);
+        if (observer_ != nullptr) {
+            observer_->onFileLookup(shown, true, size, open_->file.origin);
+        }
     }
 
     void readFile(const std::string& name, const std::string& shown) {

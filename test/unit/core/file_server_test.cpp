@@ -62,6 +62,38 @@ TEST(FileServer, AnswersGetFileSizeWithTheSizeAndNoData) {
     EXPECT_EQ(result.end, SessionEnd::EmptyName);
 }
 
+// The board waits for each reply; an observer may log or wake other threads,
+// so it hears of a request only after its reply went out.
+class ReplyCountingObserver final : public BootObserver {
+  public:
+    explicit ReplyCountingObserver(const ScriptedTransport& transport) : transport_(transport) {}
+    void onFileLookup(std::string_view name, bool, std::uint64_t, std::string_view) override {
+        seen.emplace_back(std::string(name), transport_.controlLengths().size());
+    }
+    void onTransferStarted(std::string_view name, std::uint64_t) override {
+        seen.emplace_back(std::string(name), transport_.controlLengths().size());
+    }
+    std::vector<std::pair<std::string, std::size_t>> seen;
+
+  private:
+    const ScriptedTransport& transport_;
+};
+
+TEST(FileServer, EveryReplyGoesOutBeforeTheObserverHearsOfTheRequest) {
+    Harness h;
+    h.source.add("config.txt", pattern(238));
+    h.transport.request(0, "config.txt");   // reply 1
+    h.transport.request(0, "missing.bin");  // reply 2
+    h.transport.request(1, "config.txt");   // reply 3
+    h.transport.request(0, "");
+    ReplyCountingObserver observer(h.transport);
+    FileServer server(h.link, h.source, &observer, {});
+    server.run();
+    const std::vector<std::pair<std::string, std::size_t>> expected{
+        {"config.txt", 1}, {"missing.bin", 2}, {"config.txt", 3}};
+    EXPECT_EQ(observer.seen, expected);
+}
+
 TEST(FileServer, ReadFileSendsTheBytesInSixteenKibChunks) {
     Harness h;
     const auto bytes = pattern(536536);
