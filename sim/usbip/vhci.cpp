@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -177,7 +176,7 @@ void Vhci::attach(unsigned port, int socketFd, std::uint32_t devid, unsigned spe
     if (const int err = writeSysfs(controllerDir(0) / "attach", line); err != 0) {
         throw rpiboot::Error(rpiboot::Errc::Io, "vhci-hcd refused to attach a device on port " +
                                                     std::to_string(port) + " ('" + line +
-                                                    "'): " + std::strerror(err));
+                                                    "'): " + rpiboot::errnoText(err));
     }
 }
 

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,7 +41,7 @@ class TempFile {
         }
         if (fd < 0) {
             throw Error(Errc::Io, "cannot create a temporary file in " + dir.string() +
-                                      " for the HSM wrapper: " + std::strerror(errno));
+                                      " for the HSM wrapper: " + errnoText(errno));
         }
         owned_ = true;
         std::size_t done = 0;
@@ -56,7 +55,7 @@ class TempFile {
                 ::close(fd);
                 remove();
                 throw Error(Errc::Io, "cannot write the temporary file " + path_.string() +
-                                          " for the HSM wrapper: " + std::strerror(err));
+                                          " for the HSM wrapper: " + errnoText(err));
             }
             done += static_cast<std::size_t>(n);
         }
@@ -83,7 +82,7 @@ class Pipe {
     Pipe() {
         if (::pipe2(fds_, O_CLOEXEC) != 0) {
             throw Error(Errc::Io, std::string("cannot create a pipe for the HSM wrapper: ") +
-                                      std::strerror(errno));
+                                      errnoText(errno));
         }
     }
     Pipe(const Pipe&) = delete;
@@ -146,8 +145,7 @@ std::string runCapturingStdout(const std::vector<std::string>& argv,
     pid_t pid = -1;
     int rc = posix_spawnp(&pid, program.c_str(), &fa.actions, nullptr, args.data(), environ);
     if (rc != 0) {
-        throw Error(Errc::NotFound,
-                    "cannot run the HSM wrapper " + program + ": " + std::strerror(rc));
+        throw Error(Errc::NotFound, "cannot run the HSM wrapper " + program + ": " + errnoText(rc));
     }
     out.closeWrite();
 

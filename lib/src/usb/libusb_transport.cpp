@@ -7,7 +7,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -159,7 +158,7 @@ std::unique_ptr<LibusbTransport> LibusbTransport::openNode(LibusbContext& contex
         throw Error(err == ENOENT || err == ENODEV  ? Errc::DeviceGone
                     : err == EACCES || err == EPERM ? Errc::Refused
                                                     : Errc::Io,
-                    "cannot open " + devnode + ": " + std::strerror(err));
+                    "cannot open " + devnode + ": " + errnoText(err));
     }
     libusb_device_handle* handle = nullptr;
     const int rc = libusb_wrap_sys_device(context.get(), static_cast<intptr_t>(fd), &handle);
