@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace usbip {
 namespace fs = std::filesystem;
@@ -24,14 +25,12 @@ std::string readText(const fs::path& path) {
 
 // One write() of the whole text, as sysfs wants; returns errno or 0.
 int writeSysfs(const fs::path& path, const std::string& text) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const rpiboot::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) {
         return errno;
     }
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    const int err = n < 0 ? errno : 0;
-    ::close(fd);
-    return err;
+    const ssize_t n = ::write(fd.get(), text.data(), text.size());
+    return n < 0 ? errno : 0;
 }
 
 bool isNumber(const std::string& s) {
