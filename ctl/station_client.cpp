@@ -5,8 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <string_view>
+
+#include "rpiboot/core/error.hpp"
 
 namespace rpibootctl {
 
@@ -27,7 +28,7 @@ struct ErrorGuard {
 void check(int r, const char* what) {
     if (r < 0) {
         throw CtlError(std::string("unexpected answer from rpibootd (") + what +
-                       "): " + std::strerror(-r));
+                       "): " + rpiboot::errnoText(r));
     }
 }
 
@@ -209,7 +210,7 @@ StationClient::StationClient(const std::string& bus) : busName_(bus) {
         if (raw != nullptr) {
             sd_bus_unref(raw);
         }
-        throw CtlError("cannot connect to the " + bus + " D-Bus: " + std::strerror(-r) +
+        throw CtlError("cannot connect to the " + bus + " D-Bus: " + rpiboot::errnoText(r) +
                            (bus == "system" ? " (is dbus running?)" : ""),
                        kExitNoDaemon);
     }
@@ -219,7 +220,8 @@ StationClient::StationClient(const std::string& bus) : busName_(bus) {
 void StationClient::fail(int r, const sd_bus_error& error, const std::string& what,
                          const char* verb) {
     const std::string name = error.name != nullptr ? error.name : "";
-    const std::string message = error.message != nullptr ? error.message : std::strerror(-r);
+    const std::string message =
+        error.message != nullptr ? std::string(error.message) : rpiboot::errnoText(r);
     if (name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
         name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
         (name.empty() && isConnectionErrno(r))) {
@@ -325,7 +327,8 @@ void StationClient::goLive(sd_event* event, StationView& station,
     r = sd_bus_add_match(bus_.get(), &slot, "type='signal',path_namespace='/io/rpibootd1'",
                          &StationClient::onSignal, this);
     if (r < 0) {
-        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") + std::strerror(-r));
+        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") +
+                       rpiboot::errnoText(r));
     }
     match_.reset(slot);
     slot = nullptr;
@@ -334,7 +337,8 @@ void StationClient::goLive(sd_event* event, StationView& station,
                          "arg0='io.rpibootd1'",
                          &StationClient::onSignal, this);
     if (r < 0) {
-        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") + std::strerror(-r));
+        throw CtlError(std::string("cannot subscribe to rpibootd's signals: ") +
+                       rpiboot::errnoText(r));
     }
     ownerMatch_.reset(slot);
     station = snapshot();

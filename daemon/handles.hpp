@@ -9,10 +9,10 @@
 #include <libudev.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
-#include <unistd.h>
 
 #include <memory>
-#include <utility>
+
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpibootd {
 
@@ -41,32 +41,7 @@ using UdevMonitorPtr = std::unique_ptr<udev_monitor, Unref<udev_monitor_unref>>;
 using UdevDevicePtr = std::unique_ptr<udev_device, Unref<udev_device_unref>>;
 using UdevEnumeratePtr = std::unique_ptr<udev_enumerate, Unref<udev_enumerate_unref>>;
 
-// A file descriptor, closed when this goes; -1 is "none".
-class UniqueFd {
-  public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    ~UniqueFd() { reset(); }
-    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-    UniqueFd& operator=(UniqueFd&& other) noexcept {
-        reset(other.release());
-        return *this;
-    }
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-    void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = fd;
-    }
-
-  private:
-    int fd_ = -1;
-};
+// File descriptors are owned by the library's one fd owner.
+using rpiboot::UniqueFd;
 
 }  // namespace rpibootd

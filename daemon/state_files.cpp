@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpibootd {
 
@@ -24,19 +25,19 @@ namespace {
 void writeFileAtomically(const std::filesystem::path& file, std::string_view content) {
     const std::filesystem::path temp =
         file.parent_path() / ("." + file.filename().string() + ".tmp" + std::to_string(::getpid()));
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    rpiboot::UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
         failIo(temp, "create", errno);
     }
     std::size_t done = 0;
     while (done < content.size()) {
-        const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+        const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
             const int err = errno;
-            ::close(fd);
+            fd.reset();
             ::unlink(temp.c_str());
             failIo(temp, "write", err);
         }
@@ -44,8 +45,8 @@ void writeFileAtomically(const std::filesystem::path& file, std::string_view con
     }
     // Permissions as stated, whatever the umask: node_exporter runs as
     // another user and must read the metrics.
-    ::fchmod(fd, 0644);
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::fchmod(fd.get(), 0644);
+    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
         const int err = errno;
         ::unlink(temp.c_str());
         failIo(temp, "write", err);

@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "socket_pair.hpp"
 #include "virtualpi/usb_device.hpp"
 #include "wire.hpp"
 

@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace usbip {
 namespace fs = std::filesystem;
@@ -25,14 +25,12 @@ std::string readText(const fs::path& path) {
 
 // One write() of the whole text, as sysfs wants; returns errno or 0.
 int writeSysfs(const fs::path& path, const std::string& text) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const rpiboot::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) {
         return errno;
     }
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    const int err = n < 0 ? errno : 0;
-    ::close(fd);
-    return err;
+    const ssize_t n = ::write(fd.get(), text.data(), text.size());
+    return n < 0 ? errno : 0;
 }
 
 bool isNumber(const std::string& s) {
@@ -177,7 +175,7 @@ void Vhci::attach(unsigned port, int socketFd, std::uint32_t devid, unsigned spe
     if (const int err = writeSysfs(controllerDir(0) / "attach", line); err != 0) {
         throw rpiboot::Error(rpiboot::Errc::Io, "vhci-hcd refused to attach a device on port " +
                                                     std::to_string(port) + " ('" + line +
-                                                    "'): " + std::strerror(err));
+                                                    "'): " + rpiboot::errnoText(err));
     }
 }
 

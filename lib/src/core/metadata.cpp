@@ -5,7 +5,6 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <vector>
 
@@ -239,8 +238,8 @@ std::filesystem::path writeMetadataFile(const std::filesystem::path& dir, std::s
     {
         std::ofstream out(temp, std::ios::binary | std::ios::trunc);
         if (!out) {
-            throw Error(Errc::Io, "cannot create metadata file " + temp.string() + ": " +
-                                      std::strerror(errno));
+            throw Error(Errc::Io,
+                        "cannot create metadata file " + temp.string() + ": " + errnoText(errno));
         }
         out.write(text.data(), static_cast<std::streamsize>(text.size()));
         out.flush();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpiboot {
 namespace {
@@ -45,17 +46,6 @@ bool readExactly(int fd, std::string_view label, std::uint8_t* out, std::uint64_
     }
     return true;
 }
-
-class FdCloser {
-  public:
-    explicit FdCloser(int fd) : fd_(fd) {}
-    ~FdCloser() { ::close(fd_); }
-    FdCloser(const FdCloser&) = delete;
-    FdCloser& operator=(const FdCloser&) = delete;
-
-  private:
-    int fd_;
-};
 
 }  // namespace
 
@@ -114,14 +104,13 @@ std::shared_ptr<const Bytes> FileCache::read(int fd, std::string_view label,
 
 std::shared_ptr<const Bytes> FileCache::readPath(const std::filesystem::path& path,
                                                  std::uint64_t maxSize) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
+    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
         const int error = errno;
         const Errc code = (error == ENOENT || error == ENOTDIR) ? Errc::NotFound : Errc::Io;
         throw Error(code, "cannot open " + path.string() + ": " + errnoText(error));
     }
-    FdCloser closer(fd);
-    return read(fd, path.string(), maxSize);
+    return read(fd.get(), path.string(), maxSize);
 }
 
 std::shared_ptr<const Bytes> FileCache::lookup(const Key& key) {

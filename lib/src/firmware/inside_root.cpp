@@ -6,9 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 #include <utility>
+
+#include "rpiboot/core/error.hpp"
 
 namespace rpiboot::firmware_detail {
 namespace {
@@ -34,7 +35,7 @@ OpenedFile fromErrno(int error, const std::filesystem::path& path) {
                            path.string() + " changed into a symlink while being opened");
         default:
             return outcome(OpenStatus::Failed,
-                           "cannot open " + path.string() + ": " + std::strerror(error));
+                           "cannot open " + path.string() + ": " + errnoText(error));
     }
 }
 
@@ -81,22 +82,6 @@ int walkNoSymlinks(const std::filesystem::path& canonical) {
 }
 
 }  // namespace
-
-UniqueFd::~UniqueFd() {
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
-}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = other.release();
-    }
-    return *this;
-}
 
 bool isWithin(const std::filesystem::path& path, const std::filesystem::path& root) {
     auto p = path.begin();

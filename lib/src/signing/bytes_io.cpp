@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpiboot {
 
@@ -28,24 +29,6 @@ int hexValue(char c) {
     }
     return -1;
 }
-
-// Closes a file descriptor on every path out of writeFileBytes.
-class FdGuard {
-  public:
-    explicit FdGuard(int fd) : fd_(fd) {}
-    FdGuard(const FdGuard&) = delete;
-    FdGuard& operator=(const FdGuard&) = delete;
-    ~FdGuard() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-
-  private:
-    int fd_;
-};
 
 }  // namespace
 
@@ -127,7 +110,7 @@ void writeFileBytes(const std::filesystem::path& path, ByteView data) {
             break;
         }
     }
-    FdGuard fd(rawFd);
+    UniqueFd fd(rawFd);  // closed on every path out
     if (fd.get() < 0) {
         throw Error(Errc::Io, "cannot create a temporary file next to " + path.string() + ": " +
                                   errnoText(errno));

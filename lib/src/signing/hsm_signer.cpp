@@ -10,12 +10,12 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 #include "rpiboot/signing/bytes_io.hpp"
 #include "rpiboot/signing/rsa_key.hpp"
 
@@ -32,35 +32,34 @@ class TempFile {
         const char* tmpdir = std::getenv("TMPDIR");
         std::filesystem::path dir = (tmpdir && *tmpdir) ? tmpdir : "/tmp";
         std::random_device random;
-        int fd = -1;
-        for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
+        UniqueFd fd;
+        for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
             path_ = dir / ("rpiboot-sign-" + std::to_string(random()) + ".bin");
-            fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd < 0 && errno != EEXIST) {
+            fd.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            if (!fd && errno != EEXIST) {
                 break;
             }
         }
-        if (fd < 0) {
+        if (!fd) {
             throw Error(Errc::Io, "cannot create a temporary file in " + dir.string() +
-                                      " for the HSM wrapper: " + std::strerror(errno));
+                                      " for the HSM wrapper: " + errnoText(errno));
         }
         owned_ = true;
         std::size_t done = 0;
         while (done < data.size()) {
-            ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+            ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
             if (n <= 0) {
                 int err = errno;
-                ::close(fd);
+                fd.reset();
                 remove();
                 throw Error(Errc::Io, "cannot write the temporary file " + path_.string() +
-                                          " for the HSM wrapper: " + std::strerror(err));
+                                          " for the HSM wrapper: " + errnoText(err));
             }
             done += static_cast<std::size_t>(n);
         }
-        ::close(fd);
     }
     TempFile(const TempFile&) = delete;
     TempFile& operator=(const TempFile&) = delete;
@@ -81,34 +80,24 @@ class TempFile {
 class Pipe {
   public:
     Pipe() {
-        if (::pipe2(fds_, O_CLOEXEC) != 0) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
             throw Error(Errc::Io, std::string("cannot create a pipe for the HSM wrapper: ") +
-                                      std::strerror(errno));
+                                      errnoText(errno));
         }
+        read_.reset(fds[0]);
+        write_.reset(fds[1]);
     }
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
-    ~Pipe() {
-        closeRead();
-        closeWrite();
-    }
-    int readEnd() const noexcept { return fds_[0]; }
-    int writeEnd() const noexcept { return fds_[1]; }
-    void closeWrite() noexcept {
-        if (fds_[1] >= 0) {
-            ::close(fds_[1]);
-            fds_[1] = -1;
-        }
-    }
-    void closeRead() noexcept {
-        if (fds_[0] >= 0) {
-            ::close(fds_[0]);
-            fds_[0] = -1;
-        }
-    }
+    int readEnd() const noexcept { return read_.get(); }
+    int writeEnd() const noexcept { return write_.get(); }
+    void closeWrite() noexcept { write_.reset(); }
+    void closeRead() noexcept { read_.reset(); }
 
   private:
-    int fds_[2] = {-1, -1};
+    UniqueFd read_;
+    UniqueFd write_;
 };
 
 struct SpawnActions {
@@ -146,8 +135,7 @@ std::string runCapturingStdout(const std::vector<std::string>& argv,
     pid_t pid = -1;
     int rc = posix_spawnp(&pid, program.c_str(), &fa.actions, nullptr, args.data(), environ);
     if (rc != 0) {
-        throw Error(Errc::NotFound,
-                    "cannot run the HSM wrapper " + program + ": " + std::strerror(rc));
+        throw Error(Errc::NotFound, "cannot run the HSM wrapper " + program + ": " + errnoText(rc));
     }
     out.closeWrite();
 

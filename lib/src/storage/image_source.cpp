@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpiboot::storage {
 namespace {
@@ -29,27 +30,25 @@ std::string name(const std::filesystem::path& path) {
 class InputFile {
   public:
     explicit InputFile(const std::filesystem::path& path) : path_(path) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) {
+        fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd_) {
             const int e = errno;
             throw Error(e == ENOENT ? Errc::NotFound : Errc::Io,
                         "cannot open image " + name(path) + ": " + errnoText(e));
         }
         struct stat st {};
-        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ::close(fd_);
+        if (::fstat(fd_.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
             throw Error(Errc::InvalidArgument, "image " + name(path) + " is not a regular file");
         }
         size_ = static_cast<std::uint64_t>(st.st_size);
-        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+        ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     }
-    ~InputFile() { ::close(fd_); }
     InputFile(const InputFile&) = delete;
     InputFile& operator=(const InputFile&) = delete;
 
     std::size_t read(std::uint8_t* buffer, std::size_t size) {
         for (;;) {
-            const ssize_t n = ::read(fd_, buffer, size);
+            const ssize_t n = ::read(fd_.get(), buffer, size);
             if (n >= 0) {
                 offset_ += static_cast<std::uint64_t>(n);
                 return static_cast<std::size_t>(n);
@@ -65,7 +64,7 @@ class InputFile {
         std::size_t done = 0;
         while (done < size) {
             const ssize_t n =
-                ::pread(fd_, buffer + done, size - done, static_cast<off_t>(offset + done));
+                ::pread(fd_.get(), buffer + done, size - done, static_cast<off_t>(offset + done));
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -81,7 +80,7 @@ class InputFile {
 
   private:
     std::filesystem::path path_;
-    int fd_ = -1;
+    UniqueFd fd_;
     std::uint64_t size_ = 0;
     std::uint64_t offset_ = 0;
 };

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 namespace rpiboot::storage {
 namespace {
@@ -69,18 +70,18 @@ nlohmann::json toJson(const BootRecord& r) {
 void writeFileAtomically(const std::filesystem::path& path, const std::string& contents) {
     const auto dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
     std::string tmp = (dir / ("." + path.filename().string() + ".XXXXXX")).string();
-    const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+    if (!fd) {
         fail("mkostemp", path, errno);
     }
     auto cleanup = [&](const char* call, int error) {
-        ::close(fd);
+        fd.reset();
         ::unlink(tmp.c_str());
         fail(call, path, error);
     };
     std::size_t done = 0;
     while (done < contents.size()) {
-        const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+        const ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -89,13 +90,13 @@ void writeFileAtomically(const std::filesystem::path& path, const std::string& c
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fchmod(fd, 0644) != 0) {
+    if (::fchmod(fd.get(), 0644) != 0) {
         cleanup("fchmod", errno);
     }
-    if (::fsync(fd) != 0) {
+    if (::fsync(fd.get()) != 0) {
         cleanup("fsync", errno);
     }
-    if (::close(fd) != 0) {
+    if (::close(fd.release()) != 0) {  // checked: a failed close may lose data
         ::unlink(tmp.c_str());
         fail("close", path, errno);
     }
@@ -104,10 +105,9 @@ void writeFileAtomically(const std::filesystem::path& path, const std::string& c
         ::unlink(tmp.c_str());
         fail("rename", path, e);
     }
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);  // the rename itself reaches the disk
-        ::close(dfd);
+    const UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd) {
+        ::fsync(dfd.get());  // the rename itself reaches the disk
     }
 }
 

@@ -18,6 +18,7 @@
 
 #include "digest.hpp"
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 #include "rpiboot/storage/bmap.hpp"
 #include "rpiboot/storage/image_source.hpp"
 
@@ -154,12 +155,12 @@ class Target {
         }
         // O_EXCL on a block device: fails with EBUSY when mounted or held open exclusively.
         const int flags = O_RDWR | O_CLOEXEC | (block_ ? O_EXCL : 0);
-        fd_ = direct ? ::open(path.c_str(), flags | O_DIRECT) : -1;
-        direct_ = fd_ >= 0;
-        if (fd_ < 0) {
-            fd_ = ::open(path.c_str(), flags);
+        fd_.reset(direct ? ::open(path.c_str(), flags | O_DIRECT) : -1);
+        direct_ = fd_.valid();
+        if (!fd_) {
+            fd_.reset(::open(path.c_str(), flags));
         }
-        if (fd_ < 0) {
+        if (!fd_) {
             const int e = errno;
             throw Error(e == EBUSY ? Errc::Refused : Errc::Io,
                         "cannot open " + path.string() + " for writing (open" +
@@ -167,16 +168,14 @@ class Target {
         }
         if (block_) {
             std::uint64_t bytes = 0;
-            if (::ioctl(fd_, BLKGETSIZE64, &bytes) != 0) {
+            if (::ioctl(fd_.get(), BLKGETSIZE64, &bytes) != 0) {
                 const int e = errno;
-                ::close(fd_);
                 throw Error(Errc::Io,
                             "ioctl BLKGETSIZE64 on " + path.string() + ": " + errnoText(e));
             }
             capacity_ = bytes;
         }
     }
-    ~Target() { ::close(fd_); }
     Target(const Target&) = delete;
     Target& operator=(const Target&) = delete;
 
@@ -206,8 +205,8 @@ class Target {
             const std::size_t rounded = (len + kAlign - 1) / kAlign * kAlign;
             std::size_t done = 0;
             while (done < len) {
-                const ssize_t n =
-                    ::pread(fd_, data + done, rounded - done, static_cast<off_t>(offset + done));
+                const ssize_t n = ::pread(fd_.get(), data + done, rounded - done,
+                                          static_cast<off_t>(offset + done));
                 if (n < 0 && errno == EINTR) {
                     continue;
                 }
@@ -231,19 +230,19 @@ class Target {
         return std::nullopt;
     }
     void sync() {
-        if (::fsync(fd_) != 0) {
+        if (::fsync(fd_.get()) != 0) {
             throw Error(Errc::Io, "fsync " + path_.string() + ": " + errnoText(errno));
         }
         // Drop cached pages (all of them with buffered I/O, an unaligned tail
         // with O_DIRECT) so that the read-back comes from the disk.
-        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+        ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED);
     }
     std::string fallbackNote() const { return note_; }
 
   private:
     void setDirect(bool on) {
-        const int fl = ::fcntl(fd_, F_GETFL);
-        if (fl < 0 || ::fcntl(fd_, F_SETFL, on ? (fl | O_DIRECT) : (fl & ~O_DIRECT)) != 0) {
+        const int fl = ::fcntl(fd_.get(), F_GETFL);
+        if (fl < 0 || ::fcntl(fd_.get(), F_SETFL, on ? (fl | O_DIRECT) : (fl & ~O_DIRECT)) != 0) {
             throw Error(Errc::Io, "fcntl O_DIRECT on " + path_.string() + ": " + errnoText(errno));
         }
     }
@@ -256,9 +255,10 @@ class Target {
         }
         std::size_t done = 0;
         while (done < len) {
-            const ssize_t n =
-                writing ? ::pwrite(fd_, data + done, len - done, static_cast<off_t>(offset + done))
-                        : ::pread(fd_, data + done, len - done, static_cast<off_t>(offset + done));
+            const ssize_t n = writing ? ::pwrite(fd_.get(), data + done, len - done,
+                                                 static_cast<off_t>(offset + done))
+                                      : ::pread(fd_.get(), data + done, len - done,
+                                                static_cast<off_t>(offset + done));
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -273,7 +273,7 @@ class Target {
                 const std::string call = writing ? "pwrite" : "pread";
                 const std::string why = n == 0 ? "unexpected end of file" : errnoText(errno);
                 if (toggle) {
-                    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_DIRECT);
+                    ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_DIRECT);
                 }
                 throw Error(Errc::Io,
                             call + " " + path_.string() + " at " + at(offset + done) + ": " + why);
@@ -286,7 +286,7 @@ class Target {
     }
 
     std::filesystem::path path_;
-    int fd_ = -1;
+    UniqueFd fd_;
     bool block_ = false;
     bool direct_ = false;
     std::optional<std::uint64_t> capacity_;

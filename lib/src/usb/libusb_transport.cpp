@@ -7,7 +7,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -153,21 +152,21 @@ std::unique_ptr<LibusbTransport> LibusbTransport::open(libusb_device* device,
 
 std::unique_ptr<LibusbTransport> LibusbTransport::openNode(LibusbContext& context,
                                                            const std::string& devnode) {
-    const int fd = ::open(devnode.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(devnode.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) {
         const int err = errno;
         throw Error(err == ENOENT || err == ENODEV  ? Errc::DeviceGone
                     : err == EACCES || err == EPERM ? Errc::Refused
                                                     : Errc::Io,
-                    "cannot open " + devnode + ": " + std::strerror(err));
+                    "cannot open " + devnode + ": " + errnoText(err));
     }
     libusb_device_handle* handle = nullptr;
-    const int rc = libusb_wrap_sys_device(context.get(), static_cast<intptr_t>(fd), &handle);
+    const int rc = libusb_wrap_sys_device(context.get(), static_cast<intptr_t>(fd.get()), &handle);
     if (rc != 0) {
-        ::close(fd);
         fail(rc, "cannot use " + devnode);
     }
-    return std::unique_ptr<LibusbTransport>(new LibusbTransport(handle, fd, context.get()));
+    return std::unique_ptr<LibusbTransport>(
+        new LibusbTransport(handle, fd.release(), context.get()));
 }
 
 LibusbTransport::~LibusbTransport() {
@@ -177,9 +176,7 @@ LibusbTransport::~LibusbTransport() {
         libusb_release_interface(handle_, claimed_);
     }
     libusb_close(handle_);
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
+    // fd_ (when we opened the node) closes after this, once libusb is done with it.
 }
 
 UsbDescriptorSummary LibusbTransport::summary() {

@@ -11,7 +11,7 @@
 #include <set>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "socket_pair.hpp"
 #include "virtualpi/usb_device.hpp"
 #include "wire.hpp"
 

@@ -16,6 +16,7 @@
 
 #include "rpiboot/core/device.hpp"
 #include "rpiboot/core/transport.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 
 struct libusb_context;
 struct libusb_device;
@@ -94,7 +95,7 @@ class LibusbTransport final : public Transport {
     // Handles events until `slot` completed or `until` passed; false on timeout.
     bool waitFor(Slot& slot, std::chrono::steady_clock::time_point until);
     libusb_device_handle* handle_ = nullptr;
-    int fd_ = -1;  // owned when we opened the node ourselves
+    UniqueFd fd_;  // set when we opened the node ourselves
     int claimed_ = -1;
     std::uint8_t outEndpoint_ = 0x01;
     libusb_context* context_ = nullptr;  // for event handling; null: no queue

@@ -1,11 +1,10 @@
-#include "unique_fd.hpp"
+#include "socket_pair.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "rpiboot/core/error.hpp"
@@ -14,7 +13,7 @@ namespace usbip {
 namespace {
 
 [[noreturn]] void fail(const std::string& what) {
-    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + std::strerror(errno));
+    throw rpiboot::Error(rpiboot::Errc::Io, what + ": " + rpiboot::errnoText(errno));
 }
 
 }  // namespace
