@@ -54,11 +54,15 @@ expect_ok "the PIN can come from pin-source=file:" \
 expect_same "pin-source and pin-value give the same signature" boot.sig boot3.sig
 expect_fail "a pkcs11: key without a module is a usage error" 2 "PKCS#11 module" \
   env -u RPIBOOT_PKCS11_MODULE "$digest" -i boot.conf -o x.sig -k "$uri"
+# OpenSSL's pkcs11 engine (libp11 0.4.12, not this project) leaks its RSA method
+# and context when a key cannot be loaded; LeakSanitizer would turn that into an
+# abort under the ASan build, so only these two failure runs skip leak checking.
+no_engine_leak_check=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 expect_fail "a wrong PIN is refused, and the PIN is not printed" 1 "pin-value=\*\*\*" \
-  "$digest" -i boot.conf -o x.sig -k "pkcs11:token=station;object=customer;type=private?pin-value=97531" -P "$module"
+  "${no_engine_leak_check[@]}" "$digest" -i boot.conf -o x.sig -k "pkcs11:token=station;object=customer;type=private?pin-value=97531" -P "$module"
 grep -q 97531 "$scratch/err" && fail "the PIN appears in the message" || pass "the PIN stays out of messages"
 expect_fail "an unknown object is refused" 1 "cannot find the private key" \
-  "$digest" -i boot.conf -o x.sig -k "pkcs11:token=station;object=nothing;type=private?pin-value=1234" -P "$module"
+  "${no_engine_leak_check[@]}" "$digest" -i boot.conf -o x.sig -k "pkcs11:token=station;object=nothing;type=private?pin-value=1234" -P "$module"
 
 tar -xf "$fixtures/bootfiles.bin" 2712/bootcode5.bin
 expect_ok "rpiboot-sign-bootcode counter-signs with the token" \
