@@ -451,11 +451,16 @@ TEST_F(VirtualBootTest, DeviceABoardBecomesAfterBootingIsNotReported) {
     ForwardingEvents events(*registry_);
     source_ = std::make_unique<VirtualSource>(loop_, log_, parseVirtualSpec("2712"));
     source_->start(events);
-    // Poll the bus until the gadget is there and its Added event has been handled.
+    // Poll until the gadget is on the bus and the board's session has ended
+    // (the board may re-enumerate before its worker's "finished" reaches the
+    // loop: the last reply goes out first), then let the gadget's Added event
+    // be handled.
     std::unique_ptr<Timer> poll;
     std::function<void()> check = [&] {
         const auto present = source_->bus()->deviceAt("1-1");
-        if (present && present->summary.productId == 0x0104) {
+        const auto* board = registry_->board("1-1");
+        if (present && present->summary.productId == 0x0104 && board != nullptr &&
+            board->status().stage == kStageDone) {
             source_->bus()->flushEvents();
             loop_.post([this] { loop_.exit(0); });
             return;
@@ -469,7 +474,7 @@ TEST_F(VirtualBootTest, DeviceABoardBecomesAfterBootingIsNotReported) {
     source_->unplugAll();
     launcher.stopAll();
 
-    ASSERT_EQ(status, 0) << "the board never became a gadget";
+    ASSERT_EQ(status, 0) << "the board never became a gadget with its session done";
     ASSERT_EQ(events.added.size(), 2U);
     EXPECT_EQ(events.added[0].identity.stage, rpiboot::BootStage::Rom);
     EXPECT_EQ(events.added[1].identity.stage, rpiboot::BootStage::SecondStage);
