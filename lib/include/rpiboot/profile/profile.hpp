@@ -32,6 +32,27 @@ struct ProfileTimeouts {
     std::chrono::milliseconds reenumerate{10000};  // ROM done -> second stage seen
     // The whole boot of one board, every attempt included; 0: no deadline.
     std::chrono::milliseconds boot{300000};
+    // "after_boot_ms": file server ended -> the USB device the board becomes
+    // appears on the same port (and, with a storage section, its disk).
+    std::chrono::milliseconds afterBoot{30000};
+};
+
+// "after_success": what happens when a board that was booted successfully
+// comes back to its boot ROM on the same port (a reset, recovery_reboot=1).
+enum class AfterSuccess {
+    BootAgain,      // "boot-again": boot it again
+    Once,           // "once": leave it alone until it has been unplugged for `forgetAfter`
+    OncePerSerial,  // "once-per-serial": never boot that serial again (persisted list)
+};
+
+// "storage": write an OS image to one of the disks the board becomes, then verify it.
+struct ProfileStorage {
+    std::filesystem::path image;  // absolute after parsing (relative: to the profile's file)
+    std::optional<std::filesystem::path> bmap;  // same; write only the mapped ranges
+    // "disk": the disk's model / inquiry string ("mmcblk0", "nvme0n1"); empty:
+    // the board must have exactly one disk.
+    std::string disk;
+    bool verify = true;  // read back and compare SHA-256
 };
 
 // How often a boot is tried again after a transient failure (a stall, a
@@ -123,6 +144,12 @@ struct Profile {
     ProfileRetries retries;
     std::optional<ProfileEeprom> eeprom;
     std::optional<ProfileBootImage> signBootImage;
+    std::optional<ProfileStorage> storage;
+    // Profiles that build an EEPROM (recovery) default to Once, others to BootAgain.
+    AfterSuccess afterSuccess = AfterSuccess::BootAgain;
+    // "forget_after_s" (Once): how long the board must be gone from its port
+    // before it counts as a new board.
+    std::chrono::seconds forgetAfter{5};
     std::string source;  // the file (or built-in label) it was read from
     // Not read from profile files: the daemon's --bulk-transfers-in-flight
     // (ConfigurationOverrides) sets it for every profile.
