@@ -66,7 +66,8 @@ void Board::transferStarted(const std::string& name, std::uint64_t total) {
     status_.bytesTotal = total;
 }
 
-void Board::transferProgress(std::uint64_t sent, std::uint64_t total) {
+void Board::transferProgress(const std::string& name, std::uint64_t sent, std::uint64_t total) {
+    status_.currentFile = name;
     status_.bytesSent = sent;
     status_.bytesTotal = total;
 }

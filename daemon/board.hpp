@@ -49,7 +49,8 @@ class Board {
                           const std::string& profile, bool continuing, std::uint64_t nowUsec);
 
     void transferStarted(const std::string& name, std::uint64_t total);
-    void transferProgress(std::uint64_t sent, std::uint64_t total);
+    // `name`: the file in flight (its start may not have been reported).
+    void transferProgress(const std::string& name, std::uint64_t sent, std::uint64_t total);
     void transferFinished(const std::string& name, std::uint64_t size, bool countsAsFile);
     void metadata(const std::string& key, const std::string& value);
     // The board came back on another port (found by its serial).

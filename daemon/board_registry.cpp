@@ -374,7 +374,7 @@ void BoardRegistry::stageProgress(std::uint64_t session, const StageProgress& p)
                 b.transferStarted(p.currentFile, p.total);
                 break;
             case StageProgress::Kind::Progress:
-                b.transferProgress(p.sent, p.total);
+                b.transferProgress(p.currentFile, p.sent, p.total);
                 break;
             case StageProgress::Kind::Finished:
                 b.transferFinished(p.currentFile, p.total, countsAsFile);

@@ -5,13 +5,16 @@
 #include <systemd/sd-event.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdlib>
 #include <exception>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <rpiboot/core/error.hpp>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -73,11 +76,22 @@ const BoardProperty* findProperty(std::string_view name) {
 }
 
 // A board as published: its last status and its object.
+// What only a transfer changes: announced at most once per kAnnounceInterval
+// per board. A board asking for many small files would otherwise cost a
+// PropertiesChanged (and a dbus-daemon wake-up) per file while its next
+// request waits. Get/GetAll always read the current values; any other change
+// goes out at once, carrying what was held back with it.
+constexpr std::uint32_t kTransferFields =
+    kFieldCurrentFile | kFieldBytesSent | kFieldBytesTotal | kFieldFilesServed;
+constexpr auto kAnnounceInterval = std::chrono::milliseconds(100);
+
 struct PublishedBoard {
     BoardStatus status;
     std::string path;
     BusSlotPtr vtable;
     DbusService::Impl* owner = nullptr;  // for the board's methods
+    std::uint32_t heldBack = 0;          // transfer fields changed but not yet announced
+    std::unique_ptr<Timer> window;       // armed: transfer changes are being held back
 };
 
 // Retry, Forget, Hold, Release on a board (after the caller check).
@@ -208,6 +222,9 @@ struct DbusService::Impl {
     }
     void publish(const BoardStatus& status, bool announce);
     void emitFields(PublishedBoard& board, std::uint32_t fields);
+    // Announces `fields` (and what was held back) now; after a transfer-only
+    // change, holds further transfer-only changes back for kAnnounceInterval.
+    void announce(PublishedBoard& board, std::uint32_t fields);
     void emitManagerProperty(const char* name);
     void emitSignal(const char* member, const char* types, ...);
     PublishedBoard* find(const std::string& port);
@@ -313,6 +330,27 @@ void DbusService::Impl::emitManagerProperty(const char* name) {
     if (r < 0) {
         warn(std::string("cannot announce the change of Manager.") + name, r);
     }
+}
+
+void DbusService::Impl::announce(PublishedBoard& board, std::uint32_t fields) {
+    const bool transferOnly = (fields & ~kTransferFields) == 0;
+    fields |= std::exchange(board.heldBack, 0);
+    emitFields(board, fields);
+    if (!transferOnly) {
+        board.window.reset();  // a stage change: the next transfer change goes out at once
+        return;
+    }
+    board.window = loop.after(kAnnounceInterval, [this, port = board.status.port] {
+        PublishedBoard* known = find(port);
+        if (known == nullptr) {
+            return;
+        }
+        if (known->heldBack != 0) {
+            announce(*known, 0);  // re-arms: changes keep coming
+        } else {
+            known->window.reset();
+        }
+    });
 }
 
 void DbusService::Impl::emitFields(PublishedBoard& board, std::uint32_t fields) {
@@ -523,7 +561,11 @@ void DbusService::boardChanged(const BoardStatus& board, std::uint32_t changedFi
         return;
     }
     known->status = board;
-    impl_->emitFields(*known, changedFields);
+    if ((changedFields & ~kTransferFields) == 0 && known->window) {
+        known->heldBack |= changedFields;
+        return;
+    }
+    impl_->announce(*known, changedFields);
 }
 
 void DbusService::boardRemoved(const std::string& port) {

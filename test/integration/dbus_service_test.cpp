@@ -351,8 +351,9 @@ TEST_F(DbusServiceTest, SignalsFollowTheBoardLifecycleInOrder) {
 }
 
 // Progress arrives already rate-limited by the stage workers (see
-// StageWorker tests): the adapter announces every change at once, naming
-// exactly the properties that changed, in the order they came.
+// StageWorker tests): the adapter announces a change at once, naming exactly
+// the properties that changed, in the order they came (transfer-only changes
+// that follow one another closely are held back; see the next test).
 TEST_F(DbusServiceTest, EachChangeIsAnnouncedAtOnceWithOnlyWhatChanged) {
     start();
     client->recordSignals();
@@ -378,6 +379,58 @@ TEST_F(DbusServiceTest, EachChangeIsAnnouncedAtOnceWithOnlyWhatChanged) {
     EXPECT_EQ(changes[0], (std::map<std::string, std::string>{{"BytesSent", "100"}}));
     EXPECT_EQ(changes[1],
               (std::map<std::string, std::string>{{"BytesSent", "5000"}, {"Stage", "done"}}));
+}
+
+// A board that asks for many small files in a row changes CurrentFile and
+// FilesServed every millisecond or so. The first change goes out at once, the
+// rest are held back for 100 ms and then announced together with the latest
+// values; a stage change goes out at once and carries what was held back.
+TEST_F(DbusServiceTest, TransferChangesInABurstAreAnnouncedTogetherWithTheLatestValues) {
+    start();
+    client->recordSignals();
+    BoardStatus b = board("1-1.3", "BCM2711", "msd");
+    b.stage = kStageServingFiles;
+    service->boardAdded(b);
+    for (std::uint32_t file = 1; file <= 150; ++file) {
+        b.currentFile = "file" + std::to_string(file);
+        b.filesServed = file;
+        service->boardChanged(b, kFieldCurrentFile | kFieldFilesServed);
+    }
+    ASSERT_TRUE(client->waitForSignal([](const SeenSignal& s) {
+        return s.changed.count("FilesServed") && s.changed.at("FilesServed") == "150";
+    })) << "the latest value never reached the client";
+
+    for (std::uint32_t file = 151; file <= 160; ++file) {
+        b.currentFile = "file" + std::to_string(file);
+        b.filesServed = file;
+        service->boardChanged(b, kFieldCurrentFile | kFieldFilesServed);
+    }
+    b.stage = kStageDone;
+    service->boardChanged(b, kFieldStage);
+    ASSERT_TRUE(client->waitForSignal([](const SeenSignal& s) {
+        return s.changed.count("Stage") && s.changed.at("Stage") == "done";
+    }));
+
+    std::vector<std::map<std::string, std::string>> changes;
+    for (const auto& s : signalsOf(devicePath("1-1.3"))) {
+        if (s.member == "PropertiesChanged") {
+            changes.push_back(s.changed);
+        }
+    }
+    // file1 at once; file2..file149 never (held back, then overtaken);
+    // file150 when the window closed; the rest held back again or at once
+    // (depending on whether the window had closed), never after `done`.
+    ASSERT_GE(changes.size(), 3U);
+    EXPECT_LE(changes.size(), 4U);
+    EXPECT_EQ(changes.front().at("FilesServed"), "1");
+    EXPECT_EQ(changes[1].at("FilesServed"), "150");
+    EXPECT_EQ(changes[1].at("CurrentFile"), "file150");
+    EXPECT_EQ(changes.back(),
+              (std::map<std::string, std::string>{
+                  {"CurrentFile", "file160"}, {"FilesServed", "160"}, {"Stage", "done"}}));
+    const auto files =
+        busctl({"get-property", kBusName, devicePath("1-1.3"), kDevice, "FilesServed"});
+    EXPECT_EQ(files.output, "u 160\n");
 }
 
 TEST_F(DbusServiceTest, TheLatestProgressReachesTheClient) {
