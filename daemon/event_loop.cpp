@@ -62,6 +62,7 @@ EventLoop::~EventLoop() {
         closed_ = true;
         queue_.clear();
     }
+    windowEnd_.reset();
     wakeSource_.reset();
 }
 
@@ -72,16 +73,56 @@ void EventLoop::post(std::function<void()> work) {
             return;
         }
         queue_.push_back(std::move(work));
+        ++wakeUps_;
     }
+    wake();
+}
+
+void EventLoop::postDeferred(std::function<void()> work) {
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) {
+            return;
+        }
+        queue_.push_back(std::move(work));
+        if (deferredWindow_) {
+            return;  // runs with the next wake-up or at the window's end
+        }
+        deferredWindow_ = true;
+        ++wakeUps_;
+    }
+    wake();
+}
+
+std::uint64_t EventLoop::wakeUps() const {
+    std::lock_guard lock(mutex_);
+    return wakeUps_;
+}
+
+void EventLoop::wake() {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto n = ::write(wakeFd_.get(), &one, sizeof one);
 }
 
 void EventLoop::drainQueue() {
     std::deque<std::function<void()>> batch;
+    bool openWindow = false;
     {
         std::lock_guard lock(mutex_);
         batch.swap(queue_);
+        openWindow = deferredWindow_ && !windowEnd_;
+    }
+    if (openWindow) {
+        // Until it ends, deferred work waits; then it runs and the next
+        // deferred work wakes the loop again.
+        windowEnd_ = after(kDeferredInterval, [this] {
+            {
+                std::lock_guard lock(mutex_);
+                deferredWindow_ = false;
+            }
+            windowEnd_.reset();  // safe: the timer's callback runs from a copy
+            drainQueue();
+        });
     }
     for (auto& work : batch) {
         work();
@@ -130,8 +171,10 @@ std::unique_ptr<Timer> EventLoop::after(std::chrono::milliseconds delay,
     sd_event_source* source = nullptr;
     const auto usec = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+    // Accuracy 1 ms: with 0, sd-event would allow itself its default 250 ms
+    // of slack, too much for the 100 ms progress windows.
     const int r = sd_event_add_time_relative(
-        event_.get(), &source, CLOCK_MONOTONIC, usec, 0,
+        event_.get(), &source, CLOCK_MONOTONIC, usec, 1000,
         [](sd_event_source* s, std::uint64_t, void*) -> int {
             // A copy: the callback may destroy its own Timer (and with it the stored one).
             auto fire = *static_cast<std::function<void()>*>(sd_event_source_get_userdata(s));

@@ -46,6 +46,16 @@ class EventLoop final : public TimerService {
     // Thread-safe: queue `work` to run on the loop thread. Work posted after
     // the loop has finished is dropped.
     void post(std::function<void()> work);
+    // Thread-safe: like post(), for work that may wait up to
+    // kDeferredInterval (progress reports). The first deferred work after a
+    // quiet spell wakes the loop at once; what is deferred in the interval
+    // that follows does not wake it, and runs with the next post() or when
+    // the interval ends. One queue: the order of all posted work is kept.
+    void postDeferred(std::function<void()> work);
+    static constexpr std::chrono::milliseconds kDeferredInterval{100};
+    // How many times other threads have woken the loop through post() or
+    // postDeferred() (tests, benchmarks).
+    std::uint64_t wakeUps() const;
 
     // Blocks `signal` for the process and handles it in the loop (signalfd).
     EventSource onSignal(int signal, std::function<void()> handler);
@@ -62,14 +72,18 @@ class EventLoop final : public TimerService {
     void exit(int code);
 
   private:
+    void wake();
     void drainQueue();
 
     EventPtr event_;
     UniqueFd wakeFd_;
     EventSource wakeSource_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::deque<std::function<void()>> queue_;
     bool closed_ = false;
+    bool deferredWindow_ = false;  // deferred work does not wake the loop now
+    std::uint64_t wakeUps_ = 0;
+    std::unique_ptr<Timer> windowEnd_;  // loop thread only; declared last, destroyed first
 };
 
 }  // namespace rpibootd

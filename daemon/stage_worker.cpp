@@ -220,12 +220,16 @@ ThreadStageLauncher::~ThreadStageLauncher() {
 void ThreadStageLauncher::launch(StageRequest request, StageEvents& target) {
     const std::uint64_t session = request.session;
     std::jthread worker([this, &target, request = std::move(request)](std::stop_token stop) {
+        // Progress and metadata may wait for the loop a little (postDeferred:
+        // a board asking for many small files in a row wakes the loop a few
+        // times per 100 ms, not once per file, while its requests are being
+        // answered); the outcome wakes it at once and brings them along, in order.
         const PostFn post = [this, &target](std::function<void(StageEvents&)> event) {
-            loop_.post([&target, event = std::move(event)] { event(target); });
+            loop_.postDeferred([&target, event = std::move(event)] { event(target); });
         };
         StageResult result = runStageSession(request, std::move(stop), post, log_);
-        post([session = request.session, result = std::move(result)](StageEvents& events) {
-            events.stageFinished(session, result);
+        loop_.post([&target, session = request.session, result = std::move(result)] {
+            target.stageFinished(session, result);
         });
     });
     std::lock_guard lock(mutex_);

@@ -573,6 +573,53 @@ TEST(EventLoop, WorkPostedFromAnotherThreadRunsOnTheLoop) {
     EXPECT_EQ(ranOn, std::this_thread::get_id());
 }
 
+// Deferred work (progress) from another thread: the first wakes the loop,
+// a burst after it does not, nothing is lost and the order with ordinary
+// posts is kept.
+TEST(EventLoop, DeferredWorkInABurstWakesTheLoopOnceAndKeepsItsOrder) {
+    EventLoop loop;
+    std::vector<int> ran;
+    std::uint64_t wakeUpsBeforeTheLast = 0;
+    std::thread poster([&] {
+        for (int i = 0; i < 1000; ++i) {
+            loop.postDeferred([&ran, i] { ran.push_back(i); });
+        }
+        wakeUpsBeforeTheLast = loop.wakeUps();
+        loop.post([&] {
+            ran.push_back(1000);
+            loop.exit(0);
+        });
+    });
+    const auto safety = loop.after(std::chrono::seconds(10), [&] { loop.exit(1); });
+    EXPECT_EQ(loop.run(), 0);
+    poster.join();
+    ASSERT_EQ(ran.size(), 1001U);
+    for (int i = 0; i <= 1000; ++i) {
+        EXPECT_EQ(ran[static_cast<std::size_t>(i)], i);
+    }
+    // One wake-up per deferral window (100 ms); 1000 posts take far less.
+    EXPECT_LE(wakeUpsBeforeTheLast, 3U);
+    EXPECT_GE(wakeUpsBeforeTheLast, 1U);
+}
+
+// Deferred work with nothing after it still runs, when its window ends.
+TEST(EventLoop, DeferredWorkRunsWhenItsWindowEndsWithoutAnotherPost) {
+    EventLoop loop;
+    int ran = 0;
+    std::thread poster([&] {
+        loop.postDeferred([&] { ++ran; });  // wakes the loop, opens a window
+        loop.postDeferred([&] { ++ran; });  // waits for the window's end
+        loop.postDeferred([&] {
+            ++ran;
+            loop.exit(0);
+        });
+    });
+    const auto safety = loop.after(std::chrono::seconds(10), [&] { loop.exit(1); });
+    EXPECT_EQ(loop.run(), 0) << "deferred work never ran";
+    poster.join();
+    EXPECT_EQ(ran, 3);
+}
+
 TEST(EventLoop, CancelledTimerNeverFiresAndArmedOneDoes) {
     EventLoop loop;
     bool cancelledFired = false;
