@@ -6,7 +6,8 @@
 # /dev/disk/by-path link, and the project's udev rules must leave the gadget's interface
 # authorised. 8 MiB of random data written with dd oflag=direct must read back the same and
 # land in the backing file at that offset; the whole disk read through USB must hash like the
-# backing file. Then a BCM2712 is booted by rpiboot (mass-storage-gadget files) and its disk
+# backing file. A third board leaves the bus after 4 MiB written: dd fails, the disk goes away,
+# its backing file holds exactly those 4 MiB. Then a BCM2712 is booted by rpiboot (mass-storage-gadget files) and its disk
 # must appear the same way. The decoy's backing file must never change.
 #   usb_disk.sh BUILD_DIR RESULTS_DIR
 set -uo pipefail
@@ -77,10 +78,12 @@ mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / 1048576 / (s > 0 ? 
 zero32=$(head -c $((32 << 20)) /dev/zero | sha256sum | cut -d' ' -f1)
 
 say "a decoy disk and a gadget that is already running"
-start_boards direct --hold "decoy-disk:32M" "2712:mass-storage-gadget,start=final,disk=64M"
+start_boards direct --hold "decoy-disk:32M" "2712:mass-storage-gadget,start=final,disk=64M" \
+    "2712:mass-storage-gadget,start=final,disk=16M,unplug=disk@4194304"
 read -r -d "" -a ports <<<"$(board_ports)"
 decoy_port=${ports[0]}
 gadget_port=${ports[1]}
+unplug_port=${ports[2]}
 wait_boards_ended 30
 
 check_disk "$decoy_port" $((32 << 20)) "Virtual Decoy USB Disk"
@@ -118,7 +121,24 @@ whole_s=$(seconds_since "$t0")
 [[ $whole == "$(sha256sum <"$backing" | cut -d' ' -f1)" ]] &&
     say "ok   the whole 64 MiB disk read through USB ($whole_s s, $(mbps $((64 << 20)) "$whole_s") MiB/s) hashes like its backing file" ||
     fail "the whole disk read through USB differs from its backing file"
+# The third board leaves the bus once 4 MiB are written: dd fails, the kernel drops the disk.
+check_disk "$unplug_port" $((16 << 20)) "mmcblk0"
+rc=0
+timeout 120 dd if="$work/random.bin" of="$checked_dev" bs=1M oflag=direct status=none 2>"$work/dd-unplug.txt" || rc=$?
+if ((rc != 0 && rc != 124)); then
+    say "ok   dd to the board unplugged mid-write failed: $(tr '\n' ' ' <"$work/dd-unplug.txt")"
+else
+    fail "dd to the board unplugged mid-write: exit $rc"
+fi
+wait_for "$checked_dev to go away" 30 test ! -e "/sys/block/${checked_dev#/dev/}"
 finish_boards
+if [[ $(board_disk_field 2 unplugged) == True && $(board_disk_field 2 bytesWritten) == 4194304 ]] &&
+    cmp -s -n 4194304 "$work/random.bin" "$boards_dir/board-2-disk.img"; then
+    say "ok   the unplugged board's backing file holds exactly the first 4 MiB"
+else
+    fail "unplugged board: unplugged=$(board_disk_field 2 unplugged)," \
+        "$(board_disk_field 2 bytesWritten) bytes written"
+fi
 [[ $(board_disk_field 1 sha256) == "$whole" ]] && say "ok   board-1.json reports the disk's SHA-256" ||
     fail "board-1.json reports sha256 $(board_disk_field 1 sha256), the disk hashes $whole"
 decoy_sha=$(board_disk_field 0 sha256)
