@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "rpiboot/core/error.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 #include "virtualpi/descriptors.hpp"
+#include "virtualpi/scenario.hpp"
 #include "virtualpi/sim_board.hpp"
 
 namespace virtualpi {
@@ -661,6 +663,26 @@ TEST(MassStorageBoard, MoreBackingFilesThanDisksIsRefused) {
     Scenario s = gadgetNow();
     s.final.kind = FinalKind::Custom;
     EXPECT_THROW(SimBoard(s, o), rpiboot::Error);
+}
+
+TEST(MassStorageScenario, UsbDiskAndStartFinalInJson) {
+    const Scenario s = parseScenario(R"({"name": "stick", "chip": "2711", "startStage": "final",
+        "final": {"kind": "usb-disk", "vendorId": "0x1209", "productId": 1,
+                  "manufacturer": "Virtual", "product": "Stick", "disks": ["stick"]}})");
+    EXPECT_EQ(s.startStage, StartStage::Final);
+    EXPECT_EQ(s.final.kind, FinalKind::UsbDisk);
+    EXPECT_EQ(s.final.vendorId, 0x1209);
+    const Scenario again = scenarioFromJson(scenarioToJson(s));
+    EXPECT_EQ(again.startStage, StartStage::Final);
+    EXPECT_EQ(again.final.kind, FinalKind::UsbDisk);
+    EXPECT_EQ(again.final.disks, s.final.disks);
+    // A board that starts final needs a final identity; a usb-disk has one disk.
+    EXPECT_THROW(parseScenario(R"({"name": "x", "chip": "2711", "startStage": "final"})"),
+                 rpiboot::Error);
+    EXPECT_THROW(
+        parseScenario(
+            R"({"name": "x", "chip": "2711", "final": {"kind": "usb-disk", "disks": ["a", "b"]}})"),
+        rpiboot::Error);
 }
 
 // ------------------------------------------------ board specs
