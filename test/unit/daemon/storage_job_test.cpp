@@ -10,6 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "../storage/storage_test_util.hpp"
+#include "active_config.hpp"
+#include "journal.hpp"
+#include "rpiboot/core/error.hpp"
+#include "rpiboot/firmware/file_cache.hpp"
 #include "rpiboot_test/scratch_dir.hpp"
 
 namespace rpibootd {
@@ -418,6 +422,43 @@ TEST_F(RealDiskTest, AnImageLargerThanTheDiskIsRefusedBySysfsSize) {
     EXPECT_FALSE(r.ok);
     EXPECT_THAT(r.error, HasSubstr("larger than"));
     EXPECT_EQ(readFile(sdb.node), Bytes(kDiskSize, 0xA5));
+}
+
+// The image a profile names must be there when the configuration is
+// activated: a profile in use without it fails the load; an unused one is
+// only marked unavailable.
+class StorageActivation : public ::testing::Test {
+  protected:
+    rpiboot::Configuration configuration(const std::string& defaultProfile) {
+        rpiboot::DaemonConfig daemon = rpiboot::defaultDaemonConfig();
+        daemon.profilesDir.clear();
+        daemon.firmwareDir = dir.mkdir("firmware");
+        daemon.defaultProfile = defaultProfile;
+        auto profiles = builtinProfiles();
+        profiles.push_back({"w.json", R"({"name": "w", "firmware": {"root": "msd"},
+            "storage": {"image": ")" + (dir / "absent.img.zst").string() +
+                                          "\"}}"});
+        return rpiboot::buildConfiguration(std::move(daemon), profiles);
+    }
+    ScratchDir dir;
+    Logger log{LogTargets{false, false, 0}};
+};
+
+TEST_F(StorageActivation, AProfileInUseWithoutItsImageFailsTheLoad) {
+    try {
+        activate(configuration("w"), std::make_shared<rpiboot::FileCache>(), &log);
+        FAIL() << "activated";
+    } catch (const rpiboot::Error& e) {
+        EXPECT_EQ(e.code(), rpiboot::Errc::NotFound);
+        EXPECT_THAT(e.what(), HasSubstr("w.json: /storage/image: image " +
+                                        (dir / "absent.img.zst").string()));
+    }
+}
+
+TEST_F(StorageActivation, AnUnusedProfileWithoutItsImageIsOnlyUnavailable) {
+    EXPECT_NO_THROW(activate(configuration("msd"), std::make_shared<rpiboot::FileCache>(), &log));
+    writeFile(dir / "absent.img.zst", Bytes(16, 1));
+    EXPECT_NO_THROW(activate(configuration("w"), std::make_shared<rpiboot::FileCache>(), &log));
 }
 
 }  // namespace
