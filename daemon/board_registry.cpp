@@ -497,9 +497,9 @@ void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
         return;
     }
     const auto wait = e.profile->profile.timeouts.afterBoot;
-    env_.log.info(e.bootMessage + "; waiting up to " + secondsText(wait) +
-                      " for it to come back as a disk",
-                  fieldsOf(e));
+    env_.log.info(
+        e.bootMessage + "; waiting up to " + secondsText(wait) + " for it to come back as a disk",
+        fieldsOf(e));
     e.afterBootTimer = env_.timers.after(wait, [this, port] { afterBootTimedOut(port); });
     checkStorageReady(e);
 }
@@ -853,9 +853,9 @@ void BoardRegistry::usbDeviceAdded(const UsbDeviceInfo& device) {
         return;
     }
     const BoardPhase phase = e.board.phase();
-    const auto window = std::chrono::duration_cast<std::chrono::microseconds>(
-                            e.profile->profile.timeouts.afterBoot)
-                            .count();
+    const auto window =
+        std::chrono::duration_cast<std::chrono::microseconds>(e.profile->profile.timeouts.afterBoot)
+            .count();
     const std::uint64_t t = now();
     const bool recentlyDone = phase == BoardPhase::Done && t >= e.bootedUsec &&
                               t - e.bootedUsec <= static_cast<std::uint64_t>(window);
@@ -887,15 +887,15 @@ void BoardRegistry::usbDeviceRemoved(const std::string& id) {
                 e.afterBootId.clear();
                 e.diskIds.clear();
                 e.settleTimer.reset();
-                env_.log.info(device.describe() + " left the bus again; waiting for what comes next",
-                              fieldsOf(e));
+                env_.log.info(
+                    device.describe() + " left the bus again; waiting for what comes next",
+                    fieldsOf(e));
                 break;
             case BoardPhase::StorageReady:
             case BoardPhase::Storage:
-                afterBootFailed(e,
-                                "the board left the bus during its storage step" +
-                                    storageProgressText(e),
-                                FailureClass::DeviceGone);
+                afterBootFailed(
+                    e, "the board left the bus during its storage step" + storageProgressText(e),
+                    FailureClass::DeviceGone);
                 break;
             default:
                 break;
@@ -948,10 +948,10 @@ void BoardRegistry::diskRemoved(const std::string& id) {
             break;
         case BoardPhase::StorageReady:
         case BoardPhase::Storage:
-            afterBootFailed(e,
-                            "disk " + disk.disk.node + " left during the storage step" +
-                                storageProgressText(e),
-                            FailureClass::DeviceGone);
+            afterBootFailed(
+                e,
+                "disk " + disk.disk.node + " left during the storage step" + storageProgressText(e),
+                FailureClass::DeviceGone);
             break;
         default:
             break;
@@ -1066,8 +1066,9 @@ void BoardRegistry::afterBootTimedOut(const std::string& port) {
         for (const auto& disk : e.board.status().disks) {
             models += (models.empty() ? "" : ", ") + disk.model;
         }
-        message = "disk " + wanted + " did not appear within " + within + " (the board came back as " +
-                  e.board.status().afterBoot + " with " + models + ")";
+        message = "disk " + wanted + " did not appear within " + within +
+                  " (the board came back as " + e.board.status().afterBoot + " with " + models +
+                  ")";
     }
     afterBootFailed(e, message, FailureClass::Timeout);
 }

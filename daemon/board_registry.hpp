@@ -152,9 +152,9 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Stor
         std::unique_ptr<Timer> retryTimer;
         std::unique_ptr<Timer> deadlineTimer;
         // After the boot: what the board became.
-        std::uint64_t bootedUsec = 0;  // when its file server ended; 0: not booted
-        std::string bootMessage;       // what the boot itself did, for the verdict
-        std::string afterBootId;       // the USB device it became, "" until seen
+        std::uint64_t bootedUsec = 0;      // when its file server ended; 0: not booted
+        std::string bootMessage;           // what the boot itself did, for the verdict
+        std::string afterBootId;           // the USB device it became, "" until seen
         std::vector<std::string> diskIds;  // the disks under it
         std::unique_ptr<Timer> afterBootTimer;
         std::unique_ptr<Timer> settleTimer;
@@ -225,8 +225,8 @@ class BoardRegistry final : public DeviceEvents, public StageEvents, public Stor
     std::vector<std::string> held_;                          // held port globs, sorted
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by port path
     std::map<std::string, std::string> portOfDevice_;        // device id -> port
-    std::map<std::string, UsbDeviceInfo> usbDevices_;  // other USB devices on the bus, by id
-    std::map<std::string, DiskInfo> disks_;            // whole disks on the bus, by id
+    std::map<std::string, UsbDeviceInfo> usbDevices_;        // other USB devices on the bus, by id
+    std::map<std::string, DiskInfo> disks_;                  // whole disks on the bus, by id
     std::set<std::string> onceSerials_;
     std::function<void(const std::vector<std::string>&)> onceSerialsListener_;
     std::uint64_t nextSession_ = 0;

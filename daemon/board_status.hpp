@@ -60,7 +60,7 @@ struct BoardStatus {
     // What the board became after this boot: "KIND VID:PID[ serial SERIAL]",
     // e.g. "gadget 0a5c:0104 serial 10000000af04b2da"; "" until it appears.
     std::string afterBoot;
-    std::vector<DiskEntry> disks;  // the whole disks seen under it in this boot
+    std::vector<DiskEntry> disks;    // the whole disks seen under it in this boot
     std::uint64_t bytesWritten = 0;  // storage step: image bytes written so far
     std::uint64_t bytesToWrite = 0;  // and in all (0 while unknown)
 };

@@ -92,7 +92,8 @@ class DeviceSource {
     virtual ~DeviceSource() = default;
     virtual std::string_view name() const noexcept = 0;
     // Starts watching; reports the devices (boot-mode, other USB, disks)
-    // already present, then changes, all on the main loop thread. Throws rpiboot::Error when it cannot watch.
+    // already present, then changes, all on the main loop thread. Throws rpiboot::Error when it
+    // cannot watch.
     virtual void start(DeviceEvents& events) = 0;
     // Thread-safe. Throws rpiboot::Error (DeviceGone when it left the bus,
     // Refused without permission, NotFound/Protocol for a device that is not

@@ -11,9 +11,9 @@ namespace {
 
 // Stages a board can be in, each reported (0 when no board is there).
 constexpr const char* kStages[] = {
-    kStageWaiting, kStageSendingBootcode, kStageServingFiles, kStageBooted,
-    kStageStorageReady, kStageWriting, kStageVerifying, kStageHeld,
-    kStageDone,    kStageFailed,          kStageDisconnected};
+    kStageWaiting,      kStageSendingBootcode, kStageServingFiles, kStageBooted,
+    kStageStorageReady, kStageWriting,         kStageVerifying,    kStageHeld,
+    kStageDone,         kStageFailed,          kStageDisconnected};
 
 std::string escapeLabel(const std::string& value) {
     std::string out;

@@ -101,7 +101,8 @@ std::vector<std::string> HeldPortsFile::load() const {
 }
 
 void HeldPortsFile::save(const std::vector<std::string>& globs) const {
-    saveLines(file_, "# Ports held by rpibootctl hold / io.rpibootd1 HoldPort; one glob per line.\n",
+    saveLines(file_,
+              "# Ports held by rpibootctl hold / io.rpibootd1 HoldPort; one glob per line.\n",
               globs);
 }
 

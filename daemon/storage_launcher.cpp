@@ -18,13 +18,13 @@ void ThreadStorageLauncher::launch(std::uint64_t job, StorageJobInput input,
     std::jthread worker([this, job, &target, input = std::move(input)](std::stop_token stop) {
         StorageJobCallbacks callbacks;
         callbacks.stage = [this, job, &target](std::string_view stage) {
-            loop_.post([job, &target, stage = std::string(stage)] {
-                target.storageStage(job, stage);
-            });
+            loop_.post(
+                [job, &target, stage = std::string(stage)] { target.storageStage(job, stage); });
         };
         callbacks.progress = [this, job, &target](std::uint64_t written, std::uint64_t toWrite) {
-            loop_.post(
-                [job, &target, written, toWrite] { target.storageProgress(job, written, toWrite); });
+            loop_.post([job, &target, written, toWrite] {
+                target.storageProgress(job, written, toWrite);
+            });
         };
         StorageJobResult result;
         try {
@@ -33,9 +33,8 @@ void ThreadStorageLauncher::launch(std::uint64_t job, StorageJobInput input,
             result.ok = false;
             result.error = e.what();
         }
-        loop_.post([job, &target, result = std::move(result)] {
-            target.storageFinished(job, result);
-        });
+        loop_.post(
+            [job, &target, result = std::move(result)] { target.storageFinished(job, result); });
     });
     std::lock_guard lock(mutex_);
     workers_.emplace(job, std::move(worker));

@@ -273,7 +273,8 @@ std::optional<DiskInfo> UdevWatcher::describeDisk(udev_device* device) {
     info.disk.sizeBytes = std::strtoull(sectors.c_str(), nullptr, 10) * 512U;
     // The SCSI model; the mass-storage gadget's inquiry string ("mmcblk0")
     // fills the vendor field first, leaving the model blank.
-    std::string model = trimmed(stringOrEmpty(udev_device_get_sysattr_value(device, "device/model")));
+    std::string model =
+        trimmed(stringOrEmpty(udev_device_get_sysattr_value(device, "device/model")));
     if (model.empty()) {
         model = trimmed(stringOrEmpty(udev_device_get_sysattr_value(device, "device/vendor")));
     }

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <system_error>
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 #include "rpiboot/core/error.hpp"
 #include "rpiboot/core/unique_fd.hpp"
@@ -261,7 +261,8 @@ void VirtualSource::start(DeviceEvents& events) {
     // on the main loop.
     listener_ = bus_->addListener(
         [this, &events](const virtualpi::DeviceEvent& event) {
-            report(event, events, [this](std::function<void()> work) { loop_.post(std::move(work)); });
+            report(event, events,
+                   [this](std::function<void()> work) { loop_.post(std::move(work)); });
         },
         &existing);
     for (const auto& device : existing) {
