@@ -21,12 +21,12 @@ class FileCache;
 namespace rpibootd {
 
 struct FirmwareCompleteness {
-    bool opened = false;                // the set's root could be opened
-    std::string error;                  // why not, when !opened
-    std::vector<std::string> chips;     // the chips checked, "2711", ...
-    std::vector<std::string> missing;   // "2711/start4.elf", or "... (refused: why)"
+    bool opened = false;               // the set's root could be opened
+    std::string error;                 // why not, when !opened
+    std::vector<std::string> chips;    // the chips checked, "2711", ...
+    std::vector<std::string> missing;  // "2711/start4.elf", or "... (refused: why)"
     std::vector<std::string> embedded;  // answered only by the embedded firmware
-    std::size_t checked = 0;            // names resolved
+    std::size_t checked = 0;           // names resolved
     bool declared() const noexcept { return !chips.empty(); }
     bool complete() const noexcept { return opened && missing.empty(); }
 };
