@@ -454,6 +454,15 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     if (e.pending) {
         const DeviceInfo next = *e.pending;
         e.pending.reset();
+        // A board that went back to boot mode before its outcome reached us
+        // (recovery_reboot=1 resets at once): as if it came now.
+        if (e.board.afterBootStep()) {
+            afterBootFailed(e, "the board went back to boot mode before its storage step began",
+                            FailureClass::DeviceGone);
+        }
+        if (e.board.phase() != BoardPhase::AwaitingSecondStage && refuseAgain(&e, next)) {
+            return;
+        }
         start(e, next);
         return;
     }
@@ -1175,12 +1184,14 @@ void BoardRegistry::noteIgnoredDevice(Entry& e, const DeviceInfo& device) {
 }
 
 bool BoardRegistry::refuseAgain(Entry* entry, const DeviceInfo& device) {
+    if (entry != nullptr && entry->session != 0) {
+        return false;  // decided when its session has ended (it waits as `pending`)
+    }
     const rpiboot::DeviceIdentity& identity = device.identity;
     const std::string serial = identity.stage == BootStage::Rom || chipHasRomSerial(identity.chip)
                                    ? device.serial
                                    : std::string();
-    if (entry != nullptr && entry->once && entry->session == 0 &&
-        entry->board.phase() == BoardPhase::Done) {
+    if (entry != nullptr && entry->once && entry->board.phase() == BoardPhase::Done) {
         if (serial.empty() || entry->onceSerial.empty() || serial == entry->onceSerial) {
             Entry& e = *entry;
             noteIgnoredDevice(e, device);

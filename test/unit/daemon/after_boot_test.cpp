@@ -374,6 +374,46 @@ TEST_F(AfterBootTest, OnceIgnoresTheBoardUntilItHasBeenAwayLongEnough) {
     EXPECT_EQ(status().stage, kStageSendingBootcode);
 }
 
+// recovery_reboot=1: the ROM is back before the second stage's outcome
+// reached the registry.
+TEST_F(AfterBootTest, OnceAppliesToABoardBackInItsRomBeforeItsSessionsOutcome) {
+    BoardRegistry& r = policyRegistry(AfterSuccess::Once);
+    r.deviceAdded(rom("rom"));
+    r.stageFinished(lastSession(), romOk());
+    r.deviceRemoved("rom");
+    r.deviceAdded(secondStage("second"));
+    const auto session = lastSession();
+    r.stageProgress(session, {"pieeprom.bin", 0, 500, StageProgress::Kind::Started});
+    r.stageProgress(session, {"pieeprom.bin", 500, 500, StageProgress::Kind::Finished});
+    r.deviceRemoved("second");
+    r.deviceAdded(rom("rom-again"));
+    const auto launched = launcher_.launched.size();
+    r.stageFinished(session, filesOk());
+    EXPECT_EQ(launcher_.launched.size(), launched) << "booted again";
+    EXPECT_EQ(status().stage, kStageDone);
+    EXPECT_EQ(status().bootCount, 1U);
+    ASSERT_EQ(sink_.finished.size(), 1U);
+    EXPECT_TRUE(sink_.finished[0].success);
+    EXPECT_TRUE(r.retry("1-1").ok());
+    EXPECT_EQ(launcher_.launched.back().device.id, "rom-again");
+}
+
+TEST_F(AfterBootTest, BootAgainBootsABoardBackInItsRomBeforeItsSessionsOutcome) {
+    BoardRegistry& r = policyRegistry(AfterSuccess::BootAgain);
+    r.deviceAdded(rom("rom"));
+    r.stageFinished(lastSession(), romOk());
+    r.deviceRemoved("rom");
+    r.deviceAdded(secondStage("second"));
+    const auto session = lastSession();
+    r.stageProgress(session, {"pieeprom.bin", 0, 500, StageProgress::Kind::Started});
+    r.stageProgress(session, {"pieeprom.bin", 500, 500, StageProgress::Kind::Finished});
+    r.deviceRemoved("second");
+    r.deviceAdded(rom("rom-again"));
+    r.stageFinished(session, filesOk());
+    EXPECT_EQ(launcher_.launched.back().device.id, "rom-again");
+    EXPECT_EQ(status().bootCount, 2U);
+}
+
 TEST_F(AfterBootTest, OnceCountsWhatTheBoardBecameAsPresence) {
     BoardRegistry& r = policyRegistry(AfterSuccess::Once);
     boot();
