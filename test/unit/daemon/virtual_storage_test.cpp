@@ -15,6 +15,7 @@
 
 #include "active_config.hpp"
 #include "board_registry.hpp"
+#include "boot_listener.hpp"
 #include "event_loop.hpp"
 #include "journal.hpp"
 #include "registry_fakes.hpp"
@@ -59,6 +60,24 @@ class WatchingSink final : public StatusSink {
     rpiboot::test::RecordingSink recording;
     std::function<void(const BoardStatus&)> onStage;
     std::function<void(const BoardStatus&, std::uint32_t)> onChange;
+};
+
+// What the metrics file would be told.
+class CountingListener final : public BootListener {
+  public:
+    void bootStarted(const BoardStatus&) override { ++started; }
+    void attemptFailed(const BoardStatus&, FailureClass) override { ++attemptFailures; }
+    void bootFinished(const BoardStatus& board, bool success, FailureClass, double) override {
+        outcomes.push_back(board.stage + (success ? " success" : " failure"));
+    }
+    void bytesServed(std::uint64_t) override {}
+    void bytesWritten(std::uint64_t bytes) override { written += bytes; }
+    void boardsChanged() override {}
+
+    unsigned started = 0;
+    unsigned attemptFailures = 0;
+    std::vector<std::string> outcomes;
+    std::uint64_t written = 0;
 };
 
 class VirtualStorageTest : public ::testing::Test {
@@ -109,6 +128,7 @@ class VirtualStorageTest : public ::testing::Test {
         env.diskSettle = milliseconds(50);
         registry_.emplace(std::move(env), config_);
         registry_->setStatusSink(&sink_);
+        registry_->setBootListener(&listener_);
         const auto boards = parseVirtualSpec(spec);
         registry_->setCountsListener([&, count = boards.size()](const RegistryCounts& c) {
             if (c.inFlight == 0 && c.done + c.failed == count) {
@@ -140,6 +160,7 @@ class VirtualStorageTest : public ::testing::Test {
     Logger log_;
     std::shared_ptr<const ActiveConfig> config_;
     WatchingSink sink_;
+    CountingListener listener_;
     EventLoop loop_;
     std::optional<BoardRegistry> registry_;
     std::unique_ptr<VirtualSource> source_;
@@ -174,7 +195,11 @@ TEST_F(VirtualStorageTest, GadgetBoardGoesThroughEveryStageAndItsDiskHoldsTheIma
     EXPECT_NE(sink_.recording.finished[0].message.find("wrote os.img (8388608 bytes)"),
               std::string::npos)
         << sink_.recording.finished[0].message;
-    // BytesWritten was published as it went, never backwards.
+    // The metrics count the boot once, at its real end, and the bytes written.
+    EXPECT_EQ(listener_.started, 1U);
+    EXPECT_EQ(listener_.outcomes, (std::vector<std::string>{"done success"}));
+    EXPECT_EQ(listener_.written, kImage);
+    // BytesWritten was published as it went.
     EXPECT_NE(std::find_if(sink_.recording.changes.begin(), sink_.recording.changes.end(),
                            [](std::uint32_t c) { return (c & kFieldBytesWritten) != 0; }),
               sink_.recording.changes.end());
@@ -230,6 +255,7 @@ TEST_F(VirtualStorageTest, BoardUnpluggedDuringTheWriteFailsAndItsJobIsCancelled
     EXPECT_LT(s.bytesWritten, kImage);
     ASSERT_EQ(sink_.recording.finished.size(), 1U);
     EXPECT_FALSE(sink_.recording.finished[0].success);
+    EXPECT_EQ(listener_.outcomes, (std::vector<std::string>{"failed failure"}));
     std::lock_guard lock(mutex);
     ASSERT_TRUE(jobResult.has_value());
     EXPECT_FALSE(jobResult->ok);
