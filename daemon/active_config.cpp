@@ -50,13 +50,15 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
         auto runtime = std::make_shared<ProfileRuntime>();
         runtime->profile = profile;
         if (cache) {
-            // Generated files (pieeprom.bin, boot.sig) are built once here. A
-            // profile in use that cannot build them fails the whole load, so a
+            // Generated files (pieeprom.bin, boot.sig) are built once here, and
+            // the storage image (and bmap) must be there. A profile in use that
+            // cannot build them or lacks its image fails the whole load, so a
             // reload keeps the running configuration; an unused one is only
             // marked unavailable (shipped secure-boot profiles name keys that
             // most hosts do not have).
             rpiboot::FirmwareSetConfig setConfig = profile.firmwareSetConfig();
             try {
+                rpiboot::checkProfileStorage(profile);
                 setConfig.generated =
                     rpiboot::generateProfileFiles(profile, rpiboot::signatureTimestamp());
             } catch (const rpiboot::Error& e) {
