@@ -63,8 +63,10 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
                     rpiboot::generateProfileFiles(profile, rpiboot::signatureTimestamp());
             } catch (const rpiboot::Error& e) {
                 if (isInUse(configuration, name)) {
-                    throw rpiboot::Error(e.code(),
-                                         std::string(e.what()) + " (" + profile.source + ")");
+                    const std::string what = e.what();
+                    throw rpiboot::Error(e.code(), what.find(profile.source) == std::string::npos
+                                                       ? what + " (" + profile.source + ")"
+                                                       : what);
                 }
                 runtime->firmwareError =
                     "profile " + name + " (" + profile.source + "): " + e.what();

@@ -161,6 +161,52 @@ TEST_F(StorageJobTest, GzipImageWhoseSizeIsUnknownStillEndsOnTheFinalFigure) {
     expectMonotoneEndingAt(seen, image.size());
 }
 
+// A bmap (2.0, sha256, no file checksum) of `image` mapping the given blocks.
+std::string bmapOf(const Bytes& image, const std::vector<std::pair<int, int>>& ranges) {
+    constexpr std::size_t kBlock = 4096;
+    std::string body;
+    std::size_t mapped = 0;
+    for (const auto& [a, b] : ranges) {
+        const Bytes part(image.begin() + static_cast<std::ptrdiff_t>(a * kBlock),
+                         image.begin() + static_cast<std::ptrdiff_t>((b + 1) * kBlock));
+        body += "<Range chksum=\"" + sha(part) + "\">" + std::to_string(a) + "-" +
+                std::to_string(b) + "</Range>\n";
+        mapped += static_cast<std::size_t>(b - a + 1);
+    }
+    return "<?xml version=\"1.0\" ?>\n<bmap version=\"2.0\">\n<ImageSize>" +
+           std::to_string(image.size()) + "</ImageSize>\n<BlockSize>4096</BlockSize>\n" +
+           "<BlocksCount>" + std::to_string(image.size() / kBlock) + "</BlocksCount>\n" +
+           "<MappedBlocksCount>" + std::to_string(mapped) + "</MappedBlocksCount>\n" +
+           "<ChecksumType>sha256</ChecksumType>\n<BlockMap>\n" + body + "</BlockMap>\n</bmap>\n";
+}
+
+TEST_F(StorageJobTest, WithABmapOnlyTheMappedRangesAreWritten) {
+    const Bytes image = makeImage(40 * 4096, 9);
+    writeFile(dir / "os.img.zst", rpiboot::storage::test::zst(image));
+    dir.write("os.bmap", bmapOf(image, {{0, 3}, {10, 19}}));
+    const BoardDisk disk = virtualDisk("board.img", "mmcblk0");
+    auto in = input(dir / "os.img.zst", {disk});
+    in.storage.bmap = dir / "os.bmap";
+
+    Seen seen;
+    const auto r = runStorageJob(in, seen.callbacks(), {});
+
+    ASSERT_TRUE(r.ok) << r.error;
+    const Bytes after = readFile(disk.node);
+    for (std::size_t block = 0; block < 40; ++block) {
+        const bool mapped = block <= 3 || (block >= 10 && block <= 19);
+        const auto at = static_cast<std::ptrdiff_t>(block * 4096);
+        const Bytes expected =
+            mapped ? Bytes(image.begin() + at, image.begin() + at + 4096) : Bytes(4096, 0xA5);
+        EXPECT_EQ(Bytes(after.begin() + at, after.begin() + at + 4096), expected)
+            << "block " << block;
+    }
+    expectMonotoneEndingAt(seen, 14 * 4096);
+    const auto j = record(r);
+    EXPECT_EQ(j["write"]["bmap"], true);
+    EXPECT_EQ(j["write"]["bytes_written"], 14 * 4096);
+}
+
 TEST_F(StorageJobTest, WithoutVerifyThereIsNoVerifyingStage) {
     const Bytes image = makeImage(1u << 20);
     writeFile(dir / "os.img", image);
