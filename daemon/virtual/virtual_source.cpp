@@ -162,11 +162,18 @@ std::optional<DeviceInfo> VirtualSource::toDeviceInfo(const virtualpi::SimDevice
 
 std::vector<DiskInfo> VirtualSource::createDisks(const virtualpi::SimDeviceInfo& device) {
     const auto board = bus_->board(device.portPath);
-    if (!board || board->scenario().final.kind != virtualpi::FinalKind::MassStorageGadget) {
+    // Final identities with mass-storage interfaces: all but none and custom.
+    const virtualpi::FinalIdentity& became =
+        board ? board->scenario().final : virtualpi::FinalIdentity{};
+    if (!board || became.kind == virtualpi::FinalKind::None ||
+        became.kind == virtualpi::FinalKind::Custom) {
         return {};
     }
+    // A gadget disk is known by its device name (its inquiry string), a plain
+    // USB disk by its product string.
+    const bool gadget = became.kind == virtualpi::FinalKind::MassStorageGadget;
     std::vector<DiskInfo> disks;
-    for (const auto& name : board->scenario().final.disks) {
+    for (const auto& name : became.disks) {
         std::uint64_t n = 0;
         {
             std::lock_guard lock(disksMutex_);
@@ -187,7 +194,7 @@ std::vector<DiskInfo> VirtualSource::createDisks(const virtualpi::SimDeviceInfo&
         disk.id = "virtual-disk:" + std::to_string(n);
         disk.port = device.portPath;
         disk.disk.node = file.string();
-        disk.disk.model = name;
+        disk.disk.model = gadget ? name : became.product;
         disk.disk.sizeBytes = diskSize_;
         disks.push_back(std::move(disk));
     }
