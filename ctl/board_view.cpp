@@ -46,6 +46,11 @@ bool showsTransfer(const BoardView& b) {
     return (b.stage == "serving-files" || b.stage == "sending-bootcode") && b.bytesTotal > 0;
 }
 
+// The storage step writes an image: its progress instead of the last file's.
+bool showsWrite(const BoardView& b) {
+    return (b.stage == "writing" || b.stage == "verifying") && b.bytesToWrite > 0;
+}
+
 }  // namespace
 
 bool failedStage(const std::string& stage) {
@@ -81,6 +86,10 @@ std::string elapsedText(const BoardView& b, std::uint64_t nowUsec) {
 }
 
 std::string percentText(const BoardView& b) {
+    if (showsWrite(b)) {
+        return std::to_string(std::min<std::uint64_t>(100, b.bytesWritten * 100 / b.bytesToWrite)) +
+               "%";
+    }
     if (!showsTransfer(b)) {
         return {};
     }
@@ -93,6 +102,8 @@ std::string progressBar(const BoardView& b, int width) {
     std::uint64_t full = 0;
     if (b.stage == "done") {
         full = cells;
+    } else if (showsWrite(b)) {
+        full = std::min(cells, b.bytesWritten * cells / b.bytesToWrite);
     } else if (showsTransfer(b)) {
         full = std::min(cells, b.bytesSent * cells / b.bytesTotal);
     }

@@ -23,6 +23,8 @@ struct BoardView {
     std::string currentFile;
     std::uint64_t bytesSent = 0;
     std::uint64_t bytesTotal = 0;
+    std::uint64_t bytesWritten = 0;  // storage step
+    std::uint64_t bytesToWrite = 0;
     std::uint32_t filesServed = 0;
     std::uint32_t bootCount = 0;
     std::string lastError;

@@ -69,6 +69,8 @@ void readDeviceProperty(sd_bus_message* m, std::string_view name, BoardView& b) 
                                                 : nullptr;
     std::uint64_t* wide = name == "BytesSent"      ? &b.bytesSent
                           : name == "BytesTotal"   ? &b.bytesTotal
+                          : name == "BytesWritten" ? &b.bytesWritten
+                          : name == "BytesToWrite" ? &b.bytesToWrite
                           : name == "StartedUsec"  ? &b.startedUsec
                           : name == "FinishedUsec" ? &b.finishedUsec
                                                    : nullptr;

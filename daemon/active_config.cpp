@@ -50,19 +50,23 @@ std::shared_ptr<const ActiveConfig> activate(rpiboot::Configuration configuratio
         auto runtime = std::make_shared<ProfileRuntime>();
         runtime->profile = profile;
         if (cache) {
-            // Generated files (pieeprom.bin, boot.sig) are built once here. A
-            // profile in use that cannot build them fails the whole load, so a
+            // Generated files (pieeprom.bin, boot.sig) are built once here, and
+            // the storage image (and bmap) must be there. A profile in use that
+            // cannot build them or lacks its image fails the whole load, so a
             // reload keeps the running configuration; an unused one is only
             // marked unavailable (shipped secure-boot profiles name keys that
             // most hosts do not have).
             rpiboot::FirmwareSetConfig setConfig = profile.firmwareSetConfig();
             try {
+                rpiboot::checkProfileStorage(profile);
                 setConfig.generated =
                     rpiboot::generateProfileFiles(profile, rpiboot::signatureTimestamp());
             } catch (const rpiboot::Error& e) {
                 if (isInUse(configuration, name)) {
-                    throw rpiboot::Error(e.code(),
-                                         std::string(e.what()) + " (" + profile.source + ")");
+                    const std::string what = e.what();
+                    throw rpiboot::Error(e.code(), what.find(profile.source) == std::string::npos
+                                                       ? what + " (" + profile.source + ")"
+                                                       : what);
                 }
                 runtime->firmwareError =
                     "profile " + name + " (" + profile.source + "): " + e.what();

@@ -95,11 +95,60 @@ bool Board::filesDone(rpiboot::SessionEnd end, std::uint64_t nowUsec) {
         fail("the board left the bus before it was served any file", nowUsec);
         return false;
     }
+    status_.stage = kStageBooted;
+    status_.currentFile.clear();
+    phase_ = BoardPhase::Booted;
+    return true;
+}
+
+void Board::becameDevice(const std::string& description) {
+    status_.afterBoot = description;
+}
+
+void Board::addDisk(const DiskEntry& disk) {
+    for (auto& known : status_.disks) {
+        if (known.node == disk.node) {
+            known = disk;
+            return;
+        }
+    }
+    status_.disks.push_back(disk);
+}
+
+void Board::storageReady() {
+    status_.stage = kStageStorageReady;
+    status_.bytesWritten = 0;
+    status_.bytesToWrite = 0;
+    phase_ = BoardPhase::StorageReady;
+}
+
+void Board::storageStage(const std::string& stage) {
+    status_.stage = stage;
+    phase_ = BoardPhase::Storage;
+}
+
+void Board::storageProgress(std::uint64_t written, std::uint64_t toWrite) {
+    status_.bytesWritten = written;
+    status_.bytesToWrite = toWrite;
+}
+
+void Board::finish(std::uint64_t nowUsec) {
     status_.stage = kStageDone;
     status_.currentFile.clear();
     status_.finishedUsec = nowUsec;
     phase_ = BoardPhase::Done;
-    return true;
+}
+
+void Board::alreadyDone(const std::string& chip, const std::string& serial,
+                        const std::string& profile) {
+    const std::uint32_t boots = status_.bootCount;
+    status_ = freshStatus(status_.port);
+    status_.chip = chip;
+    status_.serial = serial;
+    status_.profile = profile;
+    status_.bootCount = boots;
+    status_.stage = kStageDone;
+    phase_ = BoardPhase::Done;
 }
 
 void Board::fail(const std::string& reason, std::uint64_t nowUsec) {

@@ -2,8 +2,10 @@
 //
 // A Board is the record of one physical board slot (its USB port path): it
 // follows the board from the ROM (sending-bootcode) through the wait for
-// re-enumeration to the second stage (serving-files) and on to done, failed
-// or disconnected, and keeps the BoardStatus the outside world sees. Pure
+// re-enumeration to the second stage (serving-files), into what it becomes
+// after its boot (booted) and through the storage step (storage-ready,
+// writing, verifying) on to done, failed or disconnected, and keeps the
+// BoardStatus the outside world sees. Pure
 // state: no threads, timers, devices or I/O; the registry drives it and
 // publishes what changed.
 #pragma once
@@ -22,6 +24,9 @@ enum class BoardPhase {
     RomInFlight,          // a worker is uploading the bootcode
     AwaitingSecondStage,  // the ROM took the bootcode; the board is re-enumerating
     ServingFiles,         // a worker runs the file server
+    Booted,               // served; waiting for the device (and disks) it becomes
+    StorageReady,         // its disk is there; the storage job is starting
+    Storage,              // the storage job writes or verifies
     Done,
     Failed,
     Disconnected,
@@ -36,6 +41,11 @@ class Board {
     BoardPhase phase() const noexcept { return phase_; }
     bool inFlight() const noexcept {
         return phase_ == BoardPhase::RomInFlight || phase_ == BoardPhase::ServingFiles;
+    }
+    // Between the end of the file server and the end of the storage step.
+    bool afterBootStep() const noexcept {
+        return phase_ == BoardPhase::Booted || phase_ == BoardPhase::StorageReady ||
+               phase_ == BoardPhase::Storage;
     }
 
     // A ROM enumeration: a new boot of this slot (BootCount + 1). Everything
@@ -58,9 +68,23 @@ class Board {
 
     // The ROM accepted the bootcode: wait for the second stage.
     void romSucceeded();
-    // The file server session ended. Returns false (and fails the board)
-    // when the board left the bus before it was served anything.
+    // The file server session ended: the board is booted. Returns false (and
+    // fails the board) when it left the bus before it was served anything.
     bool filesDone(rpiboot::SessionEnd end, std::uint64_t nowUsec);
+    // What the board became after its boot ("gadget 0a5c:0104 serial ...").
+    void becameDevice(const std::string& description);
+    void addDisk(const DiskEntry& disk);
+    // Its disk is there: the storage step begins.
+    void storageReady();
+    // The storage job entered "writing" or "verifying".
+    void storageStage(const std::string& stage);
+    void storageProgress(std::uint64_t written, std::uint64_t toWrite);
+    // The boot (and its storage step, if any) succeeded.
+    void finish(std::uint64_t nowUsec);
+    // A board booted successfully before (e.g. before the daemon restarted)
+    // that is not booted again: shown as done, no boot counted.
+    void alreadyDone(const std::string& chip, const std::string& serial,
+                     const std::string& profile);
     void fail(const std::string& reason, std::uint64_t nowUsec);
     // The device left the bus while nothing was in flight and the board was
     // neither done nor expected to re-enumerate.

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "rpiboot/storage/writer.hpp"
+
 namespace rpibootd {
 
 namespace {
@@ -56,10 +58,10 @@ RegistryCounts BoardRegistry::counts() const {
     c.boards = entries_.size();
     for (const auto& [port, entry] : entries_) {
         const BoardPhase phase = entry->board.phase();
-        c.inFlight +=
-            entry->board.inFlight() || phase == BoardPhase::AwaitingSecondStage || entry->retrying
-                ? 1
-                : 0;
+        c.inFlight += entry->board.inFlight() || entry->board.afterBootStep() ||
+                              phase == BoardPhase::AwaitingSecondStage || entry->retrying
+                          ? 1
+                          : 0;
         c.done += phase == BoardPhase::Done ? 1 : 0;
         c.failed += phase == BoardPhase::Failed ? 1 : 0;
     }
@@ -117,6 +119,18 @@ BoardRegistry::Entry& BoardRegistry::entryFor(const std::string& port) {
 BoardRegistry::Entry* BoardRegistry::entryBySession(std::uint64_t session) {
     for (auto& [port, entry] : entries_) {
         if (entry->session == session) {
+            return entry.get();
+        }
+    }
+    return nullptr;
+}
+
+BoardRegistry::Entry* BoardRegistry::entryByJob(std::uint64_t job) {
+    if (job == 0) {
+        return nullptr;
+    }
+    for (auto& [port, entry] : entries_) {
+        if (entry->storageJob == job) {
             return entry.get();
         }
     }
@@ -195,6 +209,16 @@ void BoardRegistry::deviceAdded(const DeviceInfo& device) {
     }
     const bool continuing =
         entry != nullptr && entry->board.phase() == BoardPhase::AwaitingSecondStage;
+    if (entry != nullptr && entry->board.afterBootStep()) {
+        // Back in boot mode before its storage step ended: a reset.
+        afterBootFailed(*entry,
+                        "the board went back to boot mode before its storage step ended" +
+                            storageProgressText(*entry),
+                        FailureClass::DeviceGone);
+    }
+    if (!continuing && refuseAgain(entry, device)) {
+        return;
+    }
     if (!continuing) {
         const rpiboot::DeviceIdentity& identity = device.identity;
         const bool romStage = identity.stage == BootStage::Rom;
@@ -251,6 +275,17 @@ void BoardRegistry::start(Entry& e, const DeviceInfo& device) {
         e.bootStartUsec = now();
         e.deadlinePassed = false;
         e.deadlineTimer.reset();
+    }
+    if (newBoot) {
+        e.bootedUsec = 0;
+        e.bootMessage.clear();
+        e.afterBootId.clear();
+        e.diskIds.clear();
+        e.afterBootTimer.reset();
+        e.settleTimer.reset();
+        e.absenceTimer.reset();
+        e.once = false;
+        e.onceSerial.clear();
     }
     if (device.identity.stage == BootStage::Rom) {
         beginRomStage(e, device, retry, newBoot);
@@ -348,8 +383,13 @@ void BoardRegistry::deviceRemoved(const std::string& id) {
             armForget(e);
             return;
         case BoardPhase::AwaitingSecondStage:  // the ROM resets on its way to the second stage
-        case BoardPhase::Done:                 // it became what it was served
+        case BoardPhase::Booted:               // it becomes what it was served
+        case BoardPhase::StorageReady:
+        case BoardPhase::Storage:
         case BoardPhase::Disconnected:
+            return;
+        case BoardPhase::Done:  // it became what it was served
+            portMaybeEmpty(e);
             return;
         case BoardPhase::Failed:  // keep the failure and its reason: that is the truth
             armForget(e);
@@ -414,6 +454,15 @@ void BoardRegistry::stageFinished(std::uint64_t session, const StageResult& resu
     if (e.pending) {
         const DeviceInfo next = *e.pending;
         e.pending.reset();
+        // A board that went back to boot mode before its outcome reached us
+        // (recovery_reboot=1 resets at once): as if it came now.
+        if (e.board.afterBootStep()) {
+            afterBootFailed(e, "the board went back to boot mode before its storage step began",
+                            FailureClass::DeviceGone);
+        }
+        if (e.board.phase() != BoardPhase::AwaitingSecondStage && refuseAgain(&e, next)) {
+            return;
+        }
         start(e, next);
         return;
     }
@@ -439,10 +488,29 @@ void BoardRegistry::filesServed(Entry& e, const StageResult& result) {
         return;
     }
     update(e, [&](Board& b) { b.filesDone(*result.sessionEnd, now()); });
-    settle(e, true,
-           "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
-               std::to_string(result.bytesSent) + " bytes served; " +
-               sessionEndText(*result.sessionEnd));
+    e.bootedUsec = now();
+    e.bootMessage = "booted: " + std::to_string(e.board.status().filesServed) + " file(s), " +
+                    std::to_string(result.bytesSent) + " bytes served; " +
+                    sessionEndText(*result.sessionEnd);
+    // What it became may be on the bus already (its events can overtake the
+    // worker's outcome).
+    const std::string port = e.board.status().port;
+    for (const auto& [id, device] : usbDevices_) {
+        if (device.port == port) {
+            adoptDevice(e, device);
+            break;
+        }
+    }
+    if (!e.profile->profile.storage) {
+        finishBoot(e, e.bootMessage);
+        return;
+    }
+    const auto wait = e.profile->profile.timeouts.afterBoot;
+    env_.log.info(
+        e.bootMessage + "; waiting up to " + secondsText(wait) + " for it to come back as a disk",
+        fieldsOf(e));
+    e.afterBootTimer = env_.timers.after(wait, [this, port] { afterBootTimedOut(port); });
+    checkStorageReady(e);
 }
 
 void BoardRegistry::stageFailed(Entry& e, const StageResult& result) {
@@ -610,6 +678,8 @@ bool BoardRegistry::isHeld(const std::string& port) const {
 }
 
 void BoardRegistry::stopTimers(Entry& e) {
+    e.afterBootTimer.reset();
+    e.settleTimer.reset();
     e.reenumerateTimer.reset();
     e.retryTimer.reset();
     e.deadlineTimer.reset();
@@ -645,10 +715,13 @@ ControlResult BoardRegistry::retry(const std::string& port) {
     if (isHeld(port)) {
         return {ControlOutcome::Held, "port " + port + " is held; release it first"};
     }
-    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage) {
+    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage ||
+        e.board.afterBootStep()) {
         return {ControlOutcome::Busy, "the board on port " + port + " is booting right now"};
     }
     stopTimers(e);
+    forgetSerial(e.board.status().serial);
+    clearOnce(e);
     if (e.device && !e.pending) {
         const DeviceInfo device = *e.device;
         env_.log.info("retry asked: booting the board again", fieldsOf(e));
@@ -666,9 +739,11 @@ ControlResult BoardRegistry::forgetBoard(const std::string& port) {
         return {ControlOutcome::UnknownPort, "no board on port " + port};
     }
     const Entry& e = *it->second;
-    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage) {
+    if (e.session != 0 || e.board.phase() == BoardPhase::AwaitingSecondStage ||
+        e.board.afterBootStep()) {
         return {ControlOutcome::Busy, "the board on port " + port + " is booting right now"};
     }
+    forgetSerial(e.board.status().serial);
     env_.log.info("forgotten at an operator's request", fieldsOf(e));
     forget(port);
     return {ControlOutcome::Ok, "forgot the board on port " + port};
@@ -689,7 +764,7 @@ ControlResult BoardRegistry::holdPort(const std::string& glob) {
     for (auto& [port, entry] : entries_) {
         Entry& e = *entry;
         if (!isHeld(port) || e.session != 0 || e.board.phase() == BoardPhase::Held ||
-            e.board.phase() == BoardPhase::AwaitingSecondStage) {
+            e.board.phase() == BoardPhase::AwaitingSecondStage || e.board.afterBootStep()) {
             continue;  // one in flight finishes its session, then is held
         }
         if (e.device) {
@@ -768,6 +843,443 @@ ControlResult BoardRegistry::releaseBoard(const std::string& port) {
                 "port " + port + " is held by " + globs + "; release that instead"};
     }
     return releasePort(port);
+}
+
+// ---------------------------------------------------------------- after the boot
+
+void BoardRegistry::usbDeviceAdded(const UsbDeviceInfo& device) {
+    if (shuttingDown_) {
+        return;
+    }
+    usbDevices_[device.id] = device;
+    const auto it = entries_.find(device.port);
+    if (it == entries_.end()) {
+        return;  // not on a port of a board we booted: none of our business
+    }
+    Entry& e = *it->second;
+    e.absenceTimer.reset();
+    if (e.bootedUsec == 0 || !e.afterBootId.empty()) {
+        return;
+    }
+    const BoardPhase phase = e.board.phase();
+    const auto window =
+        std::chrono::duration_cast<std::chrono::microseconds>(e.profile->profile.timeouts.afterBoot)
+            .count();
+    const std::uint64_t t = now();
+    const bool recentlyDone = phase == BoardPhase::Done && t >= e.bootedUsec &&
+                              t - e.bootedUsec <= static_cast<std::uint64_t>(window);
+    if (phase == BoardPhase::Booted) {
+        adoptDevice(e, device);
+        checkStorageReady(e);
+    } else if (recentlyDone) {
+        adoptDevice(e, device);
+    }
+}
+
+void BoardRegistry::usbDeviceRemoved(const std::string& id) {
+    const auto found = usbDevices_.find(id);
+    if (found == usbDevices_.end()) {
+        return;
+    }
+    const UsbDeviceInfo device = found->second;
+    usbDevices_.erase(found);
+    const auto it = entries_.find(device.port);
+    if (it == entries_.end() || shuttingDown_) {
+        return;
+    }
+    Entry& e = *it->second;
+    if (e.afterBootId == id) {
+        switch (e.board.phase()) {
+            case BoardPhase::Booted:
+                // Gone before its disks were used (a gadget may re-enumerate
+                // while it starts): the next device on the port is taken.
+                e.afterBootId.clear();
+                e.diskIds.clear();
+                e.settleTimer.reset();
+                env_.log.info(
+                    device.describe() + " left the bus again; waiting for what comes next",
+                    fieldsOf(e));
+                break;
+            case BoardPhase::StorageReady:
+            case BoardPhase::Storage:
+                afterBootFailed(
+                    e, "the board left the bus during its storage step" + storageProgressText(e),
+                    FailureClass::DeviceGone);
+                break;
+            default:
+                break;
+        }
+    }
+    portMaybeEmpty(e);
+}
+
+void BoardRegistry::diskAdded(const DiskInfo& disk) {
+    if (shuttingDown_) {
+        return;
+    }
+    disks_[disk.id] = disk;
+    const auto it = entries_.find(disk.port);
+    if (it == entries_.end()) {
+        return;
+    }
+    Entry& e = *it->second;
+    if (e.afterBootId.empty() || usbDevices_.count(e.afterBootId) == 0 ||
+        usbDevices_.at(e.afterBootId).port != disk.port) {
+        return;
+    }
+    const BoardPhase phase = e.board.phase();
+    if (phase != BoardPhase::Booted && phase != BoardPhase::Done) {
+        return;  // the storage step has chosen already
+    }
+    adoptDisk(e, disk);
+    checkStorageReady(e);
+}
+
+void BoardRegistry::diskRemoved(const std::string& id) {
+    const auto found = disks_.find(id);
+    if (found == disks_.end()) {
+        return;
+    }
+    const DiskInfo disk = found->second;
+    disks_.erase(found);
+    const auto it = entries_.find(disk.port);
+    if (it == entries_.end() || shuttingDown_) {
+        return;
+    }
+    Entry& e = *it->second;
+    const auto mine = std::find(e.diskIds.begin(), e.diskIds.end(), id);
+    if (mine == e.diskIds.end()) {
+        return;
+    }
+    switch (e.board.phase()) {
+        case BoardPhase::Booted:
+            e.diskIds.erase(mine);  // not offered to the storage step
+            break;
+        case BoardPhase::StorageReady:
+        case BoardPhase::Storage:
+            afterBootFailed(
+                e,
+                "disk " + disk.disk.node + " left during the storage step" + storageProgressText(e),
+                FailureClass::DeviceGone);
+            break;
+        default:
+            break;
+    }
+}
+
+void BoardRegistry::adoptDevice(Entry& e, const UsbDeviceInfo& device) {
+    e.afterBootId = device.id;
+    const std::string text = device.describe();
+    update(e, [&](Board& b) { b.becameDevice(text); });
+    env_.log.info("the board came back as " + text +
+                      (device.sysfsPath.empty() ? std::string() : " (" + device.sysfsPath + ")"),
+                  fieldsOf(e));
+    for (const auto& [id, disk] : disks_) {
+        if (disk.port == device.port) {
+            adoptDisk(e, disk);
+        }
+    }
+}
+
+void BoardRegistry::adoptDisk(Entry& e, const DiskInfo& disk) {
+    if (std::find(e.diskIds.begin(), e.diskIds.end(), disk.id) != e.diskIds.end()) {
+        return;
+    }
+    e.diskIds.push_back(disk.id);
+    const BoardDisk& d = disk.disk;
+    update(e, [&](Board& b) { b.addDisk(DiskEntry{d.node, d.model, d.sizeBytes}); });
+    env_.log.info("disk " + d.node + " (" + (d.model.empty() ? "no model" : d.model) + ", " +
+                      std::to_string(d.sizeBytes) + " bytes)" +
+                      (d.byPath.empty() ? std::string() : " " + d.byPath) + " is under it",
+                  fieldsOf(e));
+}
+
+void BoardRegistry::checkStorageReady(Entry& e) {
+    if (e.board.phase() != BoardPhase::Booted || !e.profile->profile.storage ||
+        e.afterBootId.empty() || e.diskIds.empty()) {
+        return;
+    }
+    const std::string& wanted = e.profile->profile.storage->disk;
+    if (!wanted.empty()) {
+        // The profile names its disk: go as soon as that one is there.
+        const bool there = std::any_of(e.diskIds.begin(), e.diskIds.end(), [&](const auto& id) {
+            return disks_.count(id) != 0 && disks_.at(id).disk.model == wanted;
+        });
+        if (there) {
+            startStorage(e);
+        }
+        return;
+    }
+    // "The only disk": let every disk of the device appear first.
+    const std::string port = e.board.status().port;
+    e.settleTimer = env_.timers.after(env_.diskSettle, [this, port] {
+        const auto it = entries_.find(port);
+        if (it != entries_.end() && it->second->board.phase() == BoardPhase::Booted) {
+            it->second->settleTimer.reset();
+            startStorage(*it->second);
+        }
+    });
+}
+
+void BoardRegistry::startStorage(Entry& e) {
+    e.afterBootTimer.reset();
+    e.settleTimer.reset();
+    update(e, [](Board& b) { b.storageReady(); });
+    if (env_.storage == nullptr) {
+        afterBootFailed(e, "this rpibootd has no storage writer", FailureClass::Io);
+        return;
+    }
+    const rpiboot::Profile& profile = e.profile->profile;
+    const BoardStatus& status = e.board.status();
+    const UsbDeviceInfo& device = usbDevices_.at(e.afterBootId);
+    StorageJobInput input;
+    input.port = status.port;
+    input.serial = status.serial;
+    input.profile = profile.name;
+    input.storage = *profile.storage;
+    input.usbDeviceSysfs = device.sysfsPath;
+    for (const auto& id : e.diskIds) {
+        if (const auto d = disks_.find(id); d != disks_.end()) {
+            input.disks.push_back(d->second.disk);
+        }
+    }
+    input.metadata = status.metadata;
+    input.recordDir = profile.metadataDir;
+    input.startedAt = static_cast<std::int64_t>(e.bootStartUsec / 1000000);
+    input.virtualTarget = device.simulated;
+    e.storageJob = ++nextSession_;
+    env_.log.info("storage step: writing " + profile.storage->image.filename().string() + " to " +
+                      (profile.storage->disk.empty() ? std::string("its only disk")
+                                                     : "disk " + profile.storage->disk),
+                  fieldsOf(e));
+    env_.storage->launch(e.storageJob, std::move(input), *this);
+}
+
+void BoardRegistry::afterBootTimedOut(const std::string& port) {
+    const auto it = entries_.find(port);
+    if (it == entries_.end() || it->second->board.phase() != BoardPhase::Booted) {
+        return;
+    }
+    Entry& e = *it->second;
+    e.afterBootTimer.reset();
+    const std::string within = secondsText(e.profile->profile.timeouts.afterBoot);
+    const std::string& wanted = e.profile->profile.storage->disk;
+    std::string message;
+    if (e.afterBootId.empty()) {
+        message = "the board did not come back as a disk within " + within;
+    } else if (e.diskIds.empty()) {
+        message = "the board did not come back as a disk within " + within + " (it came back as " +
+                  e.board.status().afterBoot + ", without a disk)";
+    } else {
+        std::string models;
+        for (const auto& disk : e.board.status().disks) {
+            models += (models.empty() ? "" : ", ") + disk.model;
+        }
+        message = "disk " + wanted + " did not appear within " + within +
+                  " (the board came back as " + e.board.status().afterBoot + " with " + models +
+                  ")";
+    }
+    afterBootFailed(e, message, FailureClass::Timeout);
+}
+
+void BoardRegistry::storageStage(std::uint64_t job, const std::string& stage) {
+    Entry* e = entryByJob(job);
+    if (e == nullptr || shuttingDown_) {
+        return;
+    }
+    update(*e, [&](Board& b) { b.storageStage(stage); });
+    env_.log.debug("storage step: " + stage, fieldsOf(*e));
+}
+
+void BoardRegistry::storageProgress(std::uint64_t job, std::uint64_t written,
+                                    std::uint64_t toWrite) {
+    Entry* e = entryByJob(job);
+    if (e == nullptr || shuttingDown_) {
+        return;
+    }
+    update(*e, [&](Board& b) { b.storageProgress(written, toWrite); });
+}
+
+void BoardRegistry::storageFinished(std::uint64_t job, const StorageJobResult& result) {
+    if (env_.storage != nullptr) {
+        env_.storage->reap(job);
+    }
+    if (result.write && bootListener_ != nullptr) {
+        bootListener_->bytesWritten(result.write->bytesWritten);
+    }
+    Entry* found = entryByJob(job);
+    if (found == nullptr || shuttingDown_) {
+        return;  // abandoned: the board's verdict is already out
+    }
+    Entry& e = *found;
+    e.storageJob = 0;
+    if (!result.ok) {
+        afterBootFailed(e, "storage step failed: " + result.error, FailureClass::Io);
+        return;
+    }
+    std::string done = e.bootMessage;
+    if (result.write) {
+        const auto& w = *result.write;
+        done += "; wrote " + w.imageName + " (" + std::to_string(w.bytesWritten) + " bytes)";
+        if (result.disk) {
+            done += " to " + result.disk->node +
+                    (result.disk->model.empty() ? std::string() : " (" + result.disk->model + ")");
+        }
+        done += ", " + std::string(rpiboot::storage::toString(w.outcome));
+        if (!w.imageSha256.empty()) {
+            done += ", sha256 " + w.imageSha256;
+        }
+    }
+    finishBoot(e, done);
+}
+
+std::string BoardRegistry::storageProgressText(const Entry& e) const {
+    const BoardStatus& s = e.board.status();
+    if (e.board.phase() != BoardPhase::Storage) {
+        return {};
+    }
+    return " (" + s.stage + ", " + std::to_string(s.bytesWritten) + " of " +
+           std::to_string(s.bytesToWrite) + " bytes written)";
+}
+
+void BoardRegistry::finishBoot(Entry& e, const std::string& message) {
+    e.afterBootTimer.reset();
+    e.settleTimer.reset();
+    update(e, [&](Board& b) { b.finish(now()); });
+    settle(e, true, message);
+    markOnce(e);
+}
+
+void BoardRegistry::afterBootFailed(Entry& e, const std::string& message, FailureClass reason) {
+    e.afterBootTimer.reset();
+    e.settleTimer.reset();
+    if (e.storageJob != 0) {
+        // Its result is ignored when it comes; the job stops at its next buffer.
+        if (env_.storage != nullptr) {
+            env_.storage->cancel(e.storageJob);
+        }
+        e.storageJob = 0;
+    }
+    update(e, [&](Board& b) { b.fail(message, now()); });
+    if (bootListener_ != nullptr) {
+        bootListener_->attemptFailed(e.board.status(), reason);
+    }
+    settle(e, false, message, reason);
+}
+
+// ---------------------------------------------------------------- after-success policy
+
+void BoardRegistry::restoreOnceSerials(const std::vector<std::string>& serials) {
+    onceSerials_.insert(serials.begin(), serials.end());
+}
+
+void BoardRegistry::noteIgnoredDevice(Entry& e, const DeviceInfo& device) {
+    portOfDevice_[device.id] = device.port;
+    e.deviceId = device.id;
+    e.deviceGone = false;
+    e.device = device;
+    e.chip = device.identity.chip;
+    e.absenceTimer.reset();
+    e.forgetTimer.reset();
+}
+
+bool BoardRegistry::refuseAgain(Entry* entry, const DeviceInfo& device) {
+    if (entry != nullptr && entry->session != 0) {
+        return false;  // decided when its session has ended (it waits as `pending`)
+    }
+    const rpiboot::DeviceIdentity& identity = device.identity;
+    const std::string serial = identity.stage == BootStage::Rom || chipHasRomSerial(identity.chip)
+                                   ? device.serial
+                                   : std::string();
+    if (entry != nullptr && entry->once && entry->board.phase() == BoardPhase::Done) {
+        if (serial.empty() || entry->onceSerial.empty() || serial == entry->onceSerial) {
+            Entry& e = *entry;
+            noteIgnoredDevice(e, device);
+            env_.log.info(
+                "not booting the board again: profile " + e.profile->profile.name +
+                    " boots a board once (after_success \"once\"); it is booted again after it "
+                    "has been away from port " +
+                    device.port + " for more than " +
+                    std::to_string(e.profile->profile.forgetAfter.count()) +
+                    " s, or with rpibootctl retry",
+                fieldsOf(e));
+            return true;
+        }
+        clearOnce(*entry);  // another board on that port
+    }
+    if (serial.empty() || onceSerials_.count(serial) == 0) {
+        return false;
+    }
+    const auto selection = config_->select({identity.chip, device.port, serial});
+    if (selection.profile->profile.afterSuccess != rpiboot::AfterSuccess::OncePerSerial) {
+        return false;
+    }
+    Entry& e = entry != nullptr ? *entry : entryFor(device.port);
+    noteIgnoredDevice(e, device);
+    if (e.board.phase() != BoardPhase::Done || e.board.status().serial != serial) {
+        e.profile = selection.profile;
+        update(e, [&](Board& b) {
+            b.alreadyDone(std::string(rpiboot::chipName(identity.chip)), serial,
+                          selection.profile->profile.name);
+        });
+    }
+    env_.log.info("not booting board " + serial + " again: it was booted with profile " +
+                      selection.profile->profile.name +
+                      " (after_success \"once-per-serial\"); rpibootctl retry boots it",
+                  fieldsOf(e));
+    return true;
+}
+
+void BoardRegistry::markOnce(Entry& e) {
+    const rpiboot::AfterSuccess policy = e.profile->profile.afterSuccess;
+    if (policy == rpiboot::AfterSuccess::BootAgain) {
+        return;
+    }
+    e.once = true;
+    e.onceSerial = e.board.status().serial;
+    if (policy == rpiboot::AfterSuccess::OncePerSerial && !e.onceSerial.empty() &&
+        onceSerials_.insert(e.onceSerial).second && onceSerialsListener_) {
+        onceSerialsListener_(onceSerials());
+    }
+    portMaybeEmpty(e);
+}
+
+void BoardRegistry::clearOnce(Entry& e) {
+    e.once = false;
+    e.onceSerial.clear();
+    e.absenceTimer.reset();
+}
+
+void BoardRegistry::forgetSerial(const std::string& serial) {
+    if (!serial.empty() && onceSerials_.erase(serial) > 0 && onceSerialsListener_) {
+        onceSerialsListener_(onceSerials());
+    }
+}
+
+void BoardRegistry::portMaybeEmpty(Entry& e) {
+    if (!e.once || e.absenceTimer || e.device) {
+        return;
+    }
+    const std::string port = e.board.status().port;
+    for (const auto& [id, device] : usbDevices_) {
+        if (device.port == port) {
+            return;
+        }
+    }
+    const auto away = e.profile->profile.forgetAfter;
+    e.absenceTimer = env_.timers.after(
+        std::chrono::duration_cast<std::chrono::milliseconds>(away), [this, port, away] {
+            const auto it = entries_.find(port);
+            if (it == entries_.end()) {
+                return;
+            }
+            Entry& entry = *it->second;
+            entry.absenceTimer.reset();
+            entry.once = false;
+            env_.log.info("port " + port + " has been empty for " + std::to_string(away.count()) +
+                              " s: the next board there is booted",
+                          fieldsOf(entry));
+        });
 }
 
 std::vector<BoardStatus> BoardRegistry::boards() const {

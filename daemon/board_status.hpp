@@ -21,11 +21,26 @@ namespace rpibootd {
 inline constexpr const char* kStageWaiting = "waiting";
 inline constexpr const char* kStageSendingBootcode = "sending-bootcode";
 inline constexpr const char* kStageServingFiles = "serving-files";
+// The file server ended: the board runs what it was served and is followed
+// into the USB device it becomes.
+inline constexpr const char* kStageBooted = "booted";
+// Its disk(s) appeared; the storage step is about to write.
+inline constexpr const char* kStageStorageReady = "storage-ready";
+inline constexpr const char* kStageWriting = "writing";
+inline constexpr const char* kStageVerifying = "verifying";
 inline constexpr const char* kStageDone = "done";
 inline constexpr const char* kStageFailed = "failed";
 inline constexpr const char* kStageDisconnected = "disconnected";
 // An operator holds the port: a board there is left untouched.
 inline constexpr const char* kStageHeld = "held";
+
+// A whole disk under the USB device a board became (D-Bus `Disks` a(sst)).
+struct DiskEntry {
+    std::string node;   // "/dev/sdb"; a virtual board's backing file
+    std::string model;  // inquiry / model string, "mmcblk0"
+    std::uint64_t sizeBytes = 0;
+    bool operator==(const DiskEntry&) const = default;
+};
 
 struct BoardStatus {
     std::string port;     // USB port path, "1-1.3"
@@ -42,6 +57,12 @@ struct BoardStatus {
     std::uint64_t startedUsec = 0;   // CLOCK_REALTIME µs, 0 = not yet
     std::uint64_t finishedUsec = 0;  // CLOCK_REALTIME µs, 0 = not yet
     std::map<std::string, std::string> metadata;
+    // What the board became after this boot: "KIND VID:PID[ serial SERIAL]",
+    // e.g. "gadget 0a5c:0104 serial 10000000af04b2da"; "" until it appears.
+    std::string afterBoot;
+    std::vector<DiskEntry> disks;    // the whole disks seen under it in this boot
+    std::uint64_t bytesWritten = 0;  // storage step: image bytes written so far
+    std::uint64_t bytesToWrite = 0;  // and in all (0 while unknown)
 };
 
 // Whether a property's changes are announced (PropertiesChanged). Progress
@@ -53,10 +74,11 @@ enum class Emits {
 
 // Where a property lives in BoardStatus. The member's C++ type gives the
 // D-Bus type: std::string "s", std::uint64_t "t", std::uint32_t "u",
-// std::map<std::string, std::string> "a{ss}".
+// std::map<std::string, std::string> "a{ss}", std::vector<DiskEntry> "a(sst)".
 using BoardStatusMember =
     std::variant<std::string BoardStatus::*, std::uint64_t BoardStatus::*,
-                 std::uint32_t BoardStatus::*, std::map<std::string, std::string> BoardStatus::*>;
+                 std::uint32_t BoardStatus::*, std::map<std::string, std::string> BoardStatus::*,
+                 std::vector<DiskEntry> BoardStatus::*>;
 
 struct BoardProperty {
     const char* name;  // the property of io.rpibootd1.Device
@@ -87,6 +109,10 @@ inline constexpr BoardProperty kBoardProperties[] = {
     {"StartedUsec",  &BoardStatus::startedUsec,  Emits::OnChange},
     {"FinishedUsec", &BoardStatus::finishedUsec, Emits::OnChange},
     {"Metadata",     &BoardStatus::metadata,     Emits::OnChange},
+    {"AfterBoot",    &BoardStatus::afterBoot,    Emits::OnChange},
+    {"Disks",        &BoardStatus::disks,        Emits::OnChange},
+    {"BytesWritten", &BoardStatus::bytesWritten, Emits::OnChange},
+    {"BytesToWrite", &BoardStatus::bytesToWrite, Emits::OnChange},
 };
 // clang-format on
 static_assert(std::size(kBoardProperties) <= 32, "change bits are a std::uint32_t");
@@ -122,6 +148,10 @@ inline constexpr std::uint32_t kFieldLastError = fieldBit("LastError");
 inline constexpr std::uint32_t kFieldStartedUsec = fieldBit("StartedUsec");
 inline constexpr std::uint32_t kFieldFinishedUsec = fieldBit("FinishedUsec");
 inline constexpr std::uint32_t kFieldMetadata = fieldBit("Metadata");
+inline constexpr std::uint32_t kFieldAfterBoot = fieldBit("AfterBoot");
+inline constexpr std::uint32_t kFieldDisks = fieldBit("Disks");
+inline constexpr std::uint32_t kFieldBytesWritten = fieldBit("BytesWritten");
+inline constexpr std::uint32_t kFieldBytesToWrite = fieldBit("BytesToWrite");
 
 // Which properties differ between two snapshots (change bits).
 std::uint32_t changedFields(const BoardStatus& before, const BoardStatus& after);

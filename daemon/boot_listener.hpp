@@ -48,6 +48,8 @@ class BootListener {
                               double seconds) = 0;
     // A file went out in full.
     virtual void bytesServed(std::uint64_t bytes) = 0;
+    // A storage step wrote this many bytes of an image (whatever its outcome).
+    virtual void bytesWritten(std::uint64_t /*bytes*/) {}
     // A board's stage changed, or a board came or went.
     virtual void boardsChanged() = 0;
 };

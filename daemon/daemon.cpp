@@ -20,6 +20,7 @@
 #include "rpiboot/firmware/file_cache.hpp"
 #include "stage_worker.hpp"
 #include "state_files.hpp"
+#include "storage_launcher.hpp"
 #include "udev_watcher.hpp"
 #include "virtual/virtual_control.hpp"
 #include "virtual/virtual_source.hpp"
@@ -156,12 +157,32 @@ class Daemon final : public ManagerControl {
         });
     }
 
+    // Boards booted under an "once-per-serial" profile stay booted across a
+    // restart: read the list before any board is seen.
+    void restoreBootedSerials(BootedSerialsFile file) {
+        try {
+            registry_->restoreOnceSerials(file.load());
+        } catch (const std::exception& e) {
+            log_.warning(std::string("cannot read the booted serials: ") + e.what());
+        }
+        registry_->setOnceSerialsListener([this, file](const std::vector<std::string>& serials) {
+            try {
+                file.save(serials);
+            } catch (const std::exception& e) {
+                log_.warning(std::string("cannot keep the booted serials: ") + e.what() +
+                             "; they are forgotten when rpibootd restarts");
+            }
+        });
+    }
+
     int serve(std::shared_ptr<const ActiveConfig> config,
               std::vector<virtualpi::BoardSpec> virtualBoards) {
         EventLoop loop;
         ThreadStageLauncher launcher(loop, log_);
-        registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, realtimeUsec},
-                          std::move(config));
+        ThreadStorageLauncher storage(loop);
+        BoardRegistry::Environment environment{launcher, loop, log_, realtimeUsec};
+        environment.storage = &storage;
+        registry_.emplace(std::move(environment), std::move(config));
 
         std::vector<EventSource> signals;
         signals.push_back(loop.onSignal(SIGTERM, [&loop] { loop.exit(0); }));
@@ -172,6 +193,8 @@ class Daemon final : public ManagerControl {
         followCounts(loop, virtualBoards.size());
         // Held ports and metrics follow the configuration rpibootd started with.
         restoreHeldPorts(HeldPortsFile(registry_->configuration().configuration().daemon.stateDir));
+        restoreBootedSerials(
+            BootedSerialsFile(registry_->configuration().configuration().daemon.stateDir));
 
         Adapters adapters;
         int status = 0;
@@ -182,7 +205,7 @@ class Daemon final : public ManagerControl {
             log_.error(std::string("cannot run: ") + e.what());
             status = 1;
         }
-        stop(adapters, launcher);
+        stop(adapters, launcher, storage);
         return status;
     }
 
@@ -244,9 +267,10 @@ class Daemon final : public ManagerControl {
                        : std::string()));
     }
 
-    void stop(Adapters& a, StageLauncher& launcher) {
+    void stop(Adapters& a, StageLauncher& launcher, StorageLauncher& storage) {
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-        log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) still running");
+        log_.info("stopping: " + std::to_string(launcher.running()) + " session(s) and " +
+                  std::to_string(storage.running()) + " storage step(s) still running");
         registry_->shutDown();
         registry_->setStatusSink(nullptr);
         a.virtualControl.reset();
@@ -256,6 +280,8 @@ class Daemon final : public ManagerControl {
         // Workers may still be opening devices through the sources: join
         // them before the sources go.
         launcher.stopAll();
+        // Storage jobs stop at their next buffer; virtual disks go with the source.
+        storage.stopAll();
         registry_->setBootListener(nullptr);
         a.metrics.reset();  // its last write
         a.udev.reset();

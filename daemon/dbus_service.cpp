@@ -53,6 +53,15 @@ int append(sd_bus_message* reply, const std::map<std::string, std::string>& meta
     return sd_bus_message_close_container(reply);
 }
 
+int append(sd_bus_message* reply, const std::vector<DiskEntry>& disks) {
+    int r = sd_bus_message_open_container(reply, 'a', "(sst)");
+    for (auto it = disks.begin(); r >= 0 && it != disks.end(); ++it) {
+        r = sd_bus_message_append(reply, "(sst)", it->node.c_str(), it->model.c_str(),
+                                  it->sizeBytes);
+    }
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 constexpr const char* signatureOf(std::string BoardStatus::*) {
     return "s";
 }
@@ -64,6 +73,9 @@ constexpr const char* signatureOf(std::uint32_t BoardStatus::*) {
 }
 constexpr const char* signatureOf(std::map<std::string, std::string> BoardStatus::*) {
     return "a{ss}";
+}
+constexpr const char* signatureOf(std::vector<DiskEntry> BoardStatus::*) {
+    return "a(sst)";
 }
 
 const BoardProperty* findProperty(std::string_view name) {

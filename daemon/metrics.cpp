@@ -11,8 +11,9 @@ namespace {
 
 // Stages a board can be in, each reported (0 when no board is there).
 constexpr const char* kStages[] = {
-    kStageWaiting, kStageSendingBootcode, kStageServingFiles, kStageHeld,
-    kStageDone,    kStageFailed,          kStageDisconnected};
+    kStageWaiting,      kStageSendingBootcode, kStageServingFiles, kStageBooted,
+    kStageStorageReady, kStageWriting,         kStageVerifying,    kStageHeld,
+    kStageDone,         kStageFailed,          kStageDisconnected};
 
 std::string escapeLabel(const std::string& value) {
     std::string out;
@@ -92,6 +93,11 @@ void MetricsWriter::bootFinished(const BoardStatus& board, bool success, Failure
     changed();
 }
 
+void MetricsWriter::bytesWritten(std::uint64_t bytes) {
+    bytesWritten_ += bytes;
+    changed();
+}
+
 void MetricsWriter::bytesServed(std::uint64_t bytes) {
     bytesServed_ += bytes;
     changed();
@@ -158,11 +164,10 @@ std::string MetricsWriter::render() const {
            "Bytes of files sent to boards in full (bootcode and second-stage files).");
     out += "rpibootd_served_bytes_total " + std::to_string(bytesServed_) + "\n";
     header(out, "rpibootd_written_bytes_total", "counter",
-           "Bytes written to boards' storage; rpibootd does not write images yet, so always 0.");
-    out += "rpibootd_written_bytes_total 0\n";
+           "Image bytes written to boards' disks by storage steps.");
+    out += "rpibootd_written_bytes_total " + std::to_string(bytesWritten_) + "\n";
     header(out, "rpibootd_boards", "gauge",
-           "Boards rpibootd knows, by stage (waiting, sending-bootcode and serving-files are in "
-           "flight).");
+           "Boards rpibootd knows, by stage (waiting to verifying are in flight).");
     std::map<std::string, std::uint64_t> byStage;
     for (const char* stage : kStages) {
         byStage[stage] = 0;

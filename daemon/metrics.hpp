@@ -50,6 +50,7 @@ class MetricsWriter final : public BootListener {
     void bootFinished(const BoardStatus& board, bool success, FailureClass reason,
                       double seconds) override;
     void bytesServed(std::uint64_t bytes) override;
+    void bytesWritten(std::uint64_t bytes) override;
     void boardsChanged() override;
 
     // The file's text in Prometheus text format 0.0.4.
@@ -75,6 +76,7 @@ class MetricsWriter final : public BootListener {
     std::map<std::string, std::uint64_t> attemptFailures_;
     std::map<std::string, std::uint64_t> failures_;
     std::uint64_t bytesServed_ = 0;
+    std::uint64_t bytesWritten_ = 0;
     std::uint64_t lastSuccessUsec_ = 0;
     std::unique_ptr<Timer> pending_;
     bool failing_ = false;

@@ -58,37 +58,63 @@ void writeFileAtomically(const std::filesystem::path& file, std::string_view con
     }
 }
 
-std::vector<std::string> HeldPortsFile::load() const {
+namespace {
+
+// One entry per line; empty lines and '#' comments are skipped.
+std::vector<std::string> loadLines(const std::filesystem::path& file) {
     std::error_code ec;
-    if (!std::filesystem::exists(file_, ec)) {
+    if (!std::filesystem::exists(file, ec)) {
         return {};
     }
-    std::ifstream in(file_);
+    std::ifstream in(file);
     if (!in) {
-        failIo(file_, "read", errno != 0 ? errno : EIO);
+        failIo(file, "read", errno != 0 ? errno : EIO);
     }
-    std::vector<std::string> globs;
+    std::vector<std::string> lines;
     std::string line;
     while (std::getline(in, line)) {
         if (!line.empty() && line.front() != '#') {
-            globs.push_back(line);
+            lines.push_back(line);
         }
     }
-    return globs;
+    return lines;
+}
+
+void saveLines(const std::filesystem::path& file, const std::string& header,
+               const std::vector<std::string>& lines) {
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec) {
+        failIo(file.parent_path(), "create the state directory", ec.value());
+    }
+    std::string text = header;
+    for (const auto& line : lines) {
+        text += line + "\n";
+    }
+    writeFileAtomically(file, text);
+}
+
+}  // namespace
+
+std::vector<std::string> HeldPortsFile::load() const {
+    return loadLines(file_);
 }
 
 void HeldPortsFile::save(const std::vector<std::string>& globs) const {
-    std::error_code ec;
-    std::filesystem::create_directories(file_.parent_path(), ec);
-    if (ec) {
-        failIo(file_.parent_path(), "create the state directory", ec.value());
-    }
-    std::string text =
-        "# Ports held by rpibootctl hold / io.rpibootd1 HoldPort; one glob per line.\n";
-    for (const auto& glob : globs) {
-        text += glob + "\n";
-    }
-    writeFileAtomically(file_, text);
+    saveLines(file_,
+              "# Ports held by rpibootctl hold / io.rpibootd1 HoldPort; one glob per line.\n",
+              globs);
+}
+
+std::vector<std::string> BootedSerialsFile::load() const {
+    return loadLines(file_);
+}
+
+void BootedSerialsFile::save(const std::vector<std::string>& serials) const {
+    saveLines(file_,
+              "# Boards booted under an after_success \"once-per-serial\" profile; one serial per "
+              "line.\n# rpibootctl retry or forget takes a board off this list.\n",
+              serials);
 }
 
 }  // namespace rpibootd

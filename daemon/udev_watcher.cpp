@@ -3,8 +3,10 @@
 #include <libudev.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include "rpiboot/core/error.hpp"
@@ -42,6 +44,14 @@ std::vector<std::uint8_t> readBinary(const std::string& path) {
 
 std::string stringOrEmpty(const char* text) {
     return text != nullptr ? text : "";
+}
+
+std::string trimmed(const std::string& text) {
+    const auto first = text.find_first_not_of(" \t\n");
+    if (first == std::string::npos) {
+        return {};
+    }
+    return text.substr(first, text.find_last_not_of(" \t\n") - first + 1);
 }
 
 }  // namespace
@@ -94,13 +104,16 @@ UdevWatcher::~UdevWatcher() = default;
 
 void UdevWatcher::start(DeviceEvents& events) {
     events_ = &events;
-    // Monitor first, then enumerate: a board plugged in between is seen by
-    // both, and the `known_` set drops the duplicate.
+    // Monitor first, then enumerate: a device plugged in between is seen by
+    // both, and the `known_` map drops the duplicate.
     monitor_.reset(udev_monitor_new_from_netlink(udev_.get(), "udev"));
     if (!monitor_) {
         throw rpiboot::Error(rpiboot::Errc::Io, "cannot open the udev monitor");
     }
     int r = udev_monitor_filter_add_match_subsystem_devtype(monitor_.get(), "usb", "usb_device");
+    if (r >= 0) {
+        r = udev_monitor_filter_add_match_subsystem_devtype(monitor_.get(), "block", "disk");
+    }
     if (r >= 0) {
         r = udev_monitor_enable_receiving(monitor_.get());
     }
@@ -111,25 +124,71 @@ void UdevWatcher::start(DeviceEvents& events) {
     monitorSource_ = loop_.onReadable(udev_monitor_get_fd(monitor_.get()),
                                       [this](std::uint32_t) { onMonitorReadable(); });
 
-    UdevEnumeratePtr scan(udev_enumerate_new(udev_.get()));
-    if (!scan) {
-        throw rpiboot::Error(rpiboot::Errc::Io, "cannot enumerate USB devices through udev");
-    }
-    udev_enumerate_add_match_subsystem(scan.get(), "usb");
-    udev_enumerate_add_match_property(scan.get(), "DEVTYPE", "usb_device");
-    udev_enumerate_add_match_sysattr(scan.get(), "idVendor", "0a5c");
-    udev_enumerate_scan_devices(scan.get());
-    udev_list_entry* entry = nullptr;
-    udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(scan.get())) {
-        UdevDevicePtr device(
-            udev_device_new_from_syspath(udev_.get(), udev_list_entry_get_name(entry)));
-        if (!device) {
-            continue;
+    // USB devices before disks: a disk is reported after the device it hangs under.
+    for (const auto& [subsystem, devtype] :
+         {std::pair<const char*, const char*>{"usb", "usb_device"}, {"block", "disk"}}) {
+        UdevEnumeratePtr scan(udev_enumerate_new(udev_.get()));
+        if (!scan) {
+            throw rpiboot::Error(rpiboot::Errc::Io, "cannot enumerate devices through udev");
         }
-        if (auto info = describe(device.get()); info && known_.insert(info->id).second) {
-            log_.debug("found " + info->id + " at start-up", portFields(info->port));
+        udev_enumerate_add_match_subsystem(scan.get(), subsystem);
+        udev_enumerate_add_match_property(scan.get(), "DEVTYPE", devtype);
+        udev_enumerate_scan_devices(scan.get());
+        udev_list_entry* entry = nullptr;
+        udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(scan.get())) {
+            UdevDevicePtr device(
+                udev_device_new_from_syspath(udev_.get(), udev_list_entry_get_name(entry)));
+            if (device) {
+                added(device.get(), true);
+            }
+        }
+    }
+}
+
+void UdevWatcher::added(udev_device* device, bool coldplug) {
+    const std::string subsystem = stringOrEmpty(udev_device_get_subsystem(device));
+    if (subsystem == "block") {
+        if (auto disk = describeDisk(device);
+            disk && known_.emplace(disk->id, Reported::Disk).second) {
+            events_->diskAdded(*disk);
+        }
+        return;
+    }
+    if (auto info = describe(device)) {
+        if (known_.emplace(info->id, Reported::Boot).second) {
+            if (coldplug) {
+                log_.debug("found " + info->id + " at start-up", portFields(info->port));
+            }
             events_->deviceAdded(*info);
         }
+        return;
+    }
+    if (auto other = describeOther(device);
+        other && known_.emplace(other->id, Reported::Other).second) {
+        events_->usbDeviceAdded(*other);
+    }
+}
+
+void UdevWatcher::removed(udev_device* device) {
+    const std::string subsystem = stringOrEmpty(udev_device_get_subsystem(device));
+    const std::string id = subsystem == "block" ? stringOrEmpty(udev_device_get_syspath(device))
+                                                : stringOrEmpty(udev_device_get_devnode(device));
+    const auto it = known_.find(id);
+    if (it == known_.end()) {
+        return;
+    }
+    const Reported what = it->second;
+    known_.erase(it);
+    switch (what) {
+        case Reported::Boot:
+            events_->deviceRemoved(id);
+            break;
+        case Reported::Other:
+            events_->usbDeviceRemoved(id);
+            break;
+        case Reported::Disk:
+            events_->diskRemoved(id);
+            break;
     }
 }
 
@@ -167,6 +226,62 @@ std::optional<DeviceInfo> UdevWatcher::describe(udev_device* device) {
     return info;
 }
 
+std::optional<UsbDeviceInfo> UdevWatcher::describeOther(udev_device* device) {
+    const auto vid = hexAttribute(device, "idVendor");
+    const auto pid = hexAttribute(device, "idProduct");
+    const char* devnode = udev_device_get_devnode(device);
+    const char* syspath = udev_device_get_syspath(device);
+    const std::string port = stringOrEmpty(udev_device_get_sysname(device));
+    // Root hubs ("usb1") have no port path.
+    if (!vid || !pid || devnode == nullptr || syspath == nullptr ||
+        port.find('-') == std::string::npos || rpiboot::isBootDevice(*vid, *pid)) {
+        return std::nullopt;
+    }
+    UsbDeviceInfo info;
+    info.id = devnode;
+    info.port = port;
+    info.vendorId = *vid;
+    info.productId = *pid;
+    info.serial = stringOrEmpty(udev_device_get_sysattr_value(device, "serial"));
+    info.sysfsPath = syspath;
+    info.kind = classifyUsbDevice(*vid, *pid);
+    return info;
+}
+
+std::optional<DiskInfo> UdevWatcher::describeDisk(udev_device* device) {
+    const char* devnode = udev_device_get_devnode(device);
+    const char* syspath = udev_device_get_syspath(device);
+    udev_device* usb = udev_device_get_parent_with_subsystem_devtype(device, "usb", "usb_device");
+    if (devnode == nullptr || syspath == nullptr || usb == nullptr) {
+        return std::nullopt;  // not a disk on USB
+    }
+    DiskInfo info;
+    info.id = syspath;
+    info.port = stringOrEmpty(udev_device_get_sysname(usb));
+    info.disk.node = devnode;
+    info.disk.sysfsPath = syspath;
+    udev_list_entry* link = nullptr;
+    udev_list_entry_foreach(link, udev_device_get_devlinks_list_entry(device)) {
+        const std::string name = stringOrEmpty(udev_list_entry_get_name(link));
+        if (name.rfind("/dev/disk/by-path/", 0) == 0) {
+            info.disk.byPath = name;
+            break;
+        }
+    }
+    // "size" counts 512-byte sectors whatever the logical block size.
+    const std::string sectors = stringOrEmpty(udev_device_get_sysattr_value(device, "size"));
+    info.disk.sizeBytes = std::strtoull(sectors.c_str(), nullptr, 10) * 512U;
+    // The SCSI model; the mass-storage gadget's inquiry string ("mmcblk0")
+    // fills the vendor field first, leaving the model blank.
+    std::string model =
+        trimmed(stringOrEmpty(udev_device_get_sysattr_value(device, "device/model")));
+    if (model.empty()) {
+        model = trimmed(stringOrEmpty(udev_device_get_sysattr_value(device, "device/vendor")));
+    }
+    info.disk.model = model;
+    return info;
+}
+
 void UdevWatcher::onMonitorReadable() {
     // Drain everything pending; the fd is level-triggered in the loop anyway.
     while (true) {
@@ -176,14 +291,9 @@ void UdevWatcher::onMonitorReadable() {
         }
         const std::string action = stringOrEmpty(udev_device_get_action(device.get()));
         if (action == "add") {
-            if (auto info = describe(device.get()); info && known_.insert(info->id).second) {
-                events_->deviceAdded(*info);
-            }
+            added(device.get(), false);
         } else if (action == "remove") {
-            const std::string devnode = stringOrEmpty(udev_device_get_devnode(device.get()));
-            if (known_.erase(devnode) > 0) {
-                events_->deviceRemoved(devnode);
-            }
+            removed(device.get());
         }
     }
 }

@@ -1,17 +1,20 @@
 // Real USB boot-mode devices, as udev reports them.
 //
 // Watches a udev monitor ("udev" netlink group, so rules and permissions have
-// been applied before we hear of a device) for usb_device add/remove events
-// of VID 0a5c with a boot PID, and enumerates the ones already attached at
-// start. No polling, no sleeps: the monitor fd sits in the main sd-event
-// loop. Descriptor facts come from sysfs; opening goes through libusb on the
-// device node. Never decides what to do with a device.
+// been applied before we hear of a device) for usb_device and whole-disk
+// block add/remove events, and enumerates the ones already attached at start
+// (USB devices first, then disks). Boot-mode devices (VID 0a5c with a boot
+// PID) are reported as such; any other USB device as what a board may have
+// become; a disk only when it hangs under a USB device. No polling, no
+// sleeps: the monitor fd sits in the main sd-event loop. Descriptor facts
+// come from sysfs; opening goes through libusb on the device node. Never
+// decides what to do with a device.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 
@@ -45,7 +48,11 @@ class UdevWatcher final : public DeviceSource {
 
   private:
     void onMonitorReadable();
+    void added(udev_device* device, bool coldplug);
+    void removed(udev_device* device);
     std::optional<DeviceInfo> describe(udev_device* device);
+    std::optional<UsbDeviceInfo> describeOther(udev_device* device);
+    std::optional<DiskInfo> describeDisk(udev_device* device);
 
     EventLoop& loop_;
     Logger& log_;
@@ -53,7 +60,10 @@ class UdevWatcher final : public DeviceSource {
     UdevMonitorPtr monitor_;
     EventSource monitorSource_;
     DeviceEvents* events_ = nullptr;
-    std::set<std::string> known_;  // device nodes reported as added
+    // What was reported as added, by the id it was reported with (boot and
+    // other USB devices: the device node; disks: the sysfs path), and as what.
+    enum class Reported { Boot, Other, Disk };
+    std::map<std::string, Reported> known_;
     std::unique_ptr<rpiboot::LibusbContext> usb_;
 };
 

@@ -1,10 +1,17 @@
 #include "virtual/virtual_source.hpp"
 
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 #include "rpiboot/core/error.hpp"
+#include "rpiboot/core/unique_fd.hpp"
 #include "virtualpi/builtin_scenarios.hpp"
 #include "virtualpi/scenario.hpp"
 
@@ -133,6 +140,10 @@ VirtualSource::VirtualSource(EventLoop& loop, Logger& log, std::vector<virtualpi
 VirtualSource::~VirtualSource() {
     unplugAll();
     bus_.reset();
+    if (!diskDir_.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(diskDir_, ec);
+    }
 }
 
 std::optional<DeviceInfo> VirtualSource::toDeviceInfo(const virtualpi::SimDeviceInfo& device) {
@@ -149,28 +160,121 @@ std::optional<DeviceInfo> VirtualSource::toDeviceInfo(const virtualpi::SimDevice
     return info;
 }
 
+std::vector<DiskInfo> VirtualSource::createDisks(const virtualpi::SimDeviceInfo& device) {
+    const auto board = bus_->board(device.portPath);
+    // Final identities with mass-storage interfaces: all but none and custom.
+    const virtualpi::FinalIdentity& became =
+        board ? board->scenario().final : virtualpi::FinalIdentity{};
+    if (!board || became.kind == virtualpi::FinalKind::None ||
+        became.kind == virtualpi::FinalKind::Custom) {
+        return {};
+    }
+    // A gadget disk is known by its device name (its inquiry string), a plain
+    // USB disk by its product string.
+    const bool gadget = became.kind == virtualpi::FinalKind::MassStorageGadget;
+    std::vector<DiskInfo> disks;
+    for (const auto& name : became.disks) {
+        std::uint64_t n = 0;
+        {
+            std::lock_guard lock(disksMutex_);
+            n = ++nextDisk_;
+        }
+        std::string port = device.portPath;
+        std::replace(port.begin(), port.end(), '.', '_');
+        const std::filesystem::path file =
+            diskDir_ / (port + "-" + name + "-" + std::to_string(n) + ".img");
+        rpiboot::UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(diskSize_)) != 0) {
+            log_.warning("cannot create the virtual disk " + file.string() + ": " +
+                             std::generic_category().message(errno),
+                         portFields(device.portPath));
+            continue;
+        }
+        DiskInfo disk;
+        disk.id = "virtual-disk:" + std::to_string(n);
+        disk.port = device.portPath;
+        disk.disk.node = file.string();
+        disk.disk.model = gadget ? name : became.product;
+        disk.disk.sizeBytes = diskSize_;
+        disks.push_back(std::move(disk));
+    }
+    return disks;
+}
+
+void VirtualSource::report(const virtualpi::DeviceEvent& event, DeviceEvents& events,
+                           const std::function<void(std::function<void()>)>& deliver) {
+    const bool added = event.kind == virtualpi::DeviceEventKind::Added;
+    if (auto info = toDeviceInfo(event.device)) {
+        if (added) {
+            deliver([&events, info = std::move(*info)] { events.deviceAdded(info); });
+        } else {
+            deliver([&events, id = std::move(info->id)] { events.deviceRemoved(id); });
+        }
+        return;
+    }
+    // What a board became after its boot.
+    const virtualpi::SimDeviceInfo& d = event.device;
+    const std::string id = std::string(kIdPrefix) + std::to_string(d.deviceId);
+    if (added) {
+        UsbDeviceInfo info;
+        info.id = id;
+        info.port = d.portPath;
+        info.vendorId = d.summary.vendorId;
+        info.productId = d.summary.productId;
+        info.serial = d.serial;
+        info.kind = classifyUsbDevice(info.vendorId, info.productId);
+        info.simulated = true;
+        auto disks = createDisks(d);
+        {
+            std::lock_guard lock(disksMutex_);
+            disksOf_[d.deviceId] = disks;
+        }
+        deliver([&events, info = std::move(info)] { events.usbDeviceAdded(info); });
+        for (auto& disk : disks) {
+            deliver([&events, disk = std::move(disk)] { events.diskAdded(disk); });
+        }
+        return;
+    }
+    std::vector<DiskInfo> disks;
+    {
+        std::lock_guard lock(disksMutex_);
+        if (const auto it = disksOf_.find(d.deviceId); it != disksOf_.end()) {
+            disks = std::move(it->second);
+            disksOf_.erase(it);
+        }
+    }
+    for (const auto& disk : disks) {
+        // A storage job that has it open keeps its data until it closes it.
+        std::error_code ec;
+        std::filesystem::remove(disk.disk.node, ec);
+        deliver([&events, diskId = disk.id] { events.diskRemoved(diskId); });
+    }
+    deliver([&events, id] { events.usbDeviceRemoved(id); });
+}
+
 void VirtualSource::start(DeviceEvents& events) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "rpibootd-virtual-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+        throw rpiboot::Error(rpiboot::Errc::Io,
+                             "cannot create a directory for the virtual disks in " +
+                                 std::filesystem::temp_directory_path().string() + ": " +
+                                 std::generic_category().message(errno));
+    }
+    diskDir_ = pattern;
     bus_ = std::make_unique<virtualpi::VirtualBus>();
     std::vector<virtualpi::SimDeviceInfo> existing;
     // The bus's event thread only posts; the registry sees events in order
     // on the main loop.
     listener_ = bus_->addListener(
         [this, &events](const virtualpi::DeviceEvent& event) {
-            auto info = toDeviceInfo(event.device);
-            if (!info) {
-                return;  // a booted board's gadget: not ours to serve
-            }
-            if (event.kind == virtualpi::DeviceEventKind::Added) {
-                loop_.post([&events, info = std::move(*info)] { events.deviceAdded(info); });
-            } else {
-                loop_.post([&events, id = std::move(info->id)] { events.deviceRemoved(id); });
-            }
+            report(event, events,
+                   [this](std::function<void()> work) { loop_.post(std::move(work)); });
         },
         &existing);
     for (const auto& device : existing) {
-        if (auto info = toDeviceInfo(device)) {
-            events.deviceAdded(*info);
-        }
+        report(virtualpi::DeviceEvent{virtualpi::DeviceEventKind::Added, device}, events,
+               [](std::function<void()> work) { work(); });
     }
     for (auto& spec : specs_) {
         plugOne(spec);

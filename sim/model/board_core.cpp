@@ -8,8 +8,10 @@ namespace {
 
 constexpr std::uint8_t kTypeMask = 0x60;
 constexpr std::uint8_t kTypeStandard = 0x00;
+constexpr std::uint8_t kTypeClass = 0x20;
 constexpr std::uint8_t kTypeVendor = 0x40;
 constexpr std::uint8_t kRecipientMask = 0x1f;
+constexpr std::uint8_t kRecipientInterface = 1;
 
 // Standard requests (USB 2.0 §9.4).
 constexpr std::uint8_t kGetStatus = 0;
@@ -49,6 +51,23 @@ void BoardCore::resetProtocolState() {
     controlOutModeOnCollect.reset();
     haltedEndpoints.clear();
     configurationValue = 0;
+    dropStorage();
+}
+
+void BoardCore::dropStorage() {
+    for (const auto& function : storage) {
+        function->disconnect();
+    }
+    storage.clear();
+}
+
+std::shared_ptr<BulkOnlyStorage> BoardCore::storageFor(std::uint8_t endpoint) const {
+    for (const auto& function : storage) {
+        if (function->ownsEndpoint(endpoint)) {
+            return function;
+        }
+    }
+    return nullptr;
 }
 
 bool BoardCore::isCurrent(std::uint64_t gen) {
@@ -85,6 +104,15 @@ TransferResult BoardCore::control(std::uint64_t gen, const SetupPacket& setup,
     const std::uint8_t type = setup.requestType & kTypeMask;
     if (type == kTypeStandard) {
         return standardRequest(setup, data);
+    }
+    // Class requests to a mass-storage interface (Get Max LUN, reset).
+    if (type == kTypeClass && (setup.requestType & kRecipientMask) == kRecipientInterface) {
+        for (const auto& function : storage) {
+            if (function->interfaceNumber() == (setup.index & 0xff)) {
+                return function->classRequest(setup, data);
+            }
+        }
+        return {UsbStatus::Stall, 0};
     }
     // The boot protocol: vendor, recipient device, bRequest 0 (docs/protocol.md §3).
     // The final identity (gadget) speaks no boot protocol.
@@ -205,6 +233,10 @@ TransferResult BoardCore::standardRequest(const SetupPacket& setup, std::span<st
         case kGetStatus: {
             if (recipient == 2) {
                 const auto ep = static_cast<std::uint8_t>(setup.index);
+                if (const auto function = storageFor(ep)) {
+                    return answer(data, setup.length,
+                                  {static_cast<std::uint8_t>(function->halted(ep) ? 1 : 0), 0});
+                }
                 if (!endpointKnown(ep)) {
                     break;
                 }
@@ -221,6 +253,14 @@ TransferResult BoardCore::standardRequest(const SetupPacket& setup, std::span<st
                 const auto ep = static_cast<std::uint8_t>(setup.index);
                 if (!endpointKnown(ep)) {
                     break;
+                }
+                if (const auto function = storageFor(ep)) {
+                    if (setup.request == kClearFeature) {
+                        function->clearHalt(ep);
+                    } else {
+                        function->setHalt(ep);
+                    }
+                    return {UsbStatus::Ok, 0};
                 }
                 if (setup.request == kClearFeature) {
                     haltedEndpoints.erase(ep);
@@ -250,6 +290,10 @@ TransferResult BoardCore::bulkOut(std::uint64_t gen, std::uint8_t endpoint,
     const auto eps = descriptors->bulkEndpoints();
     if ((endpoint & 0x80) != 0 || std::find(eps.begin(), eps.end(), endpoint) == eps.end()) {
         return {UsbStatus::Stall, 0};
+    }
+    if (const auto function = storageFor(endpoint)) {
+        lock.unlock();
+        return function->bulkOut(data, deadline, cancel);
     }
     // Only the vendor interface carries the protocol; the others NAK.
     const bool vendorEndpoint = endpoint == descriptors->vendorBulkOutEndpoint() &&
@@ -299,7 +343,7 @@ TransferResult BoardCore::bulkOut(std::uint64_t gen, std::uint8_t endpoint,
 }
 
 TransferResult BoardCore::bulkIn(std::uint64_t gen, std::uint8_t endpoint,
-                                 std::span<std::uint8_t> /*buffer*/, Deadline deadline,
+                                 std::span<std::uint8_t> buffer, Deadline deadline,
                                  const std::stop_token& cancel) {
     std::unique_lock lock(mutex);
     if (!attached || generation != gen) {
@@ -308,6 +352,10 @@ TransferResult BoardCore::bulkIn(std::uint64_t gen, std::uint8_t endpoint,
     const auto eps = descriptors->bulkEndpoints();
     if ((endpoint & 0x80) == 0 || std::find(eps.begin(), eps.end(), endpoint) == eps.end()) {
         return {UsbStatus::Stall, 0};
+    }
+    if (const auto function = storageFor(endpoint)) {
+        lock.unlock();
+        return function->bulkIn(buffer, deadline, cancel);
     }
     // Nothing is ever sent on bulk IN (docs/protocol.md §2.3): NAK.
     const UsbStatus status =

@@ -16,6 +16,7 @@
 
 #include "sha256.hpp"
 #include "virtualpi/bandwidth.hpp"
+#include "virtualpi/mass_storage.hpp"
 #include "virtualpi/sim_board.hpp"
 #include "virtualpi/usb_device.hpp"
 
@@ -76,8 +77,19 @@ class BoardCore : public std::enable_shared_from_this<BoardCore> {
     BoardRecord record;
     Clock::time_point poweredOn = Clock::now();
 
+    // Mass-storage functions of the current enumeration (final identity with
+    // backing files); their endpoints and class requests go to them.
+    std::vector<std::shared_ptr<BulkOnlyStorage>> storage;
+    // The disk (index) whose function reached its unplug limit: the firmware
+    // then leaves the bus.
+    std::optional<std::size_t> unpluggedDisk;
+
     // Resets the per-enumeration protocol state (caller holds mutex).
     void resetProtocolState();
+    // Disconnects and forgets the storage functions (caller holds mutex).
+    void dropStorage();
+    // The storage function owning `endpoint`, or null (caller holds mutex).
+    std::shared_ptr<BulkOnlyStorage> storageFor(std::uint8_t endpoint) const;
 
   private:
     TransferResult standardRequest(const SetupPacket& setup, std::span<std::uint8_t> data);

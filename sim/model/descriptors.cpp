@@ -247,6 +247,24 @@ std::vector<std::uint8_t> DescriptorSet::bulkEndpoints() const {
     return out;
 }
 
+std::vector<DescriptorSet::StorageInterface> DescriptorSet::storageInterfaces() const {
+    std::vector<StorageInterface> out;
+    bool inStorage = false;
+    walk(configuration, [&](std::uint8_t type, std::size_t at) {
+        if (type == kDescriptorInterface && at + 5 < configuration.size()) {
+            inStorage = configuration[at + 5] == 0x08;
+            if (inStorage) {
+                out.push_back({configuration[at + 2], 0, 0});
+            }
+        } else if (type == kDescriptorEndpoint && inStorage && at + 3 < configuration.size() &&
+                   (configuration[at + 3] & 0x03) == 0x02) {
+            const std::uint8_t address = configuration[at + 2];
+            ((address & 0x80) != 0 ? out.back().in : out.back().out) = address;
+        }
+    });
+    return out;
+}
+
 std::string romProductString(rpiboot::Chip chip) {
     switch (chip) {
         case rpiboot::Chip::Bcm2835:
@@ -345,6 +363,23 @@ DescriptorSet massStorageGadgetDescriptors(std::string_view serial16,
                    {kProductIndex, "Raspberry Pi multi-function USB device"},
                    {3, std::string(serial16)},
                    {4, "Config 1: ECM network"}});
+}
+
+DescriptorSet usbDiskDescriptors(std::uint16_t vendorId, std::uint16_t productId,
+                                 std::string_view manufacturer, std::string_view product,
+                                 std::string_view serial) {
+    DeviceFields d;
+    d.vendorId = vendorId;
+    d.productId = productId;
+    d.bcdDevice = 0x0100;
+    d.serialIndex = serial.empty() ? 0 : 3;
+    std::map<std::uint8_t, std::string> strings{{kManufacturerIndex, std::string(manufacturer)},
+                                                {kProductIndex, std::string(product)}};
+    if (!serial.empty()) {
+        strings[3] = std::string(serial);
+    }
+    return finish(deviceDescriptor(d), configuration({}, {{0, 0x08, 0x06, 0x50, {0x81, 0x01}}}),
+                  std::move(strings));
 }
 
 DescriptorSet customDescriptors(std::uint16_t vendorId, std::uint16_t productId,

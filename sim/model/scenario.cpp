@@ -140,6 +140,12 @@ void validateScenario(const Scenario& s) {
         (s.final.disks.empty() || s.final.disks.size() > 15)) {
         fail("final: the mass-storage gadget needs 1 to 15 disks");
     }
+    if (s.final.kind == FinalKind::UsbDisk && s.final.disks.size() != 1) {
+        fail("final: a usb-disk has exactly one disk");
+    }
+    if (s.startStage == StartStage::Final && s.final.kind == FinalKind::None) {
+        fail("startStage \"final\" needs a final identity");
+    }
     if (s.secondStage.interfaceCount > 2 || s.secondStage.interfaceCount == 0) {
         fail("secondStage.interfaces must be 1 or 2");
     }
@@ -380,11 +386,14 @@ const std::pair<const char*, StepKind> kStepKinds[] = {{"file", StepKind::File},
 const std::pair<const char*, FinalKind> kFinalKinds[] = {
     {"none", FinalKind::None},
     {"mass-storage-gadget", FinalKind::MassStorageGadget},
-    {"custom", FinalKind::Custom}};
+    {"custom", FinalKind::Custom},
+    {"usb-disk", FinalKind::UsbDisk}};
 const std::pair<const char*, RawReply> kReplies[] = {{"auto", RawReply::Auto},
                                                      {"none", RawReply::None}};
 const std::pair<const char*, StartStage> kStartStages[] = {
-    {"rom", StartStage::Rom}, {"second-stage", StartStage::SecondStage}};
+    {"rom", StartStage::Rom},
+    {"second-stage", StartStage::SecondStage},
+    {"final", StartStage::Final}};
 
 Fault faultFromJson(const json& j, const std::string& where, FaultPoint defaultPoint) {
     onlyKeys(j, where, {"kind", "at", "afterBytes"});
@@ -750,6 +759,8 @@ const char* finalKindName(FinalKind k) {
             return "mass-storage-gadget";
         case FinalKind::Custom:
             return "custom";
+        case FinalKind::UsbDisk:
+            return "usb-disk";
     }
     return "none";
 }
@@ -763,7 +774,9 @@ json scenarioToJson(const Scenario& s) {
     if (!s.serial.empty()) {
         j["serial"] = s.serial;
     }
-    j["startStage"] = s.startStage == StartStage::Rom ? "rom" : "second-stage";
+    j["startStage"] = s.startStage == StartStage::Rom           ? "rom"
+                      : s.startStage == StartStage::SecondStage ? "second-stage"
+                                                                : "final";
     if (s.secureBoot.locked() || !s.secureBoot.eepromPubkey.empty() || s.secureBoot.jtagLocked ||
         s.secureBoot.devkeyRevoked) {
         j["secureBoot"] = {{"otpKeyHash", s.secureBoot.otpKeyHash},

@@ -71,18 +71,27 @@ class Firmware {
   public:
     Firmware(BoardCore& core, std::shared_ptr<BoardCore> coreRef, const Scenario& scenario,
              const std::string& serial, const std::string& port, const AttachListener& listener,
-             std::stop_token stop)
+             const std::vector<std::shared_ptr<ScsiDisk>>& disks,
+             const std::vector<DiskAttachment>& attachments, std::stop_token stop)
         : core_(core),
           coreRef_(std::move(coreRef)),
           s_(scenario),
           serial_(serial),
           port_(port),
           listener_(listener),
+          disks_(disks),
+          attachments_(attachments),
           stop_(std::move(stop)),
           secure_(scenario.secureBoot) {}
 
     void run() {
         try {
+            if (s_.startStage == StartStage::Final) {
+                showFinalIdentity();
+                endWith(Outcome::Succeeded, {});
+                waitForDiskUnplug();
+                return;
+            }
             if (s_.startStage == StartStage::Rom) {
                 romStage();
                 detach();
@@ -112,12 +121,14 @@ class Firmware {
                (port_.empty() ? std::string() : " at " + port_);
     }
 
-    void attach(Stage stage, DescriptorSet descriptors) {
+    void attach(Stage stage, DescriptorSet descriptors,
+                std::vector<std::shared_ptr<BulkOnlyStorage>> storage = {}) {
         std::shared_ptr<UsbDevice> device;
         {
             std::lock_guard lock(core_.mutex);
             ++core_.generation;
             core_.resetProtocolState();
+            core_.storage = std::move(storage);
             core_.attached = true;
             core_.stage = stage;
             core_.descriptors = std::make_shared<const DescriptorSet>(std::move(descriptors));
@@ -143,6 +154,7 @@ class Firmware {
             core_.attached = false;
             core_.stage = Stage::Off;
             core_.record.stage = Stage::Off;
+            core_.dropStorage();
             device = std::move(core_.currentDevice);
             core_.changed.notify_all();
         }
@@ -795,18 +807,75 @@ class Firmware {
         }
         if (s_.final.kind != FinalKind::None) {
             pause(s_.timing.finalDelay);
-            const FinalIdentity& f = s_.final;
-            if (f.kind == FinalKind::MassStorageGadget) {
-                attach(Stage::Final,
-                       massStorageGadgetDescriptors(
-                           f.serial.empty() ? "10000000" + serial_ : f.serial, f.disks));
-            } else {
-                attach(Stage::Final,
-                       customDescriptors(f.vendorId, f.productId, f.manufacturer, f.product,
-                                         f.serial.empty() ? serial_ : f.serial));
-            }
+            showFinalIdentity();
         }
         endWith(Outcome::Succeeded, {});
+        waitForDiskUnplug();
+    }
+
+    // The identity after booting, with a mass-storage function for every
+    // disk that has a backing file.
+    void showFinalIdentity() {
+        const FinalIdentity& f = s_.final;
+        const std::string serial = f.serial.empty() ? serial_ : f.serial;
+        DescriptorSet descriptors;
+        switch (f.kind) {
+            case FinalKind::MassStorageGadget:
+                descriptors = massStorageGadgetDescriptors(
+                    f.serial.empty() ? "10000000" + serial_ : f.serial, f.disks);
+                break;
+            case FinalKind::UsbDisk:
+                descriptors =
+                    usbDiskDescriptors(f.vendorId, f.productId, f.manufacturer, f.product, serial);
+                break;
+            default:
+                descriptors =
+                    customDescriptors(f.vendorId, f.productId, f.manufacturer, f.product, serial);
+                break;
+        }
+        std::vector<std::shared_ptr<BulkOnlyStorage>> storage;
+        const auto interfaces = descriptors.storageInterfaces();
+        for (std::size_t i = 0; i < disks_.size() && i < interfaces.size(); ++i) {
+            auto function = std::make_shared<BulkOnlyStorage>(disks_[i], interfaces[i].number,
+                                                              interfaces[i].in, interfaces[i].out);
+            if (const auto limit = attachments_[i].unplugAfterWritten) {
+                std::weak_ptr<BoardCore> weak = coreRef_;
+                function->unplugAfterWritten(*limit, [weak, i] {
+                    if (const auto core = weak.lock()) {
+                        std::lock_guard lock(core->mutex);
+                        core->unpluggedDisk = i;
+                        core->changed.notify_all();
+                    }
+                });
+            }
+            storage.push_back(std::move(function));
+        }
+        attach(Stage::Final, std::move(descriptors), std::move(storage));
+    }
+
+    // With an unplug limit on a disk: stays on the bus until the host has
+    // written that much to it, then leaves.
+    void waitForDiskUnplug() {
+        const bool armed =
+            std::any_of(attachments_.begin(), attachments_.end(),
+                        [](const DiskAttachment& a) { return a.unplugAfterWritten.has_value(); });
+        if (!armed) {
+            return;
+        }
+        std::size_t disk = 0;
+        {
+            std::unique_lock lock(core_.mutex);
+            core_.changed.wait(lock, stop_, [&] { return core_.unpluggedDisk.has_value(); });
+            if (!core_.unpluggedDisk) {
+                return;  // powered off
+            }
+            disk = *core_.unpluggedDisk;
+            core_.record.log.push_back("left the bus after " +
+                                       std::to_string(*attachments_[disk].unplugAfterWritten) +
+                                       " bytes written to disk " +
+                                       (disk < s_.final.disks.size() ? s_.final.disks[disk] : ""));
+        }
+        detach();
     }
 
     BoardCore& core_;
@@ -815,6 +884,8 @@ class Firmware {
     const std::string& serial_;
     const std::string& port_;
     const AttachListener& listener_;
+    const std::vector<std::shared_ptr<ScsiDisk>>& disks_;
+    const std::vector<DiskAttachment>& attachments_;
     std::stop_token stop_;
     std::string failure_;
     std::map<std::string, std::string> received_;  // file name -> sha256 (guarded by mutex)
@@ -834,6 +905,29 @@ SimBoard::SimBoard(Scenario scenario, BoardOptions options)
                                           : std::string("00000000");
     core_ = std::make_shared<BoardCore>(scenario_.bulkBytesPerSecond, options_.controllerBudget);
     core_->record.secureBoot = scenario_.secureBoot;
+    const FinalIdentity& f = scenario_.final;
+    const bool storage = f.kind == FinalKind::MassStorageGadget || f.kind == FinalKind::UsbDisk;
+    const std::size_t capacity = storage ? f.disks.size() : 0;
+    if (options_.disks.size() > capacity) {
+        throw rpiboot::Error(rpiboot::Errc::InvalidArgument,
+                             "virtual board: " + std::to_string(options_.disks.size()) +
+                                 " backing file(s) for a final identity with " +
+                                 std::to_string(capacity) + " disk(s)");
+    }
+    for (std::size_t i = 0; i < options_.disks.size(); ++i) {
+        DiskOptions o;
+        o.file = options_.disks[i].file;
+        o.sizeBytes = options_.disks[i].sizeBytes;
+        if (f.kind == FinalKind::MassStorageGadget) {
+            // The gadget's inquiry_string is the device name (docs/protocol.md §12.4).
+            o.identification = f.disks[i];
+            o.serial = f.serial.empty() ? "10000000" + serial_ : f.serial;
+        } else {
+            o.identification = inquiryIdentification(f.manufacturer, f.product, "1.00");
+            o.serial = f.serial.empty() ? serial_ : f.serial;
+        }
+        disks_.push_back(std::make_shared<ScsiDisk>(std::move(o)));
+    }
 }
 
 SimBoard::~SimBoard() {
@@ -854,7 +948,7 @@ void SimBoard::start() {
 
 void SimBoard::run(std::stop_token stop) {
     Firmware firmware(*core_, core_, scenario_, serial_, options_.portPath, options_.listener,
-                      std::move(stop));
+                      disks_, options_.disks, std::move(stop));
     firmware.run();
 }
 
@@ -870,6 +964,7 @@ void SimBoard::stop() {
             core_->attached = false;
             core_->stage = Stage::Off;
             core_->record.stage = Stage::Off;
+            core_->dropStorage();
             device = std::move(core_->currentDevice);
         }
         if (core_->record.outcome == Outcome::Running && core_->record.enumerations > 0) {
@@ -897,6 +992,25 @@ Stage SimBoard::stage() const {
 BoardRecord SimBoard::record() const {
     std::lock_guard lock(core_->mutex);
     return core_->record;
+}
+
+std::vector<DiskStatus> SimBoard::disks() const {
+    std::optional<std::size_t> unplugged;
+    {
+        std::lock_guard lock(core_->mutex);
+        unplugged = core_->unpluggedDisk;
+    }
+    std::vector<DiskStatus> out;
+    for (std::size_t i = 0; i < disks_.size(); ++i) {
+        DiskStatus d;
+        d.name = i < scenario_.final.disks.size() ? scenario_.final.disks[i] : std::string();
+        d.file = disks_[i]->options().file;
+        d.sizeBytes = disks_[i]->options().sizeBytes;
+        d.stats = disks_[i]->stats();
+        d.unplugged = unplugged == i;
+        out.push_back(std::move(d));
+    }
+    return out;
 }
 
 Outcome SimBoard::outcome() const {

@@ -17,6 +17,7 @@ BoardSlot::BoardSlot(const Vhci& vhci, virtualpi::Scenario scenario, SlotOptions
     : vhci_(vhci), options_(std::move(options)) {
     virtualpi::BoardOptions boardOptions;
     boardOptions.portPath = options_.portPath;
+    boardOptions.disks = options_.disks;
     boardOptions.listener = [this](const virtualpi::AttachEvent& event) {
         const bool attached = event.kind == virtualpi::AttachEventKind::Attached;
         post({attached ? EventKind::Attached : EventKind::Detached, event.device,

@@ -38,6 +38,8 @@ struct SlotOptions {
     // Called once on the slot's watcher thread when the board's outcome is
     // no longer Running.
     std::function<void(unsigned index)> onOutcome;
+    // Backing files of the board's disks (virtualpi::BoardOptions::disks).
+    std::vector<virtualpi::DiskAttachment> disks;
 };
 
 struct SlotStats {

@@ -18,6 +18,20 @@ using rpiboot::Error;
     throw Error(Errc::InvalidArgument, "board '" + std::string(spec) + "': " + why);
 }
 
+// Which backed disk an unplug=NAME@N names, if any.
+std::optional<std::size_t> diskIndex(const BoardSpec& spec, const std::string& name) {
+    if (name == "disk") {
+        return 0;
+    }
+    const auto& names = spec.scenario.final.disks;
+    for (std::size_t i = 0; i < names.size() && i < spec.disks.size(); ++i) {
+        if (names[i] == name) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<std::uint64_t> number(std::string_view text) {
     if (text.empty() || text.size() > 19 ||
         !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -40,6 +54,14 @@ std::string lower(std::string text) {
 
 bool endsWith(std::string_view text, std::string_view suffix) {
     return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+std::uint64_t sizeOrBad(const BoardSpec& spec, const std::string& text) {
+    try {
+        return parseDiskSize(text);
+    } catch (const Error& e) {
+        bad(spec.text, e.what());
+    }
 }
 
 void applyOption(BoardSpec& spec, std::string_view option) {
@@ -81,6 +103,29 @@ void applyOption(BoardSpec& spec, std::string_view option) {
                 "quirk wants 'config' (the ROM's 55/32 configuration length), not '" + value + "'");
         }
         spec.configQuirk = true;
+    } else if (key == "disk") {
+        spec.disks = {DiskSpec{"", sizeOrBad(spec, value)}};
+    } else if (key == "disks") {
+        spec.disks.clear();
+        std::string::size_type begin = 0;
+        for (;;) {
+            const auto plus = value.find('+', begin);
+            const std::string item = value.substr(begin, plus - begin);
+            const auto colon = item.rfind(':');
+            if (colon == std::string::npos || colon == 0) {
+                bad(spec.text, "disks wants NAME:SIZE+NAME:SIZE..., not '" + value + "'");
+            }
+            spec.disks.push_back({item.substr(0, colon), sizeOrBad(spec, item.substr(colon + 1))});
+            if (plus == std::string::npos) {
+                break;
+            }
+            begin = plus + 1;
+        }
+    } else if (key == "start") {
+        if (value != "final") {
+            bad(spec.text, "start wants 'final' (the identity after booting), not '" + value + "'");
+        }
+        spec.startFinal = true;
     } else if (key == "port") {
         const auto port = number(value);
         if (!port || *port > 0xffff) {
@@ -89,11 +134,30 @@ void applyOption(BoardSpec& spec, std::string_view option) {
         spec.port = static_cast<unsigned>(*port);
     } else {
         bad(spec.text,
-            "unknown option '" + key + "' (serial, unplug, expect, sums, sha256, quirk or port)");
+            "unknown option '" + key +
+                "' (serial, unplug, expect, sums, sha256, quirk, port, disk, disks or start)");
     }
 }
 
-virtualpi::Scenario scenarioOf(const BoardSpec& spec, const std::string& source) {
+// A plain USB disk on its own port: no ROM, no boot.
+virtualpi::Scenario decoyDisk() {
+    virtualpi::Scenario s;
+    s.name = "decoy-disk";
+    s.startStage = virtualpi::StartStage::Final;
+    s.final.kind = virtualpi::FinalKind::UsbDisk;
+    s.final.vendorId = kDecoyVendorId;
+    s.final.productId = kDecoyProductId;
+    s.final.manufacturer = "Virtual";
+    s.final.product = "Decoy USB Disk";
+    s.final.disks = {"decoy"};
+    return s;
+}
+
+virtualpi::Scenario scenarioOf(BoardSpec& spec, const std::string& source) {
+    if (lower(source).rfind("decoy-disk:", 0) == 0) {
+        spec.disks = {DiskSpec{"", sizeOrBad(spec, source.substr(11))}};
+        return decoyDisk();
+    }
     if (endsWith(lower(source), ".json")) {
         return virtualpi::loadScenario(source);
     }
@@ -148,12 +212,96 @@ BoardSpec parseBoardSpec(std::string_view text) {
     for (std::size_t i = 1; i < parts.size(); ++i) {
         applyOption(spec, parts[i]);
     }
+    const std::vector<DiskSpec> optionDisks = spec.disks;
     if (spec.port && spec.count != 1) {
         bad(spec.text, "port= names one port, but the spec asks for " + std::to_string(spec.count) +
                            " boards");
     }
     spec.scenario = scenarioOf(spec, source);
+    if (spec.scenario.name == "decoy-disk" && !optionDisks.empty()) {
+        bad(spec.text, "a decoy disk takes its size from decoy-disk:SIZE, not disk= or disks=");
+    }
+    const auto& f = spec.scenario.final;
+    const bool storage = f.kind == virtualpi::FinalKind::MassStorageGadget ||
+                         f.kind == virtualpi::FinalKind::UsbDisk;
+    if (!spec.disks.empty() && !storage) {
+        bad(spec.text, "scenario '" + spec.scenario.name +
+                           "' has no final identity with disks (disk= needs a mass-storage "
+                           "gadget or a usb-disk)");
+    }
+    const bool named = !spec.disks.empty() && !spec.disks.front().name.empty();
+    if (named) {
+        if (f.kind != virtualpi::FinalKind::MassStorageGadget || spec.disks.size() > 15) {
+            bad(spec.text, "disks= names 1 to 15 disks of a mass-storage gadget");
+        }
+        spec.scenario.final.disks.clear();
+        for (const auto& d : spec.disks) {
+            spec.scenario.final.disks.push_back(d.name);
+        }
+    } else if (spec.disks.size() > f.disks.size()) {
+        bad(spec.text, "more disks than the final identity has");
+    }
+    if (spec.startFinal) {
+        if (f.kind == virtualpi::FinalKind::None) {
+            bad(spec.text, "start=final needs a scenario with a final identity");
+        }
+        spec.scenario.startStage = virtualpi::StartStage::Final;
+    }
+    if (spec.unplug && diskIndex(spec, spec.unplug->file) && spec.disks.empty()) {
+        bad(spec.text, "unplug=" + spec.unplug->file + "@N needs disk= or disks=");
+    }
     return spec;
+}
+
+std::uint64_t parseDiskSize(std::string_view text) {
+    std::uint64_t unit = 1;
+    std::string_view digits = text;
+    if (!text.empty()) {
+        switch (std::tolower(static_cast<unsigned char>(text.back()))) {
+            case 'k':
+                unit = 1ULL << 10;
+                break;
+            case 'm':
+                unit = 1ULL << 20;
+                break;
+            case 'g':
+                unit = 1ULL << 30;
+                break;
+            default:
+                break;
+        }
+        if (unit != 1) {
+            digits.remove_suffix(1);
+        }
+    }
+    const auto n = number(digits);
+    if (!n || *n == 0 || *n > (1ULL << 44) / unit || (*n * unit) % 512 != 0) {
+        throw Error(Errc::InvalidArgument,
+                    "disk size '" + std::string(text) +
+                        "' is not a positive multiple of 512 bytes (e.g. 64M, 1G, 1048576)");
+    }
+    return *n * unit;
+}
+
+std::vector<virtualpi::DiskAttachment> boardDisks(const BoardSpec& spec,
+                                                  const virtualpi::Scenario& scenario,
+                                                  const std::filesystem::path& dir,
+                                                  unsigned index) {
+    std::vector<virtualpi::DiskAttachment> out;
+    const std::string base = "board-" + std::to_string(index) + "-";
+    for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+        virtualpi::DiskAttachment a;
+        a.file = dir / (spec.disks.size() == 1 ? base + "disk.img"
+                                               : base + scenario.final.disks.at(i) + ".img");
+        a.sizeBytes = spec.disks[i].sizeBytes;
+        out.push_back(std::move(a));
+    }
+    if (spec.unplug) {
+        if (const auto disk = diskIndex(spec, spec.unplug->file); disk && *disk < out.size()) {
+            out[*disk].unplugAfterWritten = spec.unplug->afterBytes;
+        }
+    }
+    return out;
 }
 
 virtualpi::Scenario boardScenario(const BoardSpec& spec, const std::string& serial,
@@ -166,8 +314,8 @@ virtualpi::Scenario boardScenario(const BoardSpec& spec, const std::string& seri
         s.expectHashes(virtualpi::readSha256Sums(file));
     }
     s.expectHashes(spec.hashes);
-    if (!spec.unplug) {
-        return s;
+    if (!spec.unplug || diskIndex(spec, spec.unplug->file)) {
+        return s;  // no unplug, or one the disk's attachment carries
     }
     const virtualpi::Fault fault{virtualpi::FaultKind::Disconnect, virtualpi::FaultPoint::Data,
                                  spec.unplug->afterBytes};

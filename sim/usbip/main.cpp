@@ -4,8 +4,11 @@
 // rpibootd see real USB devices that detach and come back between stages.
 // Writes what every board received to a results folder and exits non-zero
 // when a board did not end as its test meant.
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -48,9 +51,16 @@ traffic until every board has ended. Needs root and the vhci-hcd module.
 
 BOARD:  SOURCE[*COUNT][,KEY=VALUE...]
   SOURCE          CHIP:PROFILE (2711:msd, 2712:mass-storage-gadget, 2837:msd,
-                  2711:recovery, ...) or a scenario .json file
+                  2711:recovery, ...), a scenario .json file, or
+                  decoy-disk:SIZE (a plain USB disk, 1209:0001, never boots)
   serial=HEX      serial of the first of COUNT boards (the others count up)
-  unplug=NAME@N   the board leaves the bus after N bytes of file NAME
+  unplug=NAME@N   the board leaves the bus after N bytes of file NAME;
+                  unplug=disk@N: after N bytes written to its disk
+  disk=SIZE       its final identity's disk answers SCSI, backed by a sparse
+                  file DIR/board-<i>-disk.img of SIZE (64M, 1G, bytes)
+  disks=N:S+N:S   several gadget disks by name (mmcblk0:64M+nvme0n1:32M),
+                  files DIR/board-<i>-<name>.img
+  start=final     the board shows its final identity at once (no boot)
   expect=failed   the board is meant to fail (then failing passes)
   sums=FILE       expected SHA-256 per file name (sha256sum listing)
   sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
@@ -66,6 +76,7 @@ options:
       --hold             once every board has ended, keep the devices attached
                          until SIGTERM/SIGINT
   -t, --timeout SECONDS  power off boards still running after SECONDS (default 300)
+      --disk-dir DIR     where the disks' backing files go (default: --results)
       --serial-base HEX  serial of the first board without one (default 7e570001)
       --tcp              connect through loopback TCP instead of socket pairs
       --vhci-dir DIR     where vhci_hcd.N live (default /sys/devices/platform)
@@ -82,6 +93,7 @@ struct UsageError {
 struct Options {
     std::vector<std::string> boards;
     fs::path results;
+    fs::path diskDir;
     std::vector<fs::path> sumFiles;
     std::map<std::string, std::string> hashes;
     bool requireHashes = false;
@@ -106,6 +118,8 @@ Options parseOptions(int argc, char** argv) {
         const std::string a = argv[i];
         if (a == "-r" || a == "--results") {
             o.results = value(i, a);
+        } else if (a == "--disk-dir") {
+            o.diskDir = value(i, a);
         } else if (a == "--sha256sums") {
             o.sumFiles.emplace_back(value(i, a));
         } else if (a == "--sha256") {
@@ -181,6 +195,44 @@ void writeFile(const fs::path& path, const std::string& text) {
     fs::rename(tmp, path);
 }
 
+// SHA-256 of a whole file (a disk's backing file), as hex; "" if unreadable.
+std::string fileSha256(const fs::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return {};
+    }
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    std::vector<unsigned char> buffer(1 << 20);
+    bool ok = true;
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        EVP_DigestUpdate(ctx, buffer.data(), static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(ctx, digest, &length);
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        return {};
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < length; ++i) {
+        out.push_back(kHex[digest[i] >> 4]);
+        out.push_back(kHex[digest[i] & 15]);
+    }
+    return out;
+}
+
 // The thread that takes SIGINT/SIGTERM/SIGHUP; stopped with SIGUSR1, also
 // when the runner leaves by an exception.
 class SignalWatcher {
@@ -207,6 +259,7 @@ struct Entry {
     std::string serial;
     unsigned port = 0;
     std::string portPath;
+    std::vector<virtualpi::DiskAttachment> disks;
     std::unique_ptr<usbip::BoardSlot> slot;
 };
 
@@ -220,7 +273,9 @@ class Runner {
     void plan();
     void watchSignals();
     void boardEnded(unsigned index);
-    json boardJson(const Entry& e, usbip::Verdict& verdict) const;
+    // `hashDisks`: add each backing file's SHA-256 (at the end, when the
+    // host can no longer write).
+    json boardJson(const Entry& e, usbip::Verdict& verdict, bool hashDisks = false) const;
     void writeRecord(const Entry& e);
     int finish();
 
@@ -287,6 +342,8 @@ void Runner::plan() {
             }
             e.portPath = vhci_.portPath(e.port);
             e.scenario = usbip::boardScenario(spec, e.serial, globalHashes);
+            e.disks = usbip::boardDisks(spec, e.scenario,
+                                        o_.diskDir.empty() ? o_.results : o_.diskDir, index);
             entries_.push_back(std::move(e));
         }
     }
@@ -309,11 +366,27 @@ void Runner::watchSignals() {
     }
 }
 
-json Runner::boardJson(const Entry& e, usbip::Verdict& verdict) const {
+json Runner::boardJson(const Entry& e, usbip::Verdict& verdict, bool hashDisks) const {
     const virtualpi::BoardRecord record = e.slot->board().record();
     const usbip::SlotStats stats = e.slot->stats();
     verdict = usbip::judgeBoard(
         {&record, &e.scenario, e.spec->expectFailure, o_.requireHashes, stats.problems});
+    json disks = json::array();
+    for (const auto& d : e.slot->board().disks()) {
+        json j{{"name", d.name},
+               {"file", fs::absolute(d.file).string()},
+               {"sizeBytes", d.sizeBytes},
+               {"commands", d.stats.commands},
+               {"failedCommands", d.stats.failedCommands},
+               {"bytesRead", d.stats.bytesRead},
+               {"bytesWritten", d.stats.bytesWritten},
+               {"syncs", d.stats.syncs},
+               {"unplugged", d.unplugged}};
+        if (hashDisks) {
+            j["sha256"] = fileSha256(d.file);
+        }
+        disks.push_back(std::move(j));
+    }
     return {{"index", e.index},
             {"spec", e.spec->text},
             {"scenario", e.scenario.name},
@@ -335,6 +408,7 @@ json Runner::boardJson(const Entry& e, usbip::Verdict& verdict) const {
               {"unlinkedLate", stats.urbs.unlinkedLate},
               {"bulkOutBytes", stats.urbs.bulkOutBytes}}},
             {"replyMicros", stats.urbs.replyMicros},
+            {"disks", disks},
             {"record", virtualpi::recordToJson(record)}};
 }
 
@@ -369,6 +443,9 @@ void Runner::boardEnded(unsigned index) {
 int Runner::run() {
     plan();
     fs::create_directories(o_.results);
+    if (!o_.diskDir.empty()) {
+        fs::create_directories(o_.diskDir);
+    }
     std::string table = "index\tportPath\tserial\tchip\tscenario\texpected\tvhciPort\n";
     for (const Entry& e : entries_) {
         table += std::to_string(e.index) + "\t" + e.portPath + "\t" + e.serial + "\t" +
@@ -392,6 +469,7 @@ int Runner::run() {
         // Problems are always worth a line; routine events only with -v.
         so.log = o_.verbose >= 1 ? logger : std::function<void(const std::string&)>{};
         so.onOutcome = [this](unsigned index) { boardEnded(index); };
+        so.disks = e.disks;
         e.slot = std::make_unique<usbip::BoardSlot>(vhci_, e.scenario, so);
     }
     SignalWatcher signals([this] { watchSignals(); });
@@ -436,7 +514,7 @@ int Runner::finish() {
     bool allPassed = true;
     for (const Entry& e : entries_) {
         usbip::Verdict verdict;
-        json j = boardJson(e, verdict);
+        json j = boardJson(e, verdict, true);
         writeFile(o_.results / ("board-" + std::to_string(e.index) + ".json"), j.dump(2) + "\n");
         allPassed = allPassed && verdict.passed;
         std::printf("board %u %s %s %s: %s (%s, %u files / %llu bytes verified)\n", e.index,
@@ -447,11 +525,21 @@ int Runner::finish() {
         for (const auto& p : verdict.problems) {
             std::printf("  - %s\n", p.c_str());
         }
+        for (const auto& d : j.at("disks")) {
+            std::printf("  disk %s %s %llu bytes sha256 %s (%llu bytes written%s)\n",
+                        d.at("name").get<std::string>().c_str(),
+                        d.at("file").get<std::string>().c_str(),
+                        static_cast<unsigned long long>(d.at("sizeBytes").get<std::uint64_t>()),
+                        d.at("sha256").get<std::string>().c_str(),
+                        static_cast<unsigned long long>(d.at("bytesWritten").get<std::uint64_t>()),
+                        d.at("unplugged").get<bool>() ? ", unplugged at its limit" : "");
+        }
         boards.push_back({{"index", e.index},
                           {"portPath", e.portPath},
                           {"serial", e.serial},
                           {"outcome", virtualpi::outcomeName(e.slot->board().outcome())},
-                          {"passed", verdict.passed}});
+                          {"passed", verdict.passed},
+                          {"disks", j.at("disks")}});
     }
     double endedAt = 0;
     {

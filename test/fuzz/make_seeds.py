@@ -305,6 +305,14 @@ def profile_config():
         b"\x00" + b'{"name": "x", "firmware": {"root": "r"}, "timeouts": {"bulk_ms": 1.5}}',
     )
     write("profile_config", "unknown_key", b"\x01" + b'{"rule": []}')
+    write(
+        "profile_config",
+        "storage",
+        b"\x00"
+        + b'{"name": "w", "firmware": {"root": "r"}, "timeouts": {"after_boot_ms": 60000},'
+        + b' "storage": {"image": "os.img.zst", "bmap": "/i/os.bmap", "disk": "mmcblk0",'
+        + b' "verify": true}, "after_success": "once", "forget_after_s": 30}',
+    )
 
 
 if __name__ == "__main__":

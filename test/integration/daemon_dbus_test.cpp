@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "rpiboot_test/bus_client.hpp"
@@ -315,6 +316,82 @@ TEST_F(DaemonOnBusTest, UnprivilegedReloadIsRefusedByTheBusPolicyButReadingIsAll
     // Root may.
     const CommandResult byRoot = busctl({"call", kService, kManagerPath, kManager, "Reload"});
     EXPECT_EQ(byRoot.exitCode, 0) << byRoot.output;
+}
+
+// A BCM2712 given a profile with a storage step: the daemon follows it into
+// the gadget it becomes and writes the image into the virtual board's disk.
+TEST_F(DaemonOnBusTest, BoardWithAStorageProfileShowsWhatItBecameAndTheWriteOnTheBus) {
+    constexpr std::size_t kImage = 4u << 20;
+    std::string image(kImage, '\0');
+    for (std::size_t i = 0; i < image.size(); ++i) {
+        image[i] = static_cast<char>((i * 2654435761U) >> 13);
+    }
+    writeFile(work.path() / "os.img", image);
+    writeFile(work.path() / "rpibootd.json", R"({
+  "firmware_dir": "firmware",
+  "profiles_dir": "profiles",
+  "default_profile": "gadget-image",
+  "forget_after_ms": 600000
+})");
+    writeFile(work.path() / "profiles/gadget-image.json", R"({
+  "name": "gadget-image",
+  "firmware": { "root": "mass-storage-gadget64", "fallback": ["."] },
+  "metadata": { "dir": ")" + (work.path() / "records").string() +
+                                                              R"(" },
+  "storage": { "image": ")" + (work.path() / "os.img").string() +
+                                                              R"(", "disk": "mmcblk0" }
+})");
+    startDaemon("2712:1:mass-storage-gadget");
+    ASSERT_TRUE(waitForBoots(1));
+    const std::string path = devicePath("1-1");
+    const long finished = indexOf(
+        [&](const SeenSignal& s) { return s.member == "BootFinished" && s.object == path; });
+    ASSERT_GE(finished, 0);
+    EXPECT_TRUE(client->signals()[finished].success) << client->signals()[finished].message;
+
+    // Every stage, in order, each announced before BootFinished.
+    std::vector<std::string> stages;
+    long lastStage = -1;
+    const auto& all = client->signals();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (all[i].member == "PropertiesChanged" && all[i].path == path &&
+            all[i].changed.count("Stage")) {
+            stages.push_back(all[i].changed.at("Stage"));
+            lastStage = static_cast<long>(i);
+        }
+    }
+    EXPECT_EQ(stages, (std::vector<std::string>{"waiting", "serving-files", "booted",
+                                                "storage-ready", "writing", "verifying", "done"}));
+    EXPECT_LT(lastStage, finished);
+
+    const CommandResult read = busctl({"get-property", kService, path, kDevice, "Stage",
+                                       "AfterBoot", "Disks", "BytesWritten", "BytesToWrite"});
+    ASSERT_EQ(read.exitCode, 0) << read.output;
+    const std::vector<std::string> lines = [&] {
+        std::vector<std::string> out;
+        std::istringstream in(read.output);
+        for (std::string line; std::getline(in, line);) {
+            out.push_back(line);
+        }
+        return out;
+    }();
+    ASSERT_EQ(lines.size(), 5U) << read.output;
+    EXPECT_EQ(lines[0], "s \"done\"");
+    EXPECT_EQ(lines[1].rfind("s \"gadget 0a5c:0104 serial 10000000", 0), 0U) << lines[1];
+    EXPECT_NE(lines[2].find("a(sst) 1 \""), std::string::npos) << lines[2];
+    EXPECT_NE(lines[2].find("\"mmcblk0\" 67108864"), std::string::npos) << lines[2];
+    EXPECT_EQ(lines[3], "t " + std::to_string(kImage));
+    EXPECT_EQ(lines[4], "t " + std::to_string(kImage));
+    EXPECT_EQ(client->getUint64(path, "BytesWritten"), kImage);
+    // The boot record is there, and says the image was verified.
+    ASSERT_TRUE(fs::is_directory(work.path() / "records")) << daemon->log();
+    std::size_t records = 0;
+    for (const auto& entry : fs::directory_iterator(work.path() / "records")) {
+        std::ifstream in(entry.path());
+        const std::string text((std::istreambuf_iterator<char>(in)), {});
+        records += text.find("verified") != std::string::npos ? 1 : 0;
+    }
+    EXPECT_EQ(records, 1U);
 }
 
 TEST_F(DaemonOnBusTest, DaemonStopsCleanlyOnSigtermAndReleasesTheName) {

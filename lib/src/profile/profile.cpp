@@ -1,6 +1,10 @@
 #include "rpiboot/profile/profile.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -24,6 +28,8 @@ namespace {
 constexpr std::int64_t kMaxTimeoutMs = 600000;
 constexpr std::int64_t kMaxBootMs = std::int64_t{24} * 3600 * 1000;
 constexpr std::int64_t kMaxRetries = 20;
+// "forget_after_s": up to a day.
+constexpr std::int64_t kMaxForgetAfterS = 86400;
 
 bool isValidProfileName(std::string_view name) {
     if (name.empty() || name.front() == '.' || name.size() > 64) {
@@ -135,13 +141,15 @@ ProfileTimeouts readTimeouts(ObjectReader& parent) {
     if (node == nullptr) {
         return t;
     }
-    ObjectReader r(*node, parent.label(), "/timeouts",
-                   {"control_ms", "bulk_ms", "request_ms", "reenumerate_ms", "boot_ms"});
+    ObjectReader r(
+        *node, parent.label(), "/timeouts",
+        {"control_ms", "bulk_ms", "request_ms", "reenumerate_ms", "boot_ms", "after_boot_ms"});
     t.control = r.milliseconds("control_ms", 1, kMaxTimeoutMs).value_or(t.control);
     t.bulk = r.milliseconds("bulk_ms", 1, kMaxTimeoutMs).value_or(t.bulk);
     t.request = r.milliseconds("request_ms", 1, kMaxTimeoutMs).value_or(t.request);
     t.reenumerate = r.milliseconds("reenumerate_ms", 1, kMaxTimeoutMs).value_or(t.reenumerate);
     t.boot = r.milliseconds("boot_ms", 0, kMaxBootMs).value_or(t.boot);
+    t.afterBoot = r.milliseconds("after_boot_ms", 1, kMaxTimeoutMs).value_or(t.afterBoot);
     return t;
 }
 
@@ -288,7 +296,138 @@ std::optional<ProfileBootImage> readBootImage(ObjectReader& parent) {
     return b;
 }
 
+// "storage": { "image": PATH, "bmap": PATH, "disk": MODEL, "verify": BOOL }.
+// Relative paths are resolved against `base` (the profile file's directory,
+// or the firmware base for built-in profiles). Whether the files exist is
+// checked when the profile is activated (checkProfileStorage).
+std::optional<ProfileStorage> readStorage(ObjectReader& parent, const std::filesystem::path& base) {
+    const nlohmann::json* node = parent.member("storage");
+    if (node == nullptr || node->is_null()) {
+        return std::nullopt;
+    }
+    ObjectReader r(*node, parent.label(), "/storage", {"image", "bmap", "disk", "verify"});
+    ProfileStorage s;
+    const auto image = r.string("image");
+    if (!image) {
+        fail(r.label(), "/storage/image",
+             "missing: the OS image to write (.img, .img.xz, .img.zst, .img.gz)");
+    }
+    s.image = resolveAgainst(base, *image);
+    if (auto bmap = r.string("bmap")) {
+        s.bmap = resolveAgainst(base, *bmap);
+        if (*s.bmap == s.image) {
+            fail(r.label(), "/storage/bmap", "is the image itself; give the image's .bmap file");
+        }
+    }
+    s.disk = r.string("disk").value_or("");
+    if (s.disk.find_first_of("\n\r\t") != std::string::npos) {
+        fail(r.label(), "/storage/disk", "must be a disk model on one line, e.g. \"mmcblk0\"");
+    }
+    s.verify = r.boolean("verify").value_or(true);
+    return s;
+}
+
+// "after_success" and "forget_after_s". Profiles that flash the EEPROM
+// default to "once": a board that comes back after its recovery run (a
+// reset, recovery_reboot=1) is not flashed again.
+void readAfterSuccess(ObjectReader& r, Profile& p) {
+    p.afterSuccess = p.eeprom ? AfterSuccess::Once : AfterSuccess::BootAgain;
+    if (const auto value = r.string("after_success")) {
+        if (*value == "boot-again") {
+            p.afterSuccess = AfterSuccess::BootAgain;
+        } else if (*value == "once") {
+            p.afterSuccess = AfterSuccess::Once;
+        } else if (*value == "once-per-serial") {
+            p.afterSuccess = AfterSuccess::OncePerSerial;
+        } else {
+            fail(r.label(), "/after_success",
+                 "\"" + *value + "\" is not one of \"boot-again\", \"once\", \"once-per-serial\"");
+        }
+    }
+    if (const auto seconds = r.integer("forget_after_s", 1, kMaxForgetAfterS)) {
+        if (p.afterSuccess != AfterSuccess::Once) {
+            fail(r.label(), "/forget_after_s",
+                 std::string("only used with \"after_success\": \"once\" (this profile's is \"") +
+                     std::string(toString(p.afterSuccess)) + "\")");
+        }
+        p.forgetAfter = std::chrono::seconds(*seconds);
+    }
+}
+
+Profile parseProfileText(std::string_view text, std::string_view label,
+                         const std::filesystem::path& firmwareBase,
+                         const std::filesystem::path& storageBase) {
+    const nlohmann::json doc = profile_detail::parseDocument(text, label);
+    ObjectReader r(doc, std::string(label), "",
+                   {"name", "description", "comment", "firmware", "signed_boot", "metadata",
+                    "timeouts", "retries", "retry_backoff_ms", "eeprom", "sign_boot_image",
+                    "storage", "after_success", "forget_after_s"});
+    Profile p;
+    p.source = std::string(label);
+    const auto name = r.string("name");
+    if (!name) {
+        fail(label, "/name", "missing: every profile has a name");
+    }
+    if (!isValidProfileName(*name)) {
+        fail(label, "/name",
+             "\"" + *name + "\" is not a valid profile name (letters, digits, '-', '_', '.')");
+    }
+    p.name = *name;
+    p.description = r.string("description", true).value_or("");
+    r.string("comment", true);
+    p.firmware = readFirmware(r, firmwareBase);
+    p.signedBoot = r.boolean("signed_boot").value_or(false);
+    p.metadataDir = readMetadataDir(r);
+    p.timeouts = readTimeouts(r);
+    p.retries = readRetries(r);
+    p.eeprom = readEeprom(r, p.firmware.root);
+    p.signBootImage = readBootImage(r);
+    p.storage = readStorage(r, storageBase);
+    readAfterSuccess(r, p);
+    return p;
+}
+
 }  // namespace
+
+std::string_view toString(AfterSuccess policy) noexcept {
+    switch (policy) {
+        case AfterSuccess::BootAgain:
+            return "boot-again";
+        case AfterSuccess::Once:
+            return "once";
+        case AfterSuccess::OncePerSerial:
+            return "once-per-serial";
+    }
+    return "unknown";
+}
+
+void checkProfileStorage(const Profile& profile) {
+    if (!profile.storage) {
+        return;
+    }
+    auto check = [&](const std::filesystem::path& file, const char* pointer, const char* what) {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) != 0) {
+            const int e = errno;
+            throw Error(e == ENOENT || e == ENOTDIR ? Errc::NotFound : Errc::Io,
+                        profile.source + ": " + pointer + ": " + what + " " + file.string() + ": " +
+                            errnoText(e));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            throw Error(Errc::InvalidArgument, profile.source + ": " + pointer + ": " + what + " " +
+                                                   file.string() + " is not a regular file");
+        }
+        if (::access(file.c_str(), R_OK) != 0) {
+            const int e = errno;
+            throw Error(Errc::Io, profile.source + ": " + pointer + ": cannot read " + what + " " +
+                                      file.string() + ": " + errnoText(e));
+        }
+    };
+    check(profile.storage->image, "/storage/image", "image");
+    if (profile.storage->bmap) {
+        check(*profile.storage->bmap, "/storage/bmap", "bmap file");
+    }
+}
 
 FirmwareSetConfig Profile::firmwareSetConfig() const {
     FirmwareSetConfig c;
@@ -314,31 +453,7 @@ BootOptions Profile::bootOptions() const {
 
 Profile parseProfile(std::string_view text, std::string_view label,
                      const std::filesystem::path& firmwareBase) {
-    const nlohmann::json doc = profile_detail::parseDocument(text, label);
-    ObjectReader r(doc, std::string(label), "",
-                   {"name", "description", "comment", "firmware", "signed_boot", "metadata",
-                    "timeouts", "retries", "retry_backoff_ms", "eeprom", "sign_boot_image"});
-    Profile p;
-    p.source = std::string(label);
-    const auto name = r.string("name");
-    if (!name) {
-        fail(label, "/name", "missing: every profile has a name");
-    }
-    if (!isValidProfileName(*name)) {
-        fail(label, "/name",
-             "\"" + *name + "\" is not a valid profile name (letters, digits, '-', '_', '.')");
-    }
-    p.name = *name;
-    p.description = r.string("description", true).value_or("");
-    r.string("comment", true);
-    p.firmware = readFirmware(r, firmwareBase);
-    p.signedBoot = r.boolean("signed_boot").value_or(false);
-    p.metadataDir = readMetadataDir(r);
-    p.timeouts = readTimeouts(r);
-    p.retries = readRetries(r);
-    p.eeprom = readEeprom(r, p.firmware.root);
-    p.signBootImage = readBootImage(r);
-    return p;
+    return parseProfileText(text, label, firmwareBase, firmwareBase);
 }
 
 Profile loadProfileFile(const std::filesystem::path& file,
@@ -352,7 +467,10 @@ Profile loadProfileFile(const std::filesystem::path& file,
     if (in.bad()) {
         throw Error(Errc::Io, file.string() + ": cannot read profile");
     }
-    return parseProfile(text.str(), file.string(), firmwareBase);
+    std::error_code ec;
+    const auto cwd = std::filesystem::current_path(ec);
+    const auto dir = resolveAgainst(ec ? std::filesystem::path("/") : cwd, file).parent_path();
+    return parseProfileText(text.str(), file.string(), firmwareBase, dir);
 }
 
 std::filesystem::path defaultFirmwareDir() {

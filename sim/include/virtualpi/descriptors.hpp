@@ -62,6 +62,13 @@ struct DescriptorSet {
     std::uint8_t vendorBulkOutEndpoint() const;
     // Every bulk endpoint address in the configuration.
     std::vector<std::uint8_t> bulkEndpoints() const;
+    // Mass-storage (class 8) interfaces: number, bulk IN and bulk OUT address.
+    struct StorageInterface {
+        std::uint8_t number = 0;
+        std::uint8_t in = 0;
+        std::uint8_t out = 0;
+    };
+    std::vector<StorageInterface> storageInterfaces() const;
 };
 
 // Overrides of the second stage's shape; unset fields follow docs/protocol.md §12.2.
@@ -85,6 +92,11 @@ DescriptorSet secondStageDescriptors(rpiboot::Chip chip, std::string_view serial
 // bcdDevice 0x0100, one mass-storage interface per disk, serial 16 hex digits.
 DescriptorSet massStorageGadgetDescriptors(std::string_view serial16,
                                            const std::vector<std::string>& disks);
+// A plain USB disk (not a Raspberry Pi): one mass-storage interface (class 8,
+// SCSI, Bulk-Only) with EP 0x81 IN / 0x01 OUT, self-powered.
+DescriptorSet usbDiskDescriptors(std::uint16_t vendorId, std::uint16_t productId,
+                                 std::string_view manufacturer, std::string_view product,
+                                 std::string_view serial);
 // Any other identity: one vendor interface (EP 0x01 OUT / 0x82 IN).
 DescriptorSet customDescriptors(std::uint16_t vendorId, std::uint16_t productId,
                                 std::string_view manufacturer, std::string_view product,

@@ -127,7 +127,11 @@ struct Timing {
     std::chrono::milliseconds hostTimeout{0};
 };
 
-enum class FinalKind { None, MassStorageGadget, Custom };
+// UsbDisk: a plain USB disk of the custom IDs and strings (one mass-storage
+// interface); MassStorageGadget: one mass-storage interface per disk. Their
+// disks answer SCSI when the board is given backing files
+// (BoardOptions::disks), otherwise they NAK.
+enum class FinalKind { None, MassStorageGadget, Custom, UsbDisk };
 
 struct FinalIdentity {
     FinalKind kind = FinalKind::None;
@@ -139,10 +143,14 @@ struct FinalIdentity {
     std::string product = "Raspberry Pi multi-function USB device";
     // Empty: gadget "10000000" + board serial; custom: board serial.
     std::string serial;
+    // Names of the disks; a gadget disk reports its name as INQUIRY
+    // identification (docs/protocol.md §12.4).
     std::vector<std::string> disks{"mmcblk0"};
 };
 
-enum class StartStage { Rom, SecondStage };
+// Final: the board shows its final identity at once and never boots (a
+// gadget already running, or a decoy disk).
+enum class StartStage { Rom, SecondStage, Final };
 
 // The board's secure-boot state (docs/protocol.md §7.4, §10): what its OTP
 // and EEPROM hold. A board whose OTP holds a customer key hash is locked: a

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "virtualpi/bandwidth.hpp"
+#include "virtualpi/mass_storage.hpp"
 #include "virtualpi/scenario.hpp"
 #include "virtualpi/usb_device.hpp"
 
@@ -96,6 +98,24 @@ struct AttachEvent {
 // with a board lock held; must not call start()/stop() of the same board.
 using AttachListener = std::function<void(const AttachEvent&)>;
 
+// The backing of one disk of the board's final identity.
+struct DiskAttachment {
+    std::filesystem::path file;  // created (sparse) or resized to sizeBytes
+    std::uint64_t sizeBytes = 0;
+    // Leave the bus once this many bytes were written to the disk (a board
+    // unplugged mid-write); unset: never.
+    std::optional<std::uint64_t> unplugAfterWritten;
+};
+
+// One disk as it stands: its backing and what the host did with it.
+struct DiskStatus {
+    std::string name;  // "mmcblk0", as in the scenario's final.disks
+    std::filesystem::path file;
+    std::uint64_t sizeBytes = 0;
+    DiskStats stats;
+    bool unplugged = false;  // the board left the bus at this disk's unplug limit
+};
+
 struct BoardOptions {
     std::string portPath;  // for messages only
     // Overrides scenario.serial when not empty.
@@ -103,6 +123,10 @@ struct BoardOptions {
     // Shared per-controller budget; null: no controller limit.
     std::shared_ptr<BandwidthBudget> controllerBudget;
     AttachListener listener;
+    // Backing of final.disks[i] (mass-storage gadget) or of the usb-disk's
+    // disk; disks without one NAK every bulk transfer. More entries than the
+    // final identity has disks: InvalidArgument.
+    std::vector<DiskAttachment> disks;
 };
 
 class BoardCore;  // shared state behind the UsbDevices (implementation detail)
@@ -130,6 +154,8 @@ class SimBoard {
     const std::string& portPath() const noexcept { return options_.portPath; }
 
     BoardRecord record() const;
+    // The disks given in BoardOptions::disks, in order.
+    std::vector<DiskStatus> disks() const;
     Outcome outcome() const;
     // Waits until the outcome is no longer Running, or the timeout passes.
     Outcome waitForOutcome(std::chrono::milliseconds timeout) const;
@@ -144,6 +170,7 @@ class SimBoard {
     BoardOptions options_;
     std::string serial_;
     std::shared_ptr<BoardCore> core_;
+    std::vector<std::shared_ptr<ScsiDisk>> disks_;
     bool started_ = false;
     std::jthread thread_;
 };

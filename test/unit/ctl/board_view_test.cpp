@@ -46,6 +46,20 @@ TEST(BoardView, ProgressBarAndPercentFollowTheFileInFlight) {
     EXPECT_EQ(progressBar(waiting, 4), "[----]");
 }
 
+TEST(BoardView, ProgressFollowsTheImageDuringTheStorageStep) {
+    BoardView b = serving();
+    b.stage = "writing";
+    b.bytesWritten = 16u << 20;
+    b.bytesToWrite = 64u << 20;
+    EXPECT_EQ(percentText(b), "25%");
+    EXPECT_EQ(progressBar(b, 8), "[##------]");
+    b.stage = "verifying";
+    b.bytesWritten = b.bytesToWrite;
+    EXPECT_EQ(percentText(b), "100%");
+    b.stage = "booted";
+    EXPECT_EQ(percentText(b), "");
+}
+
 TEST(BoardView, ElapsedIsReadableAtEveryScale) {
     BoardView b = serving();
     EXPECT_EQ(elapsedText(b, kNow), "2.5s");

@@ -19,6 +19,7 @@
 #include "rpiboot/profile/daemon_config.hpp"
 #include "rpiboot/profile/profile.hpp"
 #include "stage_worker.hpp"
+#include "storage_launcher.hpp"
 
 namespace rpiboot::test {
 
@@ -93,6 +94,25 @@ class RecordingLauncher final : public StageLauncher {
     bool stopped = false;
 };
 
+class RecordingStorage final : public StorageLauncher {
+  public:
+    struct Launched {
+        std::uint64_t job = 0;
+        StorageJobInput input;
+    };
+    void launch(std::uint64_t job, StorageJobInput input, StorageEvents&) override {
+        launched.push_back({job, std::move(input)});
+    }
+    void cancel(std::uint64_t job) override { cancelled.insert(job); }
+    void reap(std::uint64_t job) override { reaped.insert(job); }
+    void stopAll() override {}
+    std::size_t running() const override { return launched.size() - reaped.size(); }
+
+    std::vector<Launched> launched;
+    std::set<std::uint64_t> cancelled;
+    std::set<std::uint64_t> reaped;
+};
+
 class RecordingSink final : public StatusSink {
   public:
     struct Finished {
@@ -133,7 +153,8 @@ class RecordingSink final : public StatusSink {
 // is about retries.
 inline std::shared_ptr<const ActiveConfig> testConfig(
     const std::string& daemonJson = "", unsigned retries = 0,
-    std::chrono::milliseconds deadline = std::chrono::milliseconds(0)) {
+    std::chrono::milliseconds deadline = std::chrono::milliseconds(0),
+    const std::function<void(rpiboot::Profile&)>& change = {}) {
     rpiboot::DaemonConfig daemon = daemonJson.empty()
                                        ? rpiboot::defaultDaemonConfig()
                                        : rpiboot::parseDaemonConfig(daemonJson, "test.json");
@@ -144,6 +165,9 @@ inline std::shared_ptr<const ActiveConfig> testConfig(
     for (auto& [name, profile] : configuration.profiles) {
         profile.retries.attempts = retries;
         profile.timeouts.boot = deadline;
+        if (change) {
+            change(profile);
+        }
     }
     return activate(std::move(configuration), nullptr, nullptr);
 }

@@ -45,9 +45,13 @@ enum class AfterSuccess {
     OncePerSerial,  // "once-per-serial": never boot that serial again (persisted list)
 };
 
+std::string_view toString(AfterSuccess policy) noexcept;  // "boot-again", "once", ...
+
 // "storage": write an OS image to one of the disks the board becomes, then verify it.
 struct ProfileStorage {
-    std::filesystem::path image;  // absolute after parsing (relative: to the profile's file)
+    // Absolute after parsing: relative paths are resolved against the directory
+    // of the profile's file (built-in profiles: the firmware base directory).
+    std::filesystem::path image;
     std::optional<std::filesystem::path> bmap;  // same; write only the mapped ranges
     // "disk": the disk's model / inquiry string ("mmcblk0", "nvme0n1"); empty:
     // the board must have exactly one disk.
@@ -174,6 +178,13 @@ Profile parseProfile(std::string_view text, std::string_view label,
                      const std::filesystem::path& firmwareBase);
 Profile loadProfileFile(const std::filesystem::path& file,
                         const std::filesystem::path& firmwareBase);
+
+// A profile's storage files exist and are readable regular files: throws
+// Error(Errc::NotFound, "<file>: /storage/image: image <path>: ...") for a
+// missing image or bmap (Io when unreadable, InvalidArgument when not a
+// regular file). Nothing to check without a storage section. The daemon runs
+// it when it activates a configuration, beside building generated files.
+void checkProfileStorage(const Profile& profile);
 
 // The compiled-in firmware base directory (RPIBOOT_DEFAULT_FIRMWARE_DIR).
 std::filesystem::path defaultFirmwareDir();
