@@ -180,7 +180,9 @@ if [ "$vm" = 1 ]; then
         >"$work/vm.log" 2>&1 || vm_rc=$?
     if [ "$vm_rc" = 77 ]; then
         echo "  skipped: the VM cannot run here ($(grep -m1 skipped "$work/vm.log"))"
-    elif [ ! -s "$work/vm/wire.tsv" ] || [ "$(wc -l <"$work/vm/wire.tsv")" -lt 3 ]; then
+    elif [ "$vm_rc" != 0 ] || { [ "$(wc -l <"$work/vm/wire.tsv" 2>/dev/null || echo 0)" -lt 3 ] &&
+        [ "$(wc -l <"$work/vm/reply.tsv" 2>/dev/null || echo 0)" -lt 2 ]; }; then
+        # Failed, or neither part (throughput, VM_REPEAT; reply time, VM_REPLY_REPEAT) has a row.
         tail -n 30 "$work/vm.log" >&2
         echo "bench.sh: the real-kernel run failed (exit $vm_rc)" >&2
         rc=1
