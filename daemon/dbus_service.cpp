@@ -251,6 +251,7 @@ struct DbusService::Impl {
                          void* userdata, sd_bus_error* error);
     static int portControl(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int listDevices(sd_bus_message* call, void* userdata, sd_bus_error* error);
+    static int listDevicesEx(sd_bus_message* call, void* userdata, sd_bus_error* error);
     static int reload(sd_bus_message* call, void* userdata, sd_bus_error* error);
 };
 
@@ -263,6 +264,8 @@ const sd_bus_vtable DbusService::Impl::kManagerVtable[] = {
     SD_BUS_PROPERTY("HeldPorts", "as", heldPorts, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("ListDevices", "", "", "a(ossss)", SD_BUS_PARAM(devices),
                              listDevices, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListDevicesEx", "", "", "a(osssssa(sst))", SD_BUS_PARAM(devices),
+                             listDevicesEx, SD_BUS_VTABLE_UNPRIVILEGED),
     // UNPRIVILEGED only lifts sd-bus's CAP_SYS_ADMIN default; reload() checks the caller.
     SD_BUS_METHOD("Reload", "", "", reload, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("HoldPort", "s", SD_BUS_PARAM(glob), "", , portControl,
@@ -428,6 +431,39 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
         r = sd_bus_message_append(reply.get(), "(ossss)", b.path.c_str(), b.status.port.c_str(),
                                   b.status.chip.c_str(), b.status.stage.c_str(),
                                   b.status.profile.c_str());
+    }
+    if (r >= 0) {
+        r = sd_bus_message_close_container(reply.get());
+    }
+    return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+}
+
+// ListDevices plus what each board became after its boot (AfterBoot) and the
+// disks seen under it (Disks). A new method rather than a longer ListDevices:
+// clients of v1 read a(ossss) and would fail on any other signature.
+int DbusService::Impl::listDevicesEx(sd_bus_message* call, void* userdata, sd_bus_error*) {
+    auto& self = *static_cast<Impl*>(userdata);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(call, &raw);
+    if (r < 0) {
+        return r;
+    }
+    BusMessagePtr reply(raw);
+    r = sd_bus_message_open_container(reply.get(), 'a', "(osssssa(sst))");
+    for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
+        const PublishedBoard& b = *it->second;
+        r = sd_bus_message_open_container(reply.get(), 'r', "osssssa(sst)");
+        if (r >= 0) {
+            r = sd_bus_message_append(reply.get(), "osssss", b.path.c_str(), b.status.port.c_str(),
+                                      b.status.chip.c_str(), b.status.stage.c_str(),
+                                      b.status.profile.c_str(), b.status.afterBoot.c_str());
+        }
+        if (r >= 0) {
+            r = append(reply.get(), b.status.disks);
+        }
+        if (r >= 0) {
+            r = sd_bus_message_close_container(reply.get());
+        }
     }
     if (r >= 0) {
         r = sd_bus_message_close_container(reply.get());

@@ -298,6 +298,8 @@ TEST_F(DaemonOnBusTest, UnprivilegedReloadIsRefusedByTheBusPolicyButReadingIsAll
         bus.address(), {"get-property", kService, devicePath("1-1"), kDevice, "Stage"}));
     const CommandResult list = rpiboot::test::runCommandAsNobody(rpiboot::test::busctl(
         bus.address(), {"call", kService, kManagerPath, kManager, "ListDevices"}));
+    const CommandResult listEx = rpiboot::test::runCommandAsNobody(rpiboot::test::busctl(
+        bus.address(), {"call", kService, kManagerPath, kManager, "ListDevicesEx"}));
     const CommandResult introspect = rpiboot::test::runCommandAsNobody(
         rpiboot::test::busctl(bus.address(), {"introspect", kService, kManagerPath}));
 
@@ -312,6 +314,9 @@ TEST_F(DaemonOnBusTest, UnprivilegedReloadIsRefusedByTheBusPolicyButReadingIsAll
     EXPECT_EQ(list.exitCode, 0) << list.output;
     EXPECT_NE(list.output.find("\"1-1\" \"BCM2711\" \"done\" \"msd\""), std::string::npos)
         << list.output;
+    EXPECT_EQ(listEx.exitCode, 0) << listEx.output;
+    EXPECT_NE(listEx.output.find("\"1-1\" \"BCM2711\" \"done\" \"msd\" \"\" 0"), std::string::npos)
+        << listEx.output;
     EXPECT_EQ(introspect.exitCode, 0) << introspect.output;
     // Root may.
     const CommandResult byRoot = busctl({"call", kService, kManagerPath, kManager, "Reload"});
@@ -383,6 +388,15 @@ TEST_F(DaemonOnBusTest, BoardWithAStorageProfileShowsWhatItBecameAndTheWriteOnTh
     EXPECT_EQ(lines[3], "t " + std::to_string(kImage));
     EXPECT_EQ(lines[4], "t " + std::to_string(kImage));
     EXPECT_EQ(client->getUint64(path, "BytesWritten"), kImage);
+    // One call gives the same for every board.
+    const CommandResult listed =
+        busctl({"call", kService, kManagerPath, kManager, "ListDevicesEx"});
+    ASSERT_EQ(listed.exitCode, 0) << listed.output;
+    EXPECT_NE(listed.output.find("\"1-1\" \"BCM2712\" \"done\" \"gadget-image\" \"gadget 0a5c:0104 "
+                                 "serial 10000000"),
+              std::string::npos)
+        << listed.output;
+    EXPECT_NE(listed.output.find("\"mmcblk0\" 67108864"), std::string::npos) << listed.output;
     // The boot record is there, and says the image was verified.
     ASSERT_TRUE(fs::is_directory(work.path() / "records")) << daemon->log();
     std::size_t records = 0;

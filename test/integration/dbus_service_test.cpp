@@ -190,8 +190,8 @@ TEST_F(DbusServiceTest, BusctlIntrospectShowsEveryDocumentedMember) {
         declaredDevice.push_back(std::string(p.name) + " " + dbusSignature(p));
     }
     EXPECT_EQ(documentedDevice, declaredDevice) << "dbus/io.rpibootd1.xml vs kBoardProperties";
-    // Manager: 4 properties, 4 methods, 3 signals; Device: its properties and 4 methods.
-    ASSERT_EQ(documented.size(), 4U + 4U + 3U + std::size(kBoardProperties) + 4U)
+    // Manager: 4 properties, 5 methods, 3 signals; Device: its properties and 4 methods.
+    ASSERT_EQ(documented.size(), 4U + 5U + 3U + std::size(kBoardProperties) + 4U)
         << "dbus/io.rpibootd1.xml changed?";
 
     const CommandResult manager = busctl({"introspect", kBusName, kManagerPath});
@@ -212,6 +212,9 @@ TEST_F(DbusServiceTest, BusctlIntrospectShowsEveryDocumentedMember) {
     }
     EXPECT_TRUE(
         std::regex_search(manager.output, std::regex(R"(\.ListDevices\s+method\s+-\s+a\(ossss\))")))
+        << manager.output;
+    EXPECT_TRUE(std::regex_search(
+        manager.output, std::regex(R"(\.ListDevicesEx\s+method\s+-\s+a\(osssssa\(sst\)\))")))
         << manager.output;
     EXPECT_TRUE(std::regex_search(manager.output, std::regex(R"(\.BootFinished\s+signal\s+obs)")))
         << manager.output;
@@ -304,6 +307,46 @@ TEST_F(DbusServiceTest, ListDevicesReturnsPathPortChipStageAndProfileOfEveryBoar
     EXPECT_EQ(rows, (std::vector<std::string>{
                         "/io/rpibootd1/device/_31_2d1_2e3 1-1.3 BCM2711 done msd",
                         "/io/rpibootd1/device/_32_2d1 2-1 BCM2835 sending-bootcode msd"}));
+}
+
+TEST_F(DbusServiceTest, ListDevicesExAddsWhatEachBoardBecameAndItsDisks) {
+    start();
+    BoardStatus a = board("1-1.3", "BCM2712", "msd");
+    a.stage = kStageWriting;
+    a.afterBoot = "gadget 0a5c:0104 serial 100000009e3779b1";
+    a.disks = {DiskEntry{"/dev/sdb", "mmcblk0", 67108864}, DiskEntry{"/dev/sdc", "nvme0n1", 512}};
+    BoardStatus b = board("2-1", "BCM2835", "msd");
+    b.stage = kStageSendingBootcode;
+    service->boardAdded(a);
+    service->boardAdded(b);
+
+    const rpiboot::test::CallResult r = client->call(kManagerPath, kManager, "ListDevicesEx");
+
+    ASSERT_TRUE(r.ok()) << r.errorName << ": " << r.errorMessage;
+    sd_bus_message* m = r.reply.get();
+    ASSERT_GE(sd_bus_message_enter_container(m, 'a', "(osssssa(sst))"), 0);
+    std::vector<std::string> rows;
+    while (sd_bus_message_enter_container(m, 'r', "osssssa(sst)") > 0) {
+        const char *path, *port, *chip, *stage, *profile, *afterBoot;
+        ASSERT_GE(
+            sd_bus_message_read(m, "osssss", &path, &port, &chip, &stage, &profile, &afterBoot), 0);
+        std::string row = std::string(path) + " " + port + " " + chip + " " + stage + " " +
+                          profile + " [" + afterBoot + "]";
+        ASSERT_GE(sd_bus_message_enter_container(m, 'a', "(sst)"), 0);
+        const char *node, *name;
+        std::uint64_t size = 0;
+        while (sd_bus_message_read(m, "(sst)", &node, &name, &size) > 0) {
+            row += std::string(" ") + node + "=" + name + ":" + std::to_string(size);
+        }
+        ASSERT_GE(sd_bus_message_exit_container(m), 0);
+        ASSERT_GE(sd_bus_message_exit_container(m), 0);
+        rows.push_back(row);
+    }
+    EXPECT_EQ(rows, (std::vector<std::string>{
+                        "/io/rpibootd1/device/_31_2d1_2e3 1-1.3 BCM2712 writing msd "
+                        "[gadget 0a5c:0104 serial 100000009e3779b1] /dev/sdb=mmcblk0:67108864 "
+                        "/dev/sdc=nvme0n1:512",
+                        "/io/rpibootd1/device/_32_2d1 2-1 BCM2835 sending-bootcode msd []"}));
 }
 
 TEST_F(DbusServiceTest, BoardsKnownBeforeTheServiceStartsArePublished) {
