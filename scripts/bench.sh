@@ -20,7 +20,7 @@
 # `PATH -d DIR`, against ours; nothing of it is part of this tree).
 # VM_BOOT_MIB, VM_BOARDS, VM_REPEAT (default 32, "1 8", 3) size the throughput
 # part of the real-kernel run; VM_REPLY_REPEAT and VM_REPLY_REQUESTS (default 3
-# and 300) its reply-time part (one board, 0 rounds to skip it).
+# and 1000) its reply-time part (one board, 0 rounds to skip it).
 # Firmware comes from $RPIBOOT_FIXTURES_DIR (default test/fixtures/firmware);
 # without it, dummy files of realistic sizes are generated.
 set -euo pipefail
@@ -175,7 +175,7 @@ if [ "$vm" = 1 ]; then
          "2712 mass-storage-gadget; load $(cut -d' ' -f1-3 /proc/loadavg)"
     vm_rc=0
     BOOT_MIB=${VM_BOOT_MIB:-32} BENCH_BOARDS=${VM_BOARDS:-1 8} BENCH_REPEAT=${VM_REPEAT:-3} \
-        REPLY_REPEAT=${VM_REPLY_REPEAT:-3} REPLY_REQUESTS=${VM_REPLY_REQUESTS:-300} \
+        REPLY_REPEAT=${VM_REPLY_REPEAT:-3} REPLY_REQUESTS=${VM_REPLY_REQUESTS:-1000} \
         "$root/test/e2e/run-e2e.sh" bench_wire "$build" "$work/vm" "${VM_TIMEOUT:-1800}" \
         >"$work/vm.log" 2>&1 || vm_rc=$?
     if [ "$vm_rc" = 77 ]; then

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -96,9 +97,55 @@ bool isWithin(const std::filesystem::path& path, const std::filesystem::path& ro
     return true;
 }
 
+namespace {
+
+bool insideAny(const std::filesystem::path& path,
+               std::span<const std::filesystem::path> allowedRoots) {
+    bool inside = false;
+    for (const auto& root : allowedRoots) {
+        inside = inside || isWithin(path, root);
+    }
+    return inside;
+}
+
+OpenedFile opened(int fd, std::filesystem::path canonical) {
+    OpenedFile result;
+    result.status = OpenStatus::Opened;
+    result.fd = UniqueFd(fd);
+    result.canonical = std::move(canonical);
+    return result;
+}
+
+// The common case in one system call: a path with no symlink anywhere is its
+// own canonical form, so opening it with RESOLVE_NO_SYMLINKS both checks that
+// and opens it. Empty when the answer needs the canonical path: a symlink on
+// the way (ELOOP), or no openat2 here.
+std::optional<OpenedFile> openWithoutSymlinks(const std::filesystem::path& path,
+                                              std::span<const std::filesystem::path> allowedRoots) {
+    if (!path.is_absolute() || path != path.lexically_normal() || !insideAny(path, allowedRoots)) {
+        return std::nullopt;
+    }
+    const int fd = openat2NoSymlinks(path);
+    if (fd >= 0) {
+        return opened(fd, path);
+    }
+    if (errno == ENOENT || errno == ENOTDIR) {
+        // Every component up to the missing one was a plain directory.
+        return outcome(OpenStatus::Missing, path.string() + " does not exist");
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 OpenedFile openInsideRoots(const std::filesystem::path& path,
                            std::span<const std::filesystem::path> allowedRoots,
                            NoSymlinkOpen method) {
+    if (method == NoSymlinkOpen::Openat2OrWalk) {
+        if (auto fast = openWithoutSymlinks(path, allowedRoots)) {
+            return std::move(*fast);
+        }
+    }
     std::error_code ec;
     std::filesystem::path canonical = std::filesystem::canonical(path, ec);
     if (ec) {
@@ -110,11 +157,7 @@ OpenedFile openInsideRoots(const std::filesystem::path& path,
         }
         return outcome(OpenStatus::Failed, "cannot resolve " + path.string() + ": " + ec.message());
     }
-    bool inside = false;
-    for (const auto& root : allowedRoots) {
-        inside = inside || isWithin(canonical, root);
-    }
-    if (!inside) {
+    if (!insideAny(canonical, allowedRoots)) {
         return outcome(OpenStatus::Refused, path.string() +
                                                 " leads outside the trusted roots (to " +
                                                 canonical.string() + ") through a symlink");
@@ -132,11 +175,7 @@ OpenedFile openInsideRoots(const std::filesystem::path& path,
     if (fd < 0) {
         return fromErrno(errno, canonical);
     }
-    OpenedFile result;
-    result.status = OpenStatus::Opened;
-    result.fd = UniqueFd(fd);
-    result.canonical = std::move(canonical);
-    return result;
+    return opened(fd, std::move(canonical));
 }
 
 }  // namespace rpiboot::firmware_detail

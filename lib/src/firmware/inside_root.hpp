@@ -1,10 +1,14 @@
 // Opening a file only if it really lies inside a set of trusted directories.
 //
-// Private to the firmware resolver. The path is canonicalised (symlinks
-// followed), checked to lie inside one of the allowed roots, then opened again
-// by its canonical path without following any symlink, so a symlink swapped in
-// between the check and the open fails instead of leading outside. Never
-// throws; every outcome is a status with a reason for the log.
+// Private to the firmware resolver. A path with no symlink on it is opened in
+// one openat2(RESOLVE_NO_SYMLINKS) call: it is its own canonical path, checked
+// against the roots before the call (a board asks for a file every
+// millisecond; a readlink per component per request showed on the wire).
+// Otherwise the path is canonicalised (symlinks followed), checked to lie
+// inside one of the allowed roots, then opened again by its canonical path
+// without following any symlink, so a symlink swapped in between the check and
+// the open fails instead of leading outside. Never throws; every outcome is a
+// status with a reason for the log.
 #pragma once
 
 #include <filesystem>

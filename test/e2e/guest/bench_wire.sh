@@ -3,10 +3,12 @@
 # USB stack (vhci-hcd, USB/IP boards). Two parts:
 #
 # Reply time (REPLY_REPEAT > 0, default 0): one BCM2711 board whose second stage asks
-# REPLY_REQUESTS (default 300) times for a 256-byte file (GetFileSize + ReadFile pairs), served
+# REPLY_REQUESTS (default 1000) times for a 256-byte file (GetFileSize + ReadFile pairs), served
 # in turn by REFERENCE_RPIBOOT (a user-supplied binary run as `PATH -d DIR`, when set), by our
-# rpiboot (`-d DIR`), by rpibootd -v (its log on the results share) and by rpibootd without
-# -v (rpibootd-quiet), REPLY_REPEAT rounds (REPLY_TOOLS picks and orders them). The board stamps
+# rpiboot (`-d DIR`), by rpibootd -v and by rpibootd without -v (rpibootd-quiet), REPLY_REPEAT
+# rounds (REPLY_TOOLS picks and orders them). The daemon is started and idle before the board
+# is plugged in, as on a station; nothing of the harness runs while a board is served (every
+# host's output goes to the guest's /tmp, the harness blocks in wait). The board stamps
 # each request's reply time (its request handed to the kernel -> the host's control OUT
 # arriving, in us).
 # Writes RESULTS_DIR/reply.tsv:
@@ -83,7 +85,7 @@ run_phase() {  # NAME REP BOARDS IN_FLIGHT
 # ---- reply time
 
 # A BCM2711 board that asks REPLY_REQUESTS times for reply.bin (256 bytes), then says done.
-reply_requests=${REPLY_REQUESTS:-300}
+reply_requests=${REPLY_REQUESTS:-1000}
 reply_dir=$work/reply-flat
 mkdir -p "$reply_dir"
 cp "$work/msd-flat/bootcode4.bin" "$reply_dir/"
@@ -102,35 +104,43 @@ EOF
 
 printf 'tool\trep\trequests\tmean_us\tp50_us\tp99_us\tmin_us\tmax_us\n' >"$results/reply.tsv"
 run_reply() {  # TOOL REP
-    local tool=$1 rep=$2 rc=0 host_pid=
-    start_boards "reply-$tool-$rep" -t 600 --serial-base "$serial" \
-        "$work/reply.json,sums=$work/sums.reply"
-    serial=$(printf '%x' $((0x$serial + 1)))
+    local tool=$1 rep=$2 rc=0 boards_rc=0 host_pid=
     # The tools' output goes to the guest's own /tmp: writing it to the results share (9p)
     # while a request waits would time the share.
     local out=$work/host-$tool-$rep.txt
+    # The daemon runs as on a station: started, idle, then the board is plugged in. The
+    # one-shot tools start once the board is there, as their users run them.
     case $tool in
-    reference) timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
-    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
-    rpibootd)
-        start_daemon
-        host_pid=$daemon_pid
-        ;;
-    rpibootd-quiet)  # the same without -v (and its log in the guest's /tmp, not on 9p)
+    rpibootd | rpibootd-quiet)  # -v or not; the log in the guest's /tmp, as the others'
         start_daemon  # installs the D-Bus policy
         stop_daemon
-        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" >"$out" 2>&1 &
+        local verbose=()
+        [[ $tool == rpibootd ]] && verbose=(-v)
+        "$rpibootd_bin" --bus system --firmware-dir "$work/fw" "${verbose[@]}" >"$out" 2>&1 &
         daemon_pid=$!
         e2e_pids+=("$daemon_pid")
         wait_for "rpibootd to own io.rpibootd1" 30 name_has_owner io.rpibootd1
         host_pid=$daemon_pid
         ;;
     esac
+    [[ -n $host_pid ]] && sleep 1  # its start-up work done before the board appears
+    start_boards "reply-$tool-$rep" -t 600 --serial-base "$serial" \
+        "$work/reply.json,sums=$work/sums.reply"
+    serial=$(printf '%x' $((0x$serial + 1)))
+    case $tool in
+    reference) timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    esac
+    # Nothing of ours runs while a board is served: no polling loop here (a fork and exec
+    # every 100 ms on the guest's only CPU showed as multi-ms replies). The board program
+    # ends by itself once its board has (no --hold; its -t bounds it).
+    wait "$boards_pid" || boards_rc=$?
     [[ -f $out ]] && cp "$out" "$boards_dir/host.txt"
     ((rc == 0)) || fail "$tool exited with status $rc (see $boards_dir/host.txt)"
-    wait_for "the reply board ($tool) to end" 600 \
-        grep -q '"state": *"\(holding\|finished\)"' "$boards_dir/summary.json"
-    finish_boards >/dev/null
+    if ((boards_rc != 0)); then
+        fail "the reply board ($tool) did not end as meant (exit $boards_rc); see $boards_dir"
+        tail -n 30 "$boards_dir/log.txt" | sed 's/^/  | /' >&2
+    fi
     [[ -n $host_pid ]] && stop_daemon
     python3 - "$boards_dir" "$tool" "$rep" "$results" >>"$results/reply.tsv" <<'EOF'
 import glob, json, statistics, sys

@@ -55,6 +55,45 @@ TEST_P(InsideRoot, RefusesASymlinkLoop) {
     EXPECT_EQ(openInsideRoots(tree / "root/loop", roots, GetParam()).status, OpenStatus::Refused);
 }
 
+TEST_P(InsideRoot, APathWithoutSymlinksIsItsOwnCanonicalPath) {
+    tree.write("root/2711/start4.elf", "s");
+    const std::vector<std::filesystem::path> roots = {tree / "root"};
+    const OpenedFile opened = openInsideRoots(tree / "root/2711/start4.elf", roots, GetParam());
+    ASSERT_EQ(opened.status, OpenStatus::Opened) << opened.reason;
+    EXPECT_EQ(opened.canonical, tree / "root/2711/start4.elf");
+}
+
+TEST_P(InsideRoot, FollowsASymlinkedDirectoryThatStaysInside) {
+    tree.write("root/common/config.txt", "c");
+    tree.symlink("root/2711", "common");
+    const std::vector<std::filesystem::path> roots = {tree / "root"};
+    const OpenedFile opened = openInsideRoots(tree / "root/2711/config.txt", roots, GetParam());
+    ASSERT_EQ(opened.status, OpenStatus::Opened) << opened.reason;
+    EXPECT_EQ(opened.canonical, tree / "root/common/config.txt");
+}
+
+TEST_P(InsideRoot, RefusesADotDotPathLeadingOutside) {
+    tree.write("other/x.txt", "x");
+    tree.mkdir("root");
+    const std::vector<std::filesystem::path> roots = {tree / "root"};
+    const OpenedFile opened = openInsideRoots(tree / "root/../other/x.txt", roots, GetParam());
+    EXPECT_EQ(opened.status, OpenStatus::Refused) << opened.reason;
+    EXPECT_FALSE(opened.fd.valid());
+}
+
+TEST_P(InsideRoot, RefusesAPathOutsideEveryRootEvenWithoutSymlinks) {
+    tree.write("other/x.txt", "x");
+    tree.mkdir("root");
+    const std::vector<std::filesystem::path> roots = {tree / "root"};
+    EXPECT_EQ(openInsideRoots(tree / "other/x.txt", roots, GetParam()).status, OpenStatus::Refused);
+}
+
+TEST_P(InsideRoot, AFileWhereADirectoryShouldBeIsMissing) {
+    tree.write("root/file", "f");
+    const std::vector<std::filesystem::path> roots = {tree / "root"};
+    EXPECT_EQ(openInsideRoots(tree / "root/file/x", roots, GetParam()).status, OpenStatus::Missing);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothOpeners, InsideRoot,
                          ::testing::Values(NoSymlinkOpen::Openat2OrWalk, NoSymlinkOpen::WalkOnly));
 
