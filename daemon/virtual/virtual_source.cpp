@@ -162,11 +162,11 @@ std::optional<DeviceInfo> VirtualSource::toDeviceInfo(const virtualpi::SimDevice
 
 std::vector<DiskInfo> VirtualSource::createDisks(const virtualpi::SimDeviceInfo& device) {
     const auto board = bus_->board(device.portPath);
-    // Final identities with mass-storage interfaces: all but none and custom.
+    // Final identities with mass-storage interfaces: the gadget and the USB disk.
     const virtualpi::FinalIdentity& became =
         board ? board->scenario().final : virtualpi::FinalIdentity{};
-    if (!board || became.kind == virtualpi::FinalKind::None ||
-        became.kind == virtualpi::FinalKind::Custom) {
+    if (!board || (became.kind != virtualpi::FinalKind::MassStorageGadget &&
+                   became.kind != virtualpi::FinalKind::UsbDisk)) {
         return {};
     }
     // A gadget disk is known by its device name (its inquiry string), a plain

@@ -146,6 +146,16 @@ void validateScenario(const Scenario& s) {
     if (s.startStage == StartStage::Final && s.final.kind == FinalKind::None) {
         fail("startStage \"final\" needs a final identity");
     }
+    if (s.final.kind == FinalKind::Rom) {
+        if (s.startStage == StartStage::Final) {
+            fail(
+                "startStage \"final\" with final kind \"rom\" is a board in its ROM: use "
+                "startStage \"rom\"");
+        }
+        if (s.final.returns == 0 || s.final.returns > kMaxRomReturns) {
+            fail("final.returns must be 1 to " + std::to_string(kMaxRomReturns));
+        }
+    }
     if (s.secondStage.interfaceCount > 2 || s.secondStage.interfaceCount == 0) {
         fail("secondStage.interfaces must be 1 or 2");
     }
@@ -387,7 +397,8 @@ const std::pair<const char*, FinalKind> kFinalKinds[] = {
     {"none", FinalKind::None},
     {"mass-storage-gadget", FinalKind::MassStorageGadget},
     {"custom", FinalKind::Custom},
-    {"usb-disk", FinalKind::UsbDisk}};
+    {"usb-disk", FinalKind::UsbDisk},
+    {"rom", FinalKind::Rom}};
 const std::pair<const char*, RawReply> kReplies[] = {{"auto", RawReply::Auto},
                                                      {"none", RawReply::None}};
 const std::pair<const char*, StartStage> kStartStages[] = {
@@ -599,7 +610,8 @@ Scenario scenarioFromJson(const json& j) {
     if (j.contains("final")) {
         const json& f = j.at("final");
         onlyKeys(f, "final",
-                 {"kind", "vendorId", "productId", "manufacturer", "product", "serial", "disks"});
+                 {"kind", "vendorId", "productId", "manufacturer", "product", "serial", "disks",
+                  "returns"});
         if (f.contains("kind")) {
             s.final.kind = toEnum(f.at("kind"), "final.kind", kFinalKinds);
         }
@@ -619,6 +631,10 @@ Scenario scenarioFromJson(const json& j) {
         }
         if (f.contains("serial")) {
             s.final.serial = toString(f.at("serial"), "final.serial");
+        }
+        if (f.contains("returns")) {
+            s.final.returns =
+                static_cast<unsigned>(toU64Max(f.at("returns"), "final.returns", kMaxRomReturns));
         }
         if (f.contains("disks")) {
             if (!f.at("disks").is_array()) {
@@ -761,6 +777,8 @@ const char* finalKindName(FinalKind k) {
             return "custom";
         case FinalKind::UsbDisk:
             return "usb-disk";
+        case FinalKind::Rom:
+            return "rom";
     }
     return "none";
 }
@@ -821,7 +839,9 @@ json scenarioToJson(const Scenario& s) {
         j["steps"].push_back(stepToJson(step));
     }
     json fin{{"kind", finalKindName(s.final.kind)}};
-    if (s.final.kind != FinalKind::None) {
+    if (s.final.kind == FinalKind::Rom) {
+        fin["returns"] = s.final.returns;
+    } else if (s.final.kind != FinalKind::None) {
         fin["vendorId"] = s.final.vendorId;
         fin["productId"] = s.final.productId;
         fin["manufacturer"] = s.final.manufacturer;

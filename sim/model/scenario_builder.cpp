@@ -177,6 +177,13 @@ ScenarioBuilder& ScenarioBuilder::massStorageGadgetAfterBoot(std::vector<std::st
     return *this;
 }
 
+ScenarioBuilder& ScenarioBuilder::returnToRomAfterBoot(unsigned returns) {
+    scenario_.final = FinalIdentity{};
+    scenario_.final.kind = FinalKind::Rom;
+    scenario_.final.returns = returns;
+    return *this;
+}
+
 ScenarioBuilder& ScenarioBuilder::timing(Timing t) {
     scenario_.timing = t;
     return *this;

@@ -92,15 +92,20 @@ class Firmware {
                 waitForDiskUnplug();
                 return;
             }
-            if (s_.startStage == StartStage::Rom) {
-                romStage();
-                detach();
-                pause(s_.timing.romResetDelay);
-            }
-            attach(Stage::SecondStage, secondStageDescriptors(s_.chip, serial_, s_.secondStage));
-            pause(s_.timing.secondStageStartDelay);
-            secondStage();
-            finish();
+            bool fromRom = s_.startStage == StartStage::Rom;
+            do {
+                if (fromRom) {
+                    romStage();
+                    detach();
+                    pause(s_.timing.romResetDelay);
+                }
+                fromRom = true;
+                startRun();
+                attach(Stage::SecondStage,
+                       secondStageDescriptors(s_.chip, serial_, s_.secondStage));
+                pause(s_.timing.secondStageStartDelay);
+                secondStage();
+            } while (finish());
         } catch (const PoweredOff&) {
         } catch (const LeftTheBus&) {
         } catch (const Hung&) {
@@ -190,13 +195,18 @@ class Firmware {
         }
     }
 
+    // The outcome is decided once, except that a failed run after a return
+    // to the ROM turns the earlier success into a failure.
     void endWith(Outcome outcome, const std::string& reason) {
         std::lock_guard lock(core_.mutex);
-        if (core_.record.outcome == Outcome::Running) {
+        const bool laterFailure = outcome == Outcome::Failed && returns_ > 0 &&
+                                  core_.record.outcome == Outcome::Succeeded;
+        if (core_.record.outcome == Outcome::Running || laterFailure) {
             core_.record.outcome = outcome;
-            core_.record.reason = reason;
+            core_.record.reason =
+                laterFailure ? "run " + std::to_string(core_.record.runs) + ": " + reason : reason;
             if (!reason.empty()) {
-                core_.record.log.push_back(reason);
+                core_.record.log.push_back(core_.record.reason);
             }
         }
         core_.changed.notify_all();
@@ -206,7 +216,8 @@ class Firmware {
     // scenario's host timeout -> the board gives up and leaves the bus.
     template <typename Pred>
     void waitForHost(std::unique_lock<std::mutex>& lock, const std::string& what, Pred pred) {
-        const auto timeout = s_.timing.hostTimeout;
+        // A ROM the board returned to waits for a host as long as it is powered.
+        const auto timeout = idleRom_ ? milliseconds(0) : s_.timing.hostTimeout;
         bool ok = true;
         if (timeout.count() > 0) {
             ok = core_.changed.wait_for(lock, stop_, timeout, pred);
@@ -376,13 +387,19 @@ class Firmware {
 
     void romStage() {
         attach(Stage::Rom, romDescriptors(s_.chip, serial_, s_.rom.configQuirk));
+        if (returns_ > 0) {
+            // Back in its ROM after a successful run: that run is its outcome.
+            endWith(Outcome::Succeeded, {});
+        }
         const Fault& fault = s_.rom.fault;
         std::size_t acceptedUploads = 0;
+        idleRom_ = returns_ > 0;
         for (;;) {
             RomAttempt attempt;
             strike(fault.kind == FaultKind::StallControl ? fault : Fault{}, FaultPoint::BootMessage,
                    "the boot message");
             attempt.bootMessageLength = awaitLength("the boot message length");
+            idleRom_ = false;
             const Received message =
                 receive(attempt.bootMessageLength, fault, FaultPoint::BootMessage,
                         "the boot message", kBootMessageSize);
@@ -429,6 +446,8 @@ class Firmware {
                 core_.record.romAttempts.push_back(attempt);
                 if (!attempt.accepted) {
                     core_.record.log.push_back("ROM rejected the upload: " + attempt.reason);
+                } else if (attempt.status == 0) {
+                    ++core_.record.boots;
                 }
             }
             strike(fault, FaultPoint::Status, "the ROM status");
@@ -799,11 +818,41 @@ class Firmware {
         }
     }
 
-    void finish() {
+    // A run of the second stage begins: what the previous run received is
+    // forgotten; OTP and EEPROM (secure_) keep what it did to them.
+    void startRun() {
+        failure_.clear();
+        contents_.clear();
+        recovery_.reset();
+        bootSigStepDone_ = false;
+        std::lock_guard lock(core_.mutex);
+        received_.clear();
+        ++core_.record.runs;
+    }
+
+    // Ends a run. Returns true when the board goes back to its ROM to run the
+    // scenario again (final kind Rom with returns left).
+    bool finish() {
         detach();
         if (!failure_.empty()) {
             endWith(Outcome::Failed, failure_);
-            return;
+            return false;
+        }
+        if (s_.final.kind == FinalKind::Rom) {
+            if (returns_ >= s_.final.returns) {
+                note("no return to the ROM left after " + std::to_string(returns_) +
+                     " (final.returns): the board stays off the bus");
+                endWith(Outcome::Succeeded, {});
+                return false;
+            }
+            pause(s_.timing.finalDelay);
+            ++returns_;
+            std::lock_guard lock(core_.mutex);
+            core_.record.returnsToRom = returns_;
+            core_.record.log.push_back("reset into its boot ROM (return " +
+                                       std::to_string(returns_) + " of " +
+                                       std::to_string(s_.final.returns) + ")");
+            return true;
         }
         if (s_.final.kind != FinalKind::None) {
             pause(s_.timing.finalDelay);
@@ -811,6 +860,7 @@ class Firmware {
         }
         endWith(Outcome::Succeeded, {});
         waitForDiskUnplug();
+        return false;
     }
 
     // The identity after booting, with a mass-storage function for every
@@ -893,6 +943,8 @@ class Firmware {
     std::map<std::string, std::vector<std::uint8_t>> contents_;  // files secure boot looks at
     std::optional<detail::ProvisionOutcome> recovery_;
     bool bootSigStepDone_ = false;
+    unsigned returns_ = 0;  // times the board went back to its ROM
+    bool idleRom_ = false;  // a returned ROM waiting for its first upload
 };
 
 // ------------------------------------------------------------------ SimBoard
@@ -1059,6 +1111,9 @@ nlohmann::json recordToJson(const BoardRecord& r) {
     json j;
     j["stage"] = stageName(r.stage);
     j["enumerations"] = r.enumerations;
+    j["boots"] = r.boots;
+    j["runs"] = r.runs;
+    j["returnsToRom"] = r.returnsToRom;
     j["outcome"] = outcomeName(r.outcome);
     j["reason"] = r.reason;
     j["secureBoot"] = {{"otpKeyHash", r.secureBoot.otpKeyHash},

@@ -126,6 +126,13 @@ void applyOption(BoardSpec& spec, std::string_view option) {
             bad(spec.text, "start wants 'final' (the identity after booting), not '" + value + "'");
         }
         spec.startFinal = true;
+    } else if (key == "returns") {
+        const auto n = number(value);
+        if (!n || *n == 0 || *n > virtualpi::kMaxRomReturns) {
+            bad(spec.text, "returns wants 1 to " + std::to_string(virtualpi::kMaxRomReturns) +
+                               " (times the board comes back as its ROM), not '" + value + "'");
+        }
+        spec.returns = static_cast<unsigned>(*n);
     } else if (key == "port") {
         const auto port = number(value);
         if (!port || *port > 0xffff) {
@@ -135,7 +142,8 @@ void applyOption(BoardSpec& spec, std::string_view option) {
     } else {
         bad(spec.text,
             "unknown option '" + key +
-                "' (serial, unplug, expect, sums, sha256, quirk, port, disk, disks or start)");
+                "' (serial, unplug, expect, sums, sha256, quirk, port, disk, disks, start or "
+                "returns)");
     }
 }
 
@@ -246,6 +254,17 @@ BoardSpec parseBoardSpec(std::string_view text) {
             bad(spec.text, "start=final needs a scenario with a final identity");
         }
         spec.scenario.startStage = virtualpi::StartStage::Final;
+    }
+    if (spec.returns) {
+        if (f.kind != virtualpi::FinalKind::None && f.kind != virtualpi::FinalKind::Rom) {
+            bad(spec.text, "returns= makes the board come back as its ROM, but scenario '" +
+                               spec.scenario.name + "' becomes another device after its boot");
+        }
+        if (spec.startFinal) {
+            bad(spec.text, "returns= and start=final exclude each other");
+        }
+        spec.scenario.final.kind = virtualpi::FinalKind::Rom;
+        spec.scenario.final.returns = *spec.returns;
     }
     if (spec.unplug && diskIndex(spec, spec.unplug->file) && spec.disks.empty()) {
         bad(spec.text, "unplug=" + spec.unplug->file + "@N needs disk= or disks=");

@@ -13,6 +13,8 @@
 //                           backed by a sparse file of SIZE (64M, 1G, bytes)
 //           disks=N:S+N:S   the gadget's disks by name and size
 //           start=final     show the final identity at once (no boot)
+//           returns=N       after a successful run the board resets into its
+//                           ROM (final kind rom), at most N times
 //           expect=failed   the board is meant to fail; expect=succeeded
 //           sums=FILE       expected SHA-256 per file name (sha256sum listing)
 //           sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
@@ -60,6 +62,7 @@ struct BoardSpec {
     std::optional<Unplug> unplug;
     std::vector<DiskSpec> disks;  // backed disks of the final identity, in order
     bool startFinal = false;
+    std::optional<unsigned> returns;  // returns=N: final kind rom
     std::vector<std::filesystem::path> sumFiles;
     std::map<std::string, std::string> hashes;  // name -> sha256 hex
 };

@@ -61,6 +61,9 @@ BOARD:  SOURCE[*COUNT][,KEY=VALUE...]
   disks=N:S+N:S   several gadget disks by name (mmcblk0:64M+nvme0n1:32M),
                   files DIR/board-<i>-<name>.img
   start=final     the board shows its final identity at once (no boot)
+  returns=N       after a successful run the board resets into its boot ROM
+                  on the same port (recovery_reboot=1), at most N times, and
+                  runs its scenario again if booted there
   expect=failed   the board is meant to fail (then failing passes)
   sums=FILE       expected SHA-256 per file name (sha256sum listing)
   sha256=NAME:HEX expected SHA-256 of NAME (repeatable)
@@ -525,6 +528,11 @@ int Runner::finish() {
         for (const auto& p : verdict.problems) {
             std::printf("  - %s\n", p.c_str());
         }
+        const virtualpi::BoardRecord record = e.slot->board().record();
+        if (record.returnsToRom > 0) {
+            std::printf("  %u boot(s), %u run(s), back in its ROM %u time(s)\n", record.boots,
+                        record.runs, record.returnsToRom);
+        }
         for (const auto& d : j.at("disks")) {
             std::printf("  disk %s %s %llu bytes sha256 %s (%llu bytes written%s)\n",
                         d.at("name").get<std::string>().c_str(),
@@ -537,7 +545,10 @@ int Runner::finish() {
         boards.push_back({{"index", e.index},
                           {"portPath", e.portPath},
                           {"serial", e.serial},
-                          {"outcome", virtualpi::outcomeName(e.slot->board().outcome())},
+                          {"outcome", virtualpi::outcomeName(record.outcome)},
+                          {"boots", record.boots},
+                          {"runs", record.runs},
+                          {"returnsToRom", record.returnsToRom},
                           {"passed", verdict.passed},
                           {"disks", j.at("disks")}});
     }

@@ -29,6 +29,8 @@ inline constexpr std::uint32_t kCommandDone = 2;
 inline constexpr std::size_t kRequestSize = 260;
 inline constexpr std::size_t kRequestNameSize = 256;
 inline constexpr std::size_t kBootMessageSize = 24;
+// The most returns to the ROM a scenario may ask for (FinalIdentity::returns).
+inline constexpr unsigned kMaxRomReturns = 100;
 
 enum class FaultKind {
     None,
@@ -130,8 +132,12 @@ struct Timing {
 // UsbDisk: a plain USB disk of the custom IDs and strings (one mass-storage
 // interface); MassStorageGadget: one mass-storage interface per disk. Their
 // disks answer SCSI when the board is given backing files
-// (BoardOptions::disks), otherwise they NAK.
-enum class FinalKind { None, MassStorageGadget, Custom, UsbDisk };
+// (BoardOptions::disks), otherwise they NAK. Rom: the board resets into its
+// boot ROM (recovery.bin with recovery_reboot=1 and the boot jumper fitted):
+// same chip, serial and port, and it runs its scenario again if a host boots
+// it, at most `returns` times; after the last return's run it stays off the
+// bus.
+enum class FinalKind { None, MassStorageGadget, Custom, UsbDisk, Rom };
 
 struct FinalIdentity {
     FinalKind kind = FinalKind::None;
@@ -146,6 +152,9 @@ struct FinalIdentity {
     // Names of the disks; a gadget disk reports its name as INQUIRY
     // identification (docs/protocol.md §12.4).
     std::vector<std::string> disks{"mmcblk0"};
+    // Rom: how often the board comes back as its ROM after a successful run
+    // (a bound, so a host that boots it every time cannot loop for ever).
+    unsigned returns = 1;
 };
 
 // Final: the board shows its final identity at once and never boots (a

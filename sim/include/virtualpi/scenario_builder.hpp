@@ -46,6 +46,8 @@ class ScenarioBuilder {
     ScenarioBuilder& repeated(unsigned times);
 
     ScenarioBuilder& massStorageGadgetAfterBoot(std::vector<std::string> disks = {"mmcblk0"});
+    // Final kind Rom: back in the ROM after a successful run, at most `returns` times.
+    ScenarioBuilder& returnToRomAfterBoot(unsigned returns = 1);
     ScenarioBuilder& timing(Timing timing);
     ScenarioBuilder& bulkBytesPerSecond(std::uint64_t rate);
     ScenarioBuilder& maxFileSize(std::uint64_t size);

@@ -74,6 +74,12 @@ const char* outcomeName(Outcome outcome) noexcept;
 struct BoardRecord {
     Stage stage = Stage::Off;
     unsigned enumerations = 0;
+    // Uploads the ROM accepted and started (status 0), second-stage runs of
+    // the script begun, and returns to the ROM after a successful run (final
+    // kind Rom): a board booted again after a return counts 2 boots and runs.
+    unsigned boots = 0;
+    unsigned runs = 0;
+    unsigned returnsToRom = 0;
     std::vector<RomAttempt> romAttempts;
     std::vector<RequestRecord> requests;
     std::vector<FileRecord> files;
@@ -140,7 +146,8 @@ class SimBoard {
     SimBoard& operator=(const SimBoard&) = delete;
 
     // Powers the board on: its firmware thread starts and it enumerates.
-    // A board runs its scenario once; later calls do nothing.
+    // Later calls do nothing. A board runs its scenario once, or again after
+    // each return to its ROM (final kind Rom) when a host boots it there.
     void start();
     // Powers it off: leaves the bus, joins the thread. Idempotent. An outcome
     // still Running becomes Failed ("powered off").

@@ -63,10 +63,12 @@ class VirtualBootTest : public ::testing::Test {
                            std::make_shared<rpiboot::FileCache>(), &log_);
     }
 
-    // Plugs `boards`, runs the loop until `until` holds, then shuts down as
-    // the daemon does. Returns false when the safety limit stopped it.
+    // Plugs `boards`, runs the loop until `until` holds (and `linger` longer),
+    // then shuts down as the daemon does. Returns false when the safety limit
+    // stopped it.
     bool run(std::vector<virtualpi::BoardSpec> boards,
-             const std::function<bool(const BoardRegistry&)>& until) {
+             const std::function<bool(const BoardRegistry&)>& until,
+             milliseconds linger = milliseconds(0)) {
         if (!config_) {
             configure();
         }
@@ -75,9 +77,15 @@ class VirtualBootTest : public ::testing::Test {
         registry_.emplace(BoardRegistry::Environment{launcher, loop, log_, [] { return 1U; }},
                           config_);
         registry_->setStatusSink(&sink_);
+        std::unique_ptr<Timer> lingering;
         registry_->setCountsListener([&](const RegistryCounts&) {
-            if (until(*registry_)) {
+            if (lingering || !until(*registry_)) {
+                return;
+            }
+            if (linger.count() == 0) {
                 loop.exit(0);
+            } else {
+                lingering = loop.after(linger, [&loop] { loop.exit(0); });
             }
         });
         source_ = std::make_unique<VirtualSource>(loop, log_, std::move(boards));
@@ -296,6 +304,52 @@ TEST_F(VirtualBootTest, RecoveryBoardReportingAnotherEepromHashOrAFailedUpdateFa
         << failedUpdate.lastError;
     EXPECT_NE(failedUpdate.lastError.find("the EEPROM was not updated"), std::string::npos)
         << failedUpdate.lastError;
+}
+
+// recovery_reboot=1 with the boot jumper still fitted: after flashing, the
+// board resets into its ROM on the same port. Under the recovery default
+// (after_success "once") it is not flashed again; a profile with "boot-again"
+// flashes it a second time, which shows the board would have taken it.
+TEST_F(VirtualBootTest, RecoveryBoardBackInItsRomIsFlashedOnlyOnce) {
+    const std::string eeprom = R"("firmware": {"root": "recovery", "fallback": ["."]},
+                                  "eeprom": {"image": "pieeprom.original.bin",
+                                             "config": "boot.conf"}})";
+    configure(R"({"rules": [{"port": "1-1", "profile": "rec"},
+                            {"port": "1-2", "profile": "again"}]})",
+              {{"test:rec", R"({"name": "rec", )" + eeprom},
+               {"test:again", R"({"name": "again", "after_success": "boot-again", )" + eeprom}});
+    auto boards = parseVirtualSpec("2711:2:recovery");
+    for (auto& b : boards) {
+        b.scenario.final.kind = virtualpi::FinalKind::Rom;
+        b.scenario.final.returns = 1;
+    }
+    const auto stage = [](const BoardRegistry& r, const std::string& port) {
+        const Board* b = r.board(port);
+        return b == nullptr ? std::string() : b->status().stage;
+    };
+    // Once the control board is done a second time, a while longer for the
+    // other one to be (not) booted again.
+    ASSERT_TRUE(run(
+        boards,
+        [&](const BoardRegistry& r) {
+            return stage(r, "1-1") == kStageDone && stage(r, "1-2") == kStageDone &&
+                   r.board("1-2")->status().bootCount == 2U;
+        },
+        milliseconds(1000)));
+
+    const BoardStatus& once = registry_->board("1-1")->status();
+    EXPECT_EQ(once.stage, kStageDone) << once.lastError;
+    EXPECT_EQ(once.bootCount, 1U);
+    EXPECT_EQ(record("1-1").returnsToRom, 1U) << "the board never came back: nothing was tested";
+    EXPECT_EQ(record("1-1").stage, virtualpi::Stage::Rom);
+    EXPECT_EQ(record("1-1").boots, 1U) << "flashed again";
+    EXPECT_EQ(record("1-1").runs, 1U);
+
+    const BoardStatus& again = registry_->board("1-2")->status();
+    EXPECT_EQ(again.stage, kStageDone) << again.lastError;
+    EXPECT_EQ(record("1-2").boots, 2U);
+    EXPECT_EQ(record("1-2").runs, 2U);
+    EXPECT_EQ(record("1-2").outcome, virtualpi::Outcome::Succeeded) << record("1-2").reason;
 }
 
 // Secure-boot provisioning through the daemon: the board's own reports decide
