@@ -128,9 +128,11 @@ run_reply() {  # TOOL REP
         "$work/reply.json,sums=$work/sums.reply"
     serial=$(printf '%x' $((0x$serial + 1)))
     case $tool in
-    reference) timeout 600 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
-    rpiboot) timeout 600 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    reference) timeout 120 "$REFERENCE_RPIBOOT" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
+    rpiboot) timeout 120 "$rpiboot_bin" -d "$reply_dir" >"$out" 2>&1 || rc=$? ;;
     esac
+    # A one-shot tool that gave up leaves the board waiting: end it rather than wait for its -t.
+    ((rc == 0)) || kill -TERM "$boards_pid" 2>/dev/null
     # Nothing of ours runs while a board is served: no polling loop here (a fork and exec
     # every 100 ms on the guest's only CPU showed as multi-ms replies). The board program
     # ends by itself once its board has (no --hold; its -t bounds it).
