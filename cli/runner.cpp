@@ -220,7 +220,19 @@ bool Runner::serveDevice(const CandidateDevice& device, bool& secondStageComplet
         out_ << "Device at " << device.info.portPath << " (" << chipName(identity->chip) << ", "
              << stageName(identity->stage) << ")\n";
     }
-    opened->claim(identity->interface);
+    try {
+        opened->claim(identity->interface);
+    } catch (const Error& e) {
+        if (e.code() == Errc::DeviceGone || e.code() == Errc::NotFound) {
+            // Opened in the moment it left the bus (a ROM that just took its
+            // bootcode, announced once more): as when the open itself fails.
+            if (options_.verbosity > 0) {
+                out_ << "Device at " << device.info.portPath << " left before it was claimed\n";
+            }
+            return true;
+        }
+        throw;
+    }
     BoardContext board{identity->chip, device.info.portPath, serial};
     CliObserver observer(out_, err_, options_.verbosity);
     BootOptions bootOptions;

@@ -428,6 +428,58 @@ class StaleFirstWaiter final : public DeviceWaiter {
     bool staleSent_ = false;
 };
 
+// Opened, then gone when its interface is claimed: what a duplicate arrival of
+// a ROM that just re-enumerated looks like on the real kernel.
+class GoneAtClaimFirstWaiter final : public DeviceWaiter {
+  public:
+    explicit GoneAtClaimFirstWaiter(DeviceWaiter& inner) : inner_(inner) {}
+    std::optional<CandidateDevice> next() override {
+        if (!staleSent_) {
+            staleSent_ = true;
+            CandidateDevice stale;
+            stale.info.portPath = "1-1";
+            stale.info.descriptor = {kBroadcomVendorId, 0x2711, 3, 1};
+            stale.open = []() -> std::unique_ptr<OpenedDevice> {
+                struct Gone final : OpenedDevice {
+                    Transport& transport() override {
+                        throw Error(Errc::DeviceGone, "used after it was gone");
+                    }
+                    std::string serialString() override { return {}; }
+                    void claim(const BulkInterface&) override {
+                        throw Error(Errc::DeviceGone,
+                                    "cannot claim interface 0: No such device (it may have been "
+                                    "disconnected)");
+                    }
+                };
+                return std::make_unique<Gone>();
+            };
+            return stale;
+        }
+        return inner_.next();
+    }
+
+  private:
+    DeviceWaiter& inner_;
+    bool staleSent_ = false;
+};
+
+TEST(RpibootCli, DeviceGoneWhenClaimedIsSkippedNotFatal) {
+    ScratchDir dir;
+    make2711Set(dir.path());
+    virtualpi::VirtualBus bus;
+    const auto port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    ParseResult parsed = parseOptions({"-d", dir.path().string()});
+    VirtualWaiter inner(bus);
+    GoneAtClaimFirstWaiter waiter(inner);
+    std::ostringstream out, err;
+    Runner runner(parsed.options, "", waiter, out, err);
+    EXPECT_EQ(runner.run(), 0) << out.str() << err.str();
+    EXPECT_EQ(err.str(), "");
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
+}
+
 TEST(RpibootCli, DeviceGoneBeforeOpenIsSkippedNotFatal) {
     ScratchDir dir;
     make2711Set(dir.path());
