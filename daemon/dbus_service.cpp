@@ -96,6 +96,9 @@ const BoardProperty* findProperty(std::string_view name) {
 constexpr std::uint32_t kTransferFields =
     kFieldCurrentFile | kFieldBytesSent | kFieldBytesTotal | kFieldFilesServed;
 constexpr auto kAnnounceInterval = std::chrono::milliseconds(100);
+constexpr bool transferOnly(std::uint32_t fields) {
+    return (fields & ~kTransferFields) == 0;
+}
 
 struct PublishedBoard {
     BoardStatus status;
@@ -348,10 +351,10 @@ void DbusService::Impl::emitManagerProperty(const char* name) {
 }
 
 void DbusService::Impl::announce(PublishedBoard& board, std::uint32_t fields) {
-    const bool transferOnly = (fields & ~kTransferFields) == 0;
+    const bool onlyTransfer = transferOnly(fields);
     fields |= std::exchange(board.heldBack, 0);
     emitFields(board, fields);
-    if (!transferOnly) {
+    if (!onlyTransfer) {
         board.window.reset();  // a stage change: the next transfer change goes out at once
         return;
     }
@@ -417,20 +420,21 @@ int DbusService::Impl::profiles(sd_bus*, const char*, const char*, const char*,
     return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
-int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_error*) {
-    auto& self = *static_cast<Impl*>(userdata);
+// Replies to `call` with an array of one `row` per board, in port order;
+// `appendRow` appends one board's row (a struct of that signature).
+template <typename AppendRow>
+int replyWithBoards(sd_bus_message* call,
+                    const std::map<std::string, std::unique_ptr<PublishedBoard>>& boards,
+                    const char* row, AppendRow appendRow) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(call, &raw);
     if (r < 0) {
         return r;
     }
     BusMessagePtr reply(raw);
-    r = sd_bus_message_open_container(reply.get(), 'a', "(ossss)");
-    for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
-        const PublishedBoard& b = *it->second;
-        r = sd_bus_message_append(reply.get(), "(ossss)", b.path.c_str(), b.status.port.c_str(),
-                                  b.status.chip.c_str(), b.status.stage.c_str(),
-                                  b.status.profile.c_str());
+    r = sd_bus_message_open_container(reply.get(), 'a', row);
+    for (auto it = boards.begin(); r >= 0 && it != boards.end(); ++it) {
+        r = appendRow(reply.get(), *it->second);
     }
     if (r >= 0) {
         r = sd_bus_message_close_container(reply.get());
@@ -438,37 +442,34 @@ int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_
     return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
 }
 
+int DbusService::Impl::listDevices(sd_bus_message* call, void* userdata, sd_bus_error*) {
+    const auto& self = *static_cast<Impl*>(userdata);
+    return replyWithBoards(
+        call, self.boards, "(ossss)", [](sd_bus_message* reply, const PublishedBoard& b) {
+            return sd_bus_message_append(reply, "(ossss)", b.path.c_str(), b.status.port.c_str(),
+                                         b.status.chip.c_str(), b.status.stage.c_str(),
+                                         b.status.profile.c_str());
+        });
+}
+
 // ListDevices plus what each board became after its boot (AfterBoot) and the
 // disks seen under it (Disks). A new method rather than a longer ListDevices:
 // clients of v1 read a(ossss) and would fail on any other signature.
 int DbusService::Impl::listDevicesEx(sd_bus_message* call, void* userdata, sd_bus_error*) {
-    auto& self = *static_cast<Impl*>(userdata);
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_return(call, &raw);
-    if (r < 0) {
-        return r;
-    }
-    BusMessagePtr reply(raw);
-    r = sd_bus_message_open_container(reply.get(), 'a', "(osssssa(sst))");
-    for (auto it = self.boards.begin(); r >= 0 && it != self.boards.end(); ++it) {
-        const PublishedBoard& b = *it->second;
-        r = sd_bus_message_open_container(reply.get(), 'r', "osssssa(sst)");
-        if (r >= 0) {
-            r = sd_bus_message_append(reply.get(), "osssss", b.path.c_str(), b.status.port.c_str(),
-                                      b.status.chip.c_str(), b.status.stage.c_str(),
-                                      b.status.profile.c_str(), b.status.afterBoot.c_str());
-        }
-        if (r >= 0) {
-            r = append(reply.get(), b.status.disks);
-        }
-        if (r >= 0) {
-            r = sd_bus_message_close_container(reply.get());
-        }
-    }
-    if (r >= 0) {
-        r = sd_bus_message_close_container(reply.get());
-    }
-    return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+    const auto& self = *static_cast<Impl*>(userdata);
+    return replyWithBoards(
+        call, self.boards, "(osssssa(sst))", [](sd_bus_message* reply, const PublishedBoard& b) {
+            int r = sd_bus_message_open_container(reply, 'r', "osssssa(sst)");
+            if (r >= 0) {
+                r = sd_bus_message_append(reply, "osssss", b.path.c_str(), b.status.port.c_str(),
+                                          b.status.chip.c_str(), b.status.stage.c_str(),
+                                          b.status.profile.c_str(), b.status.afterBoot.c_str());
+            }
+            if (r >= 0) {
+                r = append(reply, b.status.disks);
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
+        });
 }
 
 int DbusService::Impl::reload(sd_bus_message* call, void* userdata, sd_bus_error* error) {
@@ -609,7 +610,7 @@ void DbusService::boardChanged(const BoardStatus& board, std::uint32_t changedFi
         return;
     }
     known->status = board;
-    if ((changedFields & ~kTransferFields) == 0 && known->window) {
+    if (transferOnly(changedFields) && known->window) {
         known->heldBack |= changedFields;
         return;
     }
