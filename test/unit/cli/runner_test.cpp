@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <sstream>
@@ -404,20 +405,19 @@ TEST(RpibootCli, WithoutDashDABaseWithOnlyBootfilesStillServesTheLoaders) {
 namespace rpiboot::cli {
 namespace {
 
-// A device that is gone by the time it is opened (announced twice, or already
-// re-enumerating) is not a failure: its next enumeration arrives on its own.
+// A stale candidate first (a ROM announced twice, or already re-enumerating),
+// then what the bus really has. `open` is the stale candidate's opener.
 class StaleFirstWaiter final : public DeviceWaiter {
   public:
-    explicit StaleFirstWaiter(DeviceWaiter& inner) : inner_(inner) {}
+    StaleFirstWaiter(DeviceWaiter& inner, std::function<std::unique_ptr<OpenedDevice>()> open)
+        : inner_(inner), open_(std::move(open)) {}
     std::optional<CandidateDevice> next() override {
         if (!staleSent_) {
             staleSent_ = true;
             CandidateDevice stale;
             stale.info.portPath = "1-1";
             stale.info.descriptor = {kBroadcomVendorId, 0x2711, 3, 1};
-            stale.open = []() -> std::unique_ptr<OpenedDevice> {
-                throw Error(Errc::DeviceGone, "no such device (it may have been disconnected)");
-            };
+            stale.open = open_;
             return stale;
         }
         return inner_.next();
@@ -425,75 +425,55 @@ class StaleFirstWaiter final : public DeviceWaiter {
 
   private:
     DeviceWaiter& inner_;
+    std::function<std::unique_ptr<OpenedDevice>()> open_;
     bool staleSent_ = false;
 };
+
+// Boots a BCM2711 msd board through rpiboot with a stale candidate announced
+// before it; returns what rpiboot printed on stderr.
+std::string bootAfterAStaleCandidate(std::function<std::unique_ptr<OpenedDevice>()> open) {
+    ScratchDir dir;
+    make2711Set(dir.path());
+    virtualpi::VirtualBus bus;
+    const auto port =
+        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
+    ParseResult parsed = parseOptions({"-d", dir.path().string()});
+    VirtualWaiter inner(bus);
+    StaleFirstWaiter waiter(inner, std::move(open));
+    std::ostringstream out, err;
+    Runner runner(parsed.options, "", waiter, out, err);
+    EXPECT_EQ(runner.run(), 0) << out.str() << err.str();
+    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
+              virtualpi::Outcome::Succeeded);
+    return err.str();
+}
 
 // Opened, then gone when its interface is claimed: what a duplicate arrival of
 // a ROM that just re-enumerated looks like on the real kernel.
-class GoneAtClaimFirstWaiter final : public DeviceWaiter {
-  public:
-    explicit GoneAtClaimFirstWaiter(DeviceWaiter& inner) : inner_(inner) {}
-    std::optional<CandidateDevice> next() override {
-        if (!staleSent_) {
-            staleSent_ = true;
-            CandidateDevice stale;
-            stale.info.portPath = "1-1";
-            stale.info.descriptor = {kBroadcomVendorId, 0x2711, 3, 1};
-            stale.open = []() -> std::unique_ptr<OpenedDevice> {
-                struct Gone final : OpenedDevice {
-                    Transport& transport() override {
-                        throw Error(Errc::DeviceGone, "used after it was gone");
-                    }
-                    std::string serialString() override { return {}; }
-                    void claim(const BulkInterface&) override {
-                        throw Error(Errc::DeviceGone,
-                                    "cannot claim interface 0: No such device (it may have been "
-                                    "disconnected)");
-                    }
-                };
-                return std::make_unique<Gone>();
-            };
-            return stale;
-        }
-        return inner_.next();
-    }
-
-  private:
-    DeviceWaiter& inner_;
-    bool staleSent_ = false;
-};
-
 TEST(RpibootCli, DeviceGoneWhenClaimedIsSkippedNotFatal) {
-    ScratchDir dir;
-    make2711Set(dir.path());
-    virtualpi::VirtualBus bus;
-    const auto port =
-        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
-    ParseResult parsed = parseOptions({"-d", dir.path().string()});
-    VirtualWaiter inner(bus);
-    GoneAtClaimFirstWaiter waiter(inner);
-    std::ostringstream out, err;
-    Runner runner(parsed.options, "", waiter, out, err);
-    EXPECT_EQ(runner.run(), 0) << out.str() << err.str();
-    EXPECT_EQ(err.str(), "");
-    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
-              virtualpi::Outcome::Succeeded);
+    const std::string err = bootAfterAStaleCandidate([]() -> std::unique_ptr<OpenedDevice> {
+        struct Gone final : OpenedDevice {
+            Transport& transport() override {
+                throw Error(Errc::DeviceGone, "used after it was gone");
+            }
+            std::string serialString() override { return {}; }
+            void claim(const BulkInterface&) override {
+                throw Error(Errc::DeviceGone,
+                            "cannot claim interface 0: No such device (it may have been "
+                            "disconnected)");
+            }
+        };
+        return std::make_unique<Gone>();
+    });
+    EXPECT_EQ(err, "");
 }
 
+// A device that is gone by the time it is opened is not a failure: its next
+// enumeration arrives on its own.
 TEST(RpibootCli, DeviceGoneBeforeOpenIsSkippedNotFatal) {
-    ScratchDir dir;
-    make2711Set(dir.path());
-    virtualpi::VirtualBus bus;
-    const auto port =
-        bus.plug({virtualpi::builtinScenario(Chip::Bcm2711, virtualpi::Profile::Msd), "1-1", {}});
-    ParseResult parsed = parseOptions({"-d", dir.path().string()});
-    VirtualWaiter inner(bus);
-    StaleFirstWaiter waiter(inner);
-    std::ostringstream out, err;
-    Runner runner(parsed.options, "", waiter, out, err);
-    EXPECT_EQ(runner.run(), 0) << out.str() << err.str();
-    EXPECT_EQ(bus.board(port)->waitForOutcome(std::chrono::seconds(5)),
-              virtualpi::Outcome::Succeeded);
+    bootAfterAStaleCandidate([]() -> std::unique_ptr<OpenedDevice> {
+        throw Error(Errc::DeviceGone, "no such device (it may have been disconnected)");
+    });
 }
 
 }  // namespace
